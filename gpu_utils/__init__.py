@@ -1,0 +1,1 @@
+"""gpu_utils package of dino-wm-robomimic."""

@@ -1,0 +1,1 @@
+"""planning package of dino-wm-robomimic."""

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Set up dino-wm-robomimic and prepare data. Idempotent: finished steps are skipped on a rerun.
+#
+#   ./setup_and_prepare.sh                       install only (.venv, CPU torch)
+#   ./setup_and_prepare.sh --demo                + generate the offline Lift demo data and convert it
+#   ./setup_and_prepare.sh --tasks can,lift --dataset-types ph   + download real robomimic data and convert it
+#   ./setup_and_prepare.sh --test                + run the test suite (what CI runs)
+#   ./setup_and_prepare.sh --cuda                install a CUDA build of torch instead of the CPU one
+#
+# Run with --help for every option.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+DEMO=0; RUN_TESTS=0; CUDA=0; TASKS=""; DTYPES="ph"; DEMO_EPISODES="${DEMO_EPISODES:-24}"
+DATA_ROOT="${DINO_WM_DATA_ROOT:-$ROOT/data}"; PYTEST_ARGS=()
+TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
+
+usage() {
+  cat <<'EOF'
+Usage: ./setup_and_prepare.sh [options]
+
+Installs dino-wm-robomimic into .venv at the repository root (or into the active conda env), then
+optionally prepares data. Every step is skipped when its result already exists.
+
+Options:
+  --demo                 generate the offline demo dataset (scripted Lift demos in robosuite, no
+                         network) into data/demo/lift/ and convert it to data/demo/lift/dino_wm
+  --demo-episodes N      successful demo episodes to generate (default 24)
+  --tasks LIST           robomimic tasks to download and convert, e.g. can,lift (needs network)
+  --dataset-types LIST   robomimic dataset types for --tasks (default ph)
+  --cuda                 install the CUDA build of torch (default: CPU build)
+  --test [-- ARGS]       run the test suite after set-up; ARGS after -- go to pytest
+  -h, --help             this help
+
+Environment: DINO_WM_DATA_ROOT (default ./data), TORCH_VERSION (default 2.13.0), MUJOCO_GL
+(default: egl when libEGL is present, else osmesa), PYTHON (interpreter for the venv, default python3).
+EOF
+}
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --demo) DEMO=1 ;;
+    --demo-episodes) DEMO_EPISODES="$2"; shift ;;
+    --tasks) TASKS="$2"; shift ;;
+    --dataset-types) DTYPES="$2"; shift ;;
+    --cuda) CUDA=1 ;;
+    --test) RUN_TESTS=1 ;;
+    --) shift; PYTEST_ARGS=("$@"); break ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "setup_and_prepare.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+LOG_DIR="$ROOT/logs/setup"; mkdir -p "$LOG_DIR"
+say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
+# step NAME CMD...: run CMD with its output in logs/setup/NAME.log; on failure print one line and stop.
+step() {
+  local name="$1"; shift
+  local log="$LOG_DIR/$name.log"
+  if ! "$@" >"$log" 2>&1; then
+    local reason; reason="$(grep -v '^\s*$' "$log" | tail -n 1)"
+    echo "setup_and_prepare.sh: step '$name' failed: ${reason:-no output} (full log: $log)" >&2
+    exit 1
+  fi
+}
+
+# ---------------------------------------------------------------- python environment
+if [[ -n "${CONDA_PREFIX:-}" && "${CONDA_DEFAULT_ENV:-base}" != "base" ]]; then
+  PY="$CONDA_PREFIX/bin/python"; say "using the active conda env '$CONDA_DEFAULT_ENV'"
+else
+  if [[ ! -x .venv/bin/python ]]; then
+    say "creating .venv"
+    step venv "${PYTHON:-python3}" -m venv .venv
+  fi
+  PY="$ROOT/.venv/bin/python"
+fi
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+  || { echo "setup_and_prepare.sh: Python >= 3.10 is needed ($("$PY" --version))" >&2; exit 1; }
+
+STAMP_DIR="$("$PY" -c 'import sys; print(sys.prefix)')"
+STAMP="$STAMP_DIR/.dino_wm_installed"
+WANT="$(cat pyproject.toml | sha256sum | cut -c1-16)-cuda$CUDA"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
+  say "packages already installed (delete $STAMP to force)"
+else
+  if "$PY" -c 'import torch' >/dev/null 2>&1; then
+    say "torch $("$PY" -c 'import torch; print(torch.__version__)') already installed"
+  elif [[ "$CUDA" == 1 ]]; then
+    say "installing torch (CUDA build)"
+    step torch "$PY" -m pip install "torch==$TORCH_VERSION"
+  else
+    say "installing torch $TORCH_VERSION (CPU build)"
+    # A local CPU wheel (pip find-links) first; otherwise PyTorch's CPU index.
+    if ! "$PY" -m pip install --no-index "torch==$TORCH_VERSION" >"$LOG_DIR/torch.log" 2>&1; then
+      step torch "$PY" -m pip install "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
+        --extra-index-url https://pypi.org/simple
+    fi
+  fi
+  say "installing dino-wm-robomimic and its dependencies"
+  step install "$PY" -m pip install -e ".[dev]"
+  echo "$WANT" >"$STAMP"
+fi
+
+# ---------------------------------------------------------------- headless rendering
+if [[ -z "${MUJOCO_GL:-}" ]]; then
+  if ldconfig -p 2>/dev/null | grep -q 'libEGL.so'; then MUJOCO_GL=egl
+  elif ldconfig -p 2>/dev/null | grep -q 'libOSMesa'; then MUJOCO_GL=osmesa
+  else MUJOCO_GL=egl; echo "note: neither libEGL nor libOSMesa found; install libegl1 or libosmesa6 for rendering" >&2
+  fi
+fi
+export MUJOCO_GL
+ACTIVATE="$STAMP_DIR/bin/activate"
+if [[ -f "$ACTIVATE" ]] && ! grep -q 'MUJOCO_GL' "$ACTIVATE"; then
+  printf '\n# added by setup_and_prepare.sh\nexport MUJOCO_GL="${MUJOCO_GL:-%s}"\n' "$MUJOCO_GL" >>"$ACTIVATE"
+fi
+say "MUJOCO_GL=$MUJOCO_GL"
+
+# ---------------------------------------------------------------- data
+convert_once() {  # convert_once IN OUT [extra args]: skipped when OUT/meta.json exists
+  local in="$1" out="$2"; shift 2
+  if [[ -f "$out/meta.json" ]]; then say "already converted: $out"; return; fi
+  say "converting $in -> $out"
+  "$PY" convert_robomimic_to_dino_wm.py --input "$in" --output "$out" "$@" \
+    || { echo "setup_and_prepare.sh: converting $in failed (see the message above)" >&2; exit 1; }
+}
+
+if [[ "$DEMO" == 1 ]]; then
+  demo_h5="$DATA_ROOT/demo/lift/demo.hdf5"
+  if [[ -f "$demo_h5" ]]; then
+    say "demo data already generated: $demo_h5"
+  else
+    say "generating $DEMO_EPISODES scripted Lift demos in robosuite (a few minutes on 2 cores)"
+    "$PY" -m datasets.generate_demos --task lift --n-episodes "$DEMO_EPISODES" --output "$demo_h5" \
+      --cameras agentview --image-size 84 --seed 0 \
+      || { echo "setup_and_prepare.sh: demo generation failed (see the message above)" >&2; exit 1; }
+  fi
+  convert_once "$demo_h5" "$DATA_ROOT/demo/lift/dino_wm" --camera agentview
+fi
+
+if [[ -n "$TASKS" ]]; then
+  IFS=',' read -ra task_list <<<"$TASKS"; IFS=',' read -ra type_list <<<"$DTYPES"
+  for task in "${task_list[@]}"; do
+    for dtype in "${type_list[@]}"; do
+      dir="$DATA_ROOT/robomimic/$task/$dtype"
+      if [[ ! -f "$dir/demo_v15.hdf5" ]]; then
+        say "downloading robomimic $task/$dtype"
+        "$PY" -m datasets.download_robomimic --task "$task" --dataset-type "$dtype" --dest "$dir" \
+          || { echo "setup_and_prepare.sh: download of $task/$dtype failed (see the message above)" >&2; exit 1; }
+      fi
+      convert_once "$dir/demo_v15.hdf5" "$dir/dino_wm" --camera agentview --image-size 84
+    done
+  done
+fi
+
+# ---------------------------------------------------------------- tests
+if [[ "$RUN_TESTS" == 1 ]]; then
+  say "running the test suite"
+  export WANDB_MODE="${WANDB_MODE:-disabled}"
+  exec "$PY" -m pytest -q "${PYTEST_ARGS[@]}"
+fi
+say "done"

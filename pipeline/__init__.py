@@ -1,0 +1,1 @@
+"""Glue for the one-command demo job (``run_demo.sh``)."""

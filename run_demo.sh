@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The whole job on the offline demo data, in one command:
+#   set-up -> scripted Lift demos -> convert -> feature cache -> train -> plan (CEM, random, replay) -> summary
+#
+#   ./run_demo.sh                     with the pretrained DINOv2 ViT-S/14 (weights must be reachable)
+#   ./run_demo.sh --random-encoder    with a random frozen encoder (no weights needed; labelled everywhere)
+#
+# A second run reuses the data, the feature cache, the finished training run and finished evaluations.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+PRETRAINED=true; N_EVALS="${N_EVALS:-4}"; GOAL_H="${GOAL_H:-5}"; FORCE_PLAN=0
+OUT="${DEMO_OUT:-$ROOT/outputs/demo}"; PLAN_OUT="${DEMO_PLAN_OUT:-$ROOT/plan_outputs/demo}"
+TRAIN_ARGS=(); PLAN_ARGS=()
+
+usage() {
+  cat <<'EOF'
+Usage: ./run_demo.sh [--random-encoder] [--weights PATH] [--n-evals N] [--goal-h H] [--replan]
+                     [--train-arg OVERRIDE]... [--plan-arg OVERRIDE]...
+
+Runs the whole pipeline on offline demo data generated in robosuite (no network needed):
+set-up, 24 scripted Lift demos, conversion, DINOv2 feature cache, training (CPU: a few minutes),
+planning with CEM and the random and replay baselines, and a summary table.
+
+  --random-encoder     use a random frozen DINOv2 ViT-S/14 (encoder.pretrained=false); every output
+                       says so. Without it the official weights are needed (see README, "DINOv2 weights").
+  --weights PATH       dinov2_vits14_pretrain.pth (official format) to use for the encoder
+  --n-evals N          planning episodes per planner (default 4, env N_EVALS)
+  --goal-h H           goal horizon in planning steps (default 5, env GOAL_H)
+  --replan             rerun the planning evaluations even when they are finished
+  --train-arg X        extra Hydra override for training (repeatable)
+  --plan-arg X         extra Hydra override for planning (repeatable)
+Outputs: outputs/demo/train (training run), plan_outputs/demo/{cem,random,replay}.
+EOF
+}
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --random-encoder) PRETRAINED=false ;;
+    --weights) TRAIN_ARGS+=("encoder.weights_path=$2"); shift ;;
+    --n-evals) N_EVALS="$2"; shift ;;
+    --goal-h) GOAL_H="$2"; shift ;;
+    --replan) FORCE_PLAN=1 ;;
+    --train-arg) TRAIN_ARGS+=("$2"); shift ;;
+    --plan-arg) PLAN_ARGS+=("$2"); shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run_demo.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
+T0=$(date +%s)
+
+./setup_and_prepare.sh --demo
+PY="$ROOT/.venv/bin/python"; [[ -n "${CONDA_PREFIX:-}" && "${CONDA_DEFAULT_ENV:-base}" != "base" ]] && PY="$CONDA_PREFIX/bin/python"
+export WANDB_MODE="${WANDB_MODE:-offline}"
+[[ -f "$PY" ]] || { echo "run_demo.sh: no python at $PY" >&2; exit 1; }
+export MUJOCO_GL="${MUJOCO_GL:-egl}"
+DATA="${DINO_WM_DATA_ROOT:-$ROOT/data}/demo/lift/dino_wm"
+
+TRAIN_RUN="$OUT/train"
+[[ "$PRETRAINED" == false ]] && TRAIN_RUN="$OUT/train_random_encoder"
+say "training (feature cache first) -> $TRAIN_RUN"
+"$PY" train_robomimic_compress.py env=demo_lift "env.data_path=$DATA" preset=demo_cpu \
+  "encoder.pretrained=$PRETRAINED" training.resume=true "hydra.run.dir=$TRAIN_RUN" "${TRAIN_ARGS[@]}" \
+  || { echo "run_demo.sh: training failed (see the message above)" >&2; exit 1; }
+
+PLAN_DIRS=()
+for planner in cem random replay; do
+  dir="$PLAN_OUT/$(basename "$TRAIN_RUN")_${planner}_gH${GOAL_H}"
+  PLAN_DIRS+=("$dir")
+  if [[ -f "$dir/summary.json" && "$FORCE_PLAN" == 0 ]]; then say "planning with $planner: already done ($dir)"; continue; fi
+  say "planning with $planner -> $dir"
+  "$PY" plan.py --config-name=plan_projected_latent "ckpt_base_path=$TRAIN_RUN" "planner=$planner" \
+    "n_evals=$N_EVALS" "goal_H=$GOAL_H" "hydra.run.dir=$dir" "${PLAN_ARGS[@]}" \
+    || { echo "run_demo.sh: planning with $planner failed (see the message above)" >&2; exit 1; }
+done
+
+"$PY" -m pipeline.demo_summary --train-run "$TRAIN_RUN" --elapsed "$(( $(date +%s) - T0 ))" "${PLAN_DIRS[@]}"

@@ -1,0 +1,115 @@
+"""What every planner receives and returns, and the batched, chunked latent rollout they share.
+
+Shapes: ``B`` episodes planned together, ``N`` candidate sequences per episode, ``h`` planned steps,
+``A = action_dim * frameskip`` (one planning step = ``frameskip`` env steps), ``T0`` history frames,
+``P`` patches, ``D`` = projected_dim. Every action here is in the model's *normalised* space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+
+from planning.objectives import LatentGoalObjective
+
+
+@dataclass
+class PlanContext:
+    """The state of a batch of episodes at one re-plan.
+
+    Attributes:
+        obs_0: {"visual": float [B, T0, 3, H, W] in [0, 1], "proprio": [B, T0, proprio_dim] normalised}
+        past_actions: [B, T0 - 1, A] normalised actions between the history frames.
+        z_goal: [B, 1, P, D] goal latent.
+        horizon: number of planning steps ``h`` to plan now.
+        generators: one seeded ``torch.Generator`` (CPU) per episode, so an episode's samples do not
+            depend on which other episodes share the batch (sharded runs == one run).
+        action_low / action_high: [A] env action bounds mapped into normalised space.
+        init_actions: [B, h0, A] warm start (the unexecuted rest of the previous plan) or None.
+        reference_actions: [B, h, A] the dataset's own actions from the current step (replay) or None.
+    """
+
+    obs_0: dict[str, torch.Tensor]
+    past_actions: torch.Tensor
+    z_goal: torch.Tensor
+    horizon: int
+    generators: list[torch.Generator]
+    action_low: torch.Tensor
+    action_high: torch.Tensor
+    init_actions: torch.Tensor | None = None
+    reference_actions: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.z_goal.shape[0]
+
+
+@dataclass
+class PlanResult:
+    """actions [B, h, A] normalised; z_pred [B, h, P, D] predicted latents of the chosen plan (or None);
+    cost [B] objective of the chosen plan (or None)."""
+
+    actions: torch.Tensor
+    z_pred: torch.Tensor | None = None
+    cost: torch.Tensor | None = None
+
+
+def rollout_predictions(model, obs_0: dict[str, torch.Tensor], past_actions: torch.Tensor,
+                        actions: torch.Tensor) -> torch.Tensor:
+    """Predicted latents after each planned action.
+
+    Args:
+        model: world model with ``rollout(obs_0, act)`` (DINO-WM semantics: ``act`` [b, L, A] with
+            L >= T0 gives [b, L + 1, P, D], where frame ``T0 + k`` is the prediction after ``act[:, T0-1+k]``).
+        obs_0: {"visual": [b, T0, 3, H, W], "proprio": [b, T0, p]}.
+        past_actions: [b, T0 - 1, A].
+        actions: [b, h, A] planned actions (the first one is applied at the current frame).
+    Returns:
+        [b, h, P, D]: frame ``k`` is the prediction after ``actions[:, k]``.
+    """
+    t0 = obs_0["proprio"].shape[1]
+    act = torch.cat([past_actions.to(actions), actions], dim=1)
+    z = model.rollout(obs_0, act)
+    return z[:, t0:]
+
+
+def expand_obs(obs_0: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Pick rows ``index`` [n] of every tensor in ``obs_0`` ([B, ...] -> [n, ...])."""
+    return {k: v[index] for k, v in obs_0.items()}
+
+
+@torch.no_grad()
+def evaluate_candidates(model, objective: LatentGoalObjective, ctx: PlanContext, candidates: torch.Tensor,
+                        chunk_size: int) -> torch.Tensor:
+    """Objective of every candidate sequence of every episode, in batched chunks.
+
+    All ``B * N`` rollouts go through the model together, ``chunk_size`` of them per forward pass
+    (this bounds memory; it is not a loop over episodes).
+
+    Args:
+        candidates: [B, N, h, A] normalised action sequences.
+    Returns:
+        [B, N] costs.
+    """
+    b, n = candidates.shape[:2]
+    flat = rearrange(candidates, "b n h a -> (b n) h a")
+    episode_of = torch.arange(b, device=flat.device).repeat_interleave(n)
+    costs = []
+    for start in range(0, b * n, max(1, chunk_size)):
+        idx = episode_of[start:start + chunk_size]
+        obs = expand_obs(ctx.obs_0, idx)
+        z = rollout_predictions(model, obs, ctx.past_actions[idx], flat[start:start + chunk_size])
+        costs.append(objective(z, ctx.z_goal[idx]))
+    return rearrange(torch.cat(costs), "(b n) -> b n", b=b)
+
+
+def per_episode_noise(generators: list[torch.Generator], shape: tuple[int, ...], device, dtype=torch.float32):
+    """Standard normal noise [B, *shape], episode ``i`` drawn from ``generators[i]`` (CPU), moved to device."""
+    return torch.stack([torch.randn(shape, generator=g, dtype=dtype) for g in generators]).to(device)
+
+
+def per_episode_uniform(generators: list[torch.Generator], shape: tuple[int, ...], device, dtype=torch.float32):
+    """Uniform [0, 1) noise [B, *shape], episode ``i`` drawn from ``generators[i]`` (CPU), moved to device."""
+    return torch.stack([torch.rand(shape, generator=g, dtype=dtype) for g in generators]).to(device)

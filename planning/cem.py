@@ -1,0 +1,75 @@
+"""Cross-entropy method over action sequences in the world model's latent space, batched over episodes."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from planning.base import PlanContext, PlanResult, evaluate_candidates, per_episode_noise, rollout_predictions
+from planning.objectives import LatentGoalObjective
+
+log = logging.getLogger(__name__)
+
+
+class CEMPlanner:
+    """CEM in normalised action space; every episode x sample goes through one batched rollout per iteration.
+
+    Per iteration: draw ``num_samples`` sequences ``mu + sigma * eps`` per episode (sample 0 is ``mu``
+    itself), clip them to the env bounds (in normalised space), score them all with the objective,
+    refit ``mu``/``sigma`` to the ``topk`` best of each episode, ``sigma >= min_std``.
+
+    Args:
+        model: world model (``rollout``), already on its device, in eval mode.
+        objective: latent objective (lower is better).
+        horizon: planning steps per plan (an MPC may ask for fewer near the end of its budget).
+        num_samples / topk / opt_steps: CEM budget; ``num_samples * opt_steps`` rollouts per episode.
+        var_scale: initial std in normalised action units.
+        min_std: lower bound on the std after each refit.
+        chunk_size: at most this many (episode, sample) rollouts per model forward (memory bound).
+        warm_start: start ``mu`` from the previous plan's unexecuted actions when the MPC gives them.
+    """
+
+    name = "cem"
+    uses_model = True
+
+    def __init__(self, model, objective: LatentGoalObjective, horizon: int = 5, num_samples: int = 300,
+                 topk: int = 30, opt_steps: int = 30, var_scale: float = 1.0, min_std: float = 0.05,
+                 chunk_size: int = 4096, warm_start: bool = True):
+        if not 0 < topk <= num_samples:
+            raise ValueError(f"need 0 < topk <= num_samples, got topk={topk}, num_samples={num_samples}")
+        self.model, self.objective = model, objective
+        self.horizon, self.num_samples, self.topk, self.opt_steps = int(horizon), int(num_samples), int(topk), int(opt_steps)
+        self.var_scale, self.min_std = float(var_scale), float(min_std)
+        self.chunk_size, self.warm_start = int(chunk_size), bool(warm_start)
+
+    def initial_mean(self, ctx: PlanContext, a_dim: int, device) -> torch.Tensor:
+        """[B, h, A] starting mean: the warm start where given, zeros (the data mean) elsewhere."""
+        mu = torch.zeros(ctx.batch_size, ctx.horizon, a_dim, device=device)
+        if self.warm_start and ctx.init_actions is not None:
+            k = min(ctx.init_actions.shape[1], ctx.horizon)
+            mu[:, :k] = ctx.init_actions[:, :k].to(device)
+        return mu
+
+    @torch.no_grad()
+    def plan(self, ctx: PlanContext) -> PlanResult:
+        """Plan ``ctx.horizon`` actions for every episode of ``ctx``; returns the final mean sequence."""
+        device = ctx.z_goal.device
+        low, high = ctx.action_low.to(device), ctx.action_high.to(device)
+        a_dim = low.shape[-1]
+        mu = self.initial_mean(ctx, a_dim, device)
+        sigma = torch.full_like(mu, self.var_scale)
+        shape = (self.num_samples, ctx.horizon, a_dim)
+        for _ in range(self.opt_steps):
+            eps = per_episode_noise(ctx.generators, shape, device)
+            samples = mu.unsqueeze(1) + sigma.unsqueeze(1) * eps  # [B, N, h, A]
+            samples[:, 0] = mu
+            samples = torch.maximum(torch.minimum(samples, high), low)
+            costs = evaluate_candidates(self.model, self.objective, ctx, samples, self.chunk_size)  # [B, N]
+            top = torch.topk(costs, self.topk, dim=1, largest=False).indices  # [B, k]
+            elite = torch.gather(samples, 1, top[:, :, None, None].expand(-1, -1, *samples.shape[2:]))
+            mu = elite.mean(dim=1)
+            sigma = elite.std(dim=1, unbiased=False).clamp_min(self.min_std) if self.topk > 1 \
+                else torch.full_like(mu, self.min_std)
+        z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, mu)
+        return PlanResult(actions=mu, z_pred=z, cost=self.objective(z, ctx.z_goal))

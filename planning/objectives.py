@@ -1,0 +1,81 @@
+"""Planning objectives: how far predicted 64-D latents are from the goal latent.
+
+The world model's projected latent (``projected_dim`` = 64 per patch) mixes the DINO patch features
+with the proprio embedding, so after the projection there is no separate "proprio slot" to compare.
+What *is* tied to the robot / object state is the aligned block ``z[..., :alignment_dim]``: training
+pulls it towards the ground-truth low-dim state with InfoNCE. The objective therefore is
+
+    cost = latent_term + alpha * aligned_term
+
+* ``latent_term``: mean over patches and the 64 dims of ``(z_pred - z_goal)^2`` at the last predicted
+  step (``mode="last"``), or a discounted mean over every predicted step (``mode="all"``, step ``k`` of
+  ``h`` gets weight ``discount ** (h - 1 - k)``, weights normalised to sum to 1, so the last step always
+  has the largest weight when ``discount <= 1``).
+* ``aligned_term``: squared distance between the patch means of the aligned dims,
+  ``|| mean_P z_pred[..., :a] - mean_P z_goal[..., :a] ||^2 / a``, computed on the same steps and
+  weights. With ``alpha = 0`` or ``alignment_dim = 0`` it is off.
+
+No simulator is touched here: the objective only sees latents.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import reduce
+
+
+class LatentGoalObjective:
+    """Cost of predicted latent trajectories w.r.t. a goal latent (lower is better).
+
+    Args:
+        mode: ``"last"`` (only the final predicted step) or ``"all"`` (discounted over every step).
+        discount: per-step discount for ``mode="all"`` (1.0 = uniform).
+        alpha: weight of the aligned-dims term (see module docstring).
+        alignment_dim: number of leading latent dims tied to the state (``model.alignment_dim``);
+            ``None`` or 0 disables the aligned term.
+    """
+
+    def __init__(self, mode: str = "last", discount: float = 1.0, alpha: float = 0.0,
+                 alignment_dim: int | None = None):
+        if mode not in ("last", "all"):
+            raise ValueError(f"objective mode must be 'last' or 'all', got {mode!r}")
+        if not 0.0 < discount <= 1.0 and mode == "all":
+            raise ValueError(f"discount must be in (0, 1], got {discount}")
+        self.mode = mode
+        self.discount = float(discount)
+        self.alpha = float(alpha)
+        self.alignment_dim = int(alignment_dim or 0)
+
+    def step_weights(self, h: int, device: torch.device | None = None) -> torch.Tensor:
+        """Weights [h] over predicted steps, summing to 1."""
+        if self.mode == "last":
+            w = torch.zeros(h, device=device)
+            w[-1] = 1.0
+            return w
+        w = self.discount ** torch.arange(h - 1, -1, -1, dtype=torch.float32, device=device)
+        return w / w.sum()
+
+    def per_step(self, z_pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:
+        """Unweighted cost of each step.
+
+        Args:
+            z_pred: [B, h, P, D] predicted latents (one per planned action).
+            z_goal: [B, 1, P, D] or [B, P, D] goal latent.
+        Returns:
+            [B, h] cost per step.
+        """
+        if z_goal.dim() == 3:
+            z_goal = z_goal.unsqueeze(1)
+        diff = z_pred - z_goal
+        cost = reduce(diff.pow(2), "b h p d -> b h", "mean")
+        a = min(self.alignment_dim, z_pred.shape[-1])
+        if self.alpha > 0 and a > 0:
+            aligned = reduce(diff[..., :a], "b h p a -> b h a", "mean")
+            cost = cost + self.alpha * reduce(aligned.pow(2), "b h a -> b h", "mean")
+        return cost
+
+    def __call__(self, z_pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:
+        """Weighted cost [B] of predicted latents ``z_pred`` [B, h, P, D] against ``z_goal``."""
+        per_step = self.per_step(z_pred, z_goal)
+        w = self.step_weights(per_step.shape[1], device=per_step.device).to(per_step.dtype)
+        return per_step @ w

@@ -1,0 +1,32 @@
+"""Open-loop replay baseline: execute the dataset's own actions from the start frame."""
+
+from __future__ import annotations
+
+import torch
+
+from planning.base import PlanContext, PlanResult, rollout_predictions
+
+
+class ReplayPlanner:
+    """Returns ``ctx.reference_actions`` (the recorded actions from the current step), open loop.
+
+    When a model is given, the plan's predicted latents are computed too (for imagined frames and the
+    latent distance of the recorded actions), but they never change the actions.
+    """
+
+    name = "replay"
+    uses_model = False
+
+    def __init__(self, model=None, objective=None, horizon: int = 5, **_unused):
+        self.model, self.objective, self.horizon = model, objective, int(horizon)
+
+    @torch.no_grad()
+    def plan(self, ctx: PlanContext) -> PlanResult:
+        if ctx.reference_actions is None:
+            raise ValueError("the replay planner needs the dataset actions (goal_source: dset)")
+        actions = ctx.reference_actions[:, : ctx.horizon]
+        if self.model is None:
+            return PlanResult(actions=actions)
+        z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, actions)
+        cost = self.objective(z, ctx.z_goal) if self.objective is not None else None
+        return PlanResult(actions=actions, z_pred=z, cost=cost)

@@ -1,0 +1,166 @@
+"""A robosuite environment built from a robomimic ``env_args``, with dataset-matching observations.
+
+Observations are ``{"image": uint8 [H, W, 3] (only if render), "state": float32 [S],
+"proprio": float32 [P], "velocity": float32 [V]}``; the vectors come from
+``datasets.state_layout.extract_vectors`` (the converter uses the same function on hdf5 obs) and
+the image is the chosen camera at ``image_size``, right side up, as the converter stores frames.
+
+Resets are soft (``hard_reset=False``: no model / renderer rebuild), and ``reset_to`` restores the
+controller state a flattened MuJoCo state lacks (see ``envs/state_restore.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from datasets.state_layout import extract_vectors
+from envs.controller_config import make_kwargs
+from envs.state_restore import reset_gripper_ramp, restore_gripper_ramp, restore_nullspace_target
+
+if TYPE_CHECKING:
+    from datasets.meta import DatasetMeta
+
+log = logging.getLogger(__name__)
+
+
+def _disable_multisampling(sim) -> None:
+    """Rebuild the offscreen MuJoCo render context without multisampling (about 2x faster on CPU)."""
+    ctx = sim._render_context_offscreen
+    if ctx is None:
+        return
+    sim.model.vis.quality.offsamples = 0
+    ctx.gl_ctx.make_current()
+    ctx.con.free()
+    ctx._set_mujoco_context_and_buffers()
+
+
+class RobosuiteEnv:
+    """One robosuite env (e.g. Lift, PickPlaceCan) with a single camera and dataset-format obs.
+
+    Args:
+        env_name: robosuite env name, as in the hdf5 ``env_args["env_name"]``.
+        env_kwargs: the hdf5 ``env_args["env_kwargs"]`` (either controller config form).
+        camera_name: camera rendered into ``obs["image"]`` and by :meth:`render`.
+        image_size: square image size in pixels.
+        render: False builds no renderer (no ``image`` in obs, :meth:`render` raises).
+    """
+
+    def __init__(self, env_name: str, env_kwargs: dict, camera_name: str = "agentview",
+                 image_size: int = 84, render: bool = True):
+        import robosuite
+
+        self.env_name = env_name
+        self.camera_name = camera_name
+        self.image_size = int(image_size)
+        self.render_enabled = bool(render)
+        kwargs = make_kwargs(env_kwargs, camera_name, self.image_size, self.render_enabled)
+        try:
+            self.env = robosuite.make(env_name, **kwargs)
+        except Exception as exc:
+            if render and camera_name and "camera" in str(exc).lower():
+                raise ValueError(f"cannot build {env_name} with camera {camera_name!r}: {exc}") from exc
+            raise
+        if self.render_enabled:
+            if camera_name not in self.env.sim.model.camera_names:
+                raise ValueError(f"unknown camera {camera_name!r} for {env_name}; "
+                                 f"available: {list(self.env.sim.model.camera_names)}")
+            _disable_multisampling(self.env.sim)
+        low, high = self.env.action_spec
+        self.action_low: np.ndarray = np.asarray(low, dtype=np.float64)
+        self.action_high: np.ndarray = np.asarray(high, dtype=np.float64)
+
+    @classmethod
+    def from_meta(cls, meta: DatasetMeta, render: bool = True) -> RobosuiteEnv:
+        """The env a converted dataset was recorded in, rendering its main camera at its size."""
+        return cls(meta.env_name, meta.env_kwargs, camera_name=meta.camera_names[0],
+                   image_size=meta.image_size, render=render)
+
+    # ------------------------------------------------------------------ observations
+    def _obs(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
+        obs = dict(extract_vectors(raw, self.env_name))
+        if self.render_enabled:
+            obs["image"] = np.ascontiguousarray(raw[f"{self.camera_name}_image"][::-1]).astype(np.uint8)
+        return obs
+
+    def raw_observation(self) -> dict[str, np.ndarray]:
+        """robosuite's own observation dict of the current state (images upside down, as robosuite)."""
+        return self.env._get_observations(force_update=True)
+
+    def observation(self) -> dict[str, np.ndarray]:
+        """The dataset-format observation of the current sim state."""
+        return self._obs(self.raw_observation())
+
+    # ------------------------------------------------------------------ control
+    def reset(self) -> dict[str, np.ndarray]:
+        """Soft reset with robosuite's placement randomisation; the gripper ramp starts at zero."""
+        raw = self.env.reset()
+        reset_gripper_ramp(self.env)
+        return self._obs(raw)
+
+    def reset_to(self, sim_state: np.ndarray, past_actions: np.ndarray | None = None,
+                 initial_sim_state: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Put the simulator in a recorded state and restore the controller state around it.
+
+        Args:
+            sim_state: float64 [sim_state_dim] flattened MuJoCo state (``states[t]`` of a demo).
+            past_actions: [t, 7] the episode's actions before ``t`` (None / empty at ``t = 0``);
+                rebuilds the gripper command ramp.
+            initial_sim_state: the episode's first state ``states[0]``; sets the arm controller's
+                nullspace target as it was in the recorded episode (None: as after this reset).
+        Returns:
+            the observation of ``sim_state``.
+        """
+        state = np.asarray(sim_state, dtype=np.float64)
+        self.env.reset()
+        sim = self.env.sim
+        expected = 1 + sim.model.nq + sim.model.nv
+        if state.shape != (expected,):
+            raise ValueError(f"sim_state has shape {state.shape}, {self.env_name} expects ({expected},)")
+        sim.set_state_from_flattened(state)
+        sim.forward()
+        restore_nullspace_target(self.env, initial_sim_state)
+        restore_gripper_ramp(self.env, past_actions)
+        self.env.update_state()
+        return self.observation()
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, dict]:
+        """Apply one 7-D OSC action; returns (obs, reward, done, info) with ``info["success"]``."""
+        action = np.asarray(action, dtype=np.float64)
+        if action.shape != self.action_low.shape:
+            raise ValueError(f"action has shape {action.shape}, expected {self.action_low.shape}")
+        raw, reward, done, info = self.env.step(action)
+        info = dict(info)
+        info["success"] = self.is_success()
+        return self._obs(raw), float(reward), bool(done), info
+
+    def is_success(self) -> bool:
+        """The task's own success check."""
+        return bool(self.env._check_success())
+
+    def get_sim_state(self) -> np.ndarray:
+        """float64 [sim_state_dim] flattened MuJoCo state ``[time, qpos, qvel]``."""
+        return np.asarray(self.env.sim.get_state().flatten(), dtype=np.float64)
+
+    def render(self) -> np.ndarray:
+        """uint8 [image_size, image_size, 3] frame of the camera, right side up."""
+        if not self.render_enabled:
+            raise RuntimeError("this RobosuiteEnv was built with render=False")
+        frame = self.env.sim.render(camera_name=self.camera_name, width=self.image_size,
+                                    height=self.image_size)
+        return np.ascontiguousarray(frame[::-1]).astype(np.uint8)
+
+    def model_xml(self) -> str:
+        """The MuJoCo model xml (stored as a demo's ``model_file`` attribute)."""
+        return self.env.sim.model.get_xml()
+
+    def close(self) -> None:
+        self.env.close()
+
+    def __enter__(self) -> RobosuiteEnv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,1 +1,41 @@
-"""gpu_utils package of dino-wm-robomimic."""
+"""GPU selection shared by training, planning and ``select_best_gpus.py``.
+
+nvitop first, nvidia-ml-py next; score = memory% x memory_weight + utilisation% x util_weight
+(lower is better); respects an existing ``CUDA_VISIBLE_DEVICES``; no GPU -> CPU. Importing this
+package never imports torch.
+"""
+
+from gpu_utils.apply import apply_selection, cuda_initialized, egl_device_id
+from gpu_utils.devices import DeviceQuery, GpuSnapshot, query_devices
+from gpu_utils.gpu_utils import GpuSelectionError, describe_device, select_gpus_for_run, visible_devices
+from gpu_utils.selection import (
+    DEFAULT_MEMORY_WEIGHT,
+    DEFAULT_UTIL_WEIGHT,
+    RankedDevice,
+    rank_devices,
+    score_device,
+    select_devices,
+)
+from gpu_utils.visible import ordinal_in_view, parse_visible_devices, physical_to_ordinal
+
+__all__ = [
+    "DEFAULT_MEMORY_WEIGHT",
+    "DEFAULT_UTIL_WEIGHT",
+    "DeviceQuery",
+    "GpuSelectionError",
+    "GpuSnapshot",
+    "RankedDevice",
+    "apply_selection",
+    "cuda_initialized",
+    "describe_device",
+    "egl_device_id",
+    "ordinal_in_view",
+    "parse_visible_devices",
+    "physical_to_ordinal",
+    "query_devices",
+    "rank_devices",
+    "score_device",
+    "select_devices",
+    "select_gpus_for_run",
+    "visible_devices",
+]

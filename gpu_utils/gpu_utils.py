@@ -1,0 +1,97 @@
+"""GPU selection for a run: query devices, respect CUDA_VISIBLE_DEVICES, rank, apply, log one line.
+
+Typical use, first thing in a training/planning entry point, before anything touches CUDA::
+
+    from gpu_utils import select_gpus_for_run
+    cuda_ids = select_gpus_for_run(num_gpus=1, min_free_memory_gb=10)
+    device = torch.device(f"cuda:{cuda_ids[0]}") if cuda_ids else torch.device("cpu")
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from gpu_utils.apply import apply_selection
+from gpu_utils.devices import DeviceQuery, GpuSnapshot, query_devices
+from gpu_utils.selection import (
+    DEFAULT_MEMORY_WEIGHT,
+    DEFAULT_UTIL_WEIGHT,
+    check_weights,
+    score_device,
+    select_devices,
+)
+from gpu_utils.visible import parse_visible_devices
+
+logger = logging.getLogger(__name__)
+
+
+class GpuSelectionError(RuntimeError):
+    """GPUs exist but none satisfies the request (e.g. none has ``min_free_memory_gb`` free)."""
+
+
+def visible_devices(query: DeviceQuery, cuda_visible_devices: str | None) -> list[GpuSnapshot]:
+    """The queried devices a process with this ``CUDA_VISIBLE_DEVICES`` may use, in ordinal order."""
+    return parse_visible_devices(cuda_visible_devices, query.devices) if query.has_gpu else []
+
+
+def describe_device(device: GpuSnapshot, memory_weight: float = DEFAULT_MEMORY_WEIGHT,
+                    util_weight: float = DEFAULT_UTIL_WEIGHT) -> str:
+    """``GPU 5 (NVIDIA H100, mem 3.1%, util 0%, score 2.2)``."""
+    util = "n/a" if device.utilization is None else f"{device.utilization:.0f}%"
+    return (f"{device.label} ({device.name}, mem {device.memory_percent:.1f}%, util {util}, "
+            f"score {score_device(device, memory_weight, util_weight):.1f})")
+
+
+def select_gpus_for_run(num_gpus: int = 1, min_free_memory_gb: float = 0.0, auto_select: bool = True,
+                        memory_weight: float = DEFAULT_MEMORY_WEIGHT,
+                        util_weight: float = DEFAULT_UTIL_WEIGHT) -> list[int]:
+    """Choose GPUs for this process and return the in-process CUDA ordinals to use.
+
+    Args:
+        num_gpus: how many GPUs to use; ``<= 0`` means every visible GPU that fits.
+        min_free_memory_gb: leave out GPUs with less free memory than this (GiB).
+        auto_select: False -> change nothing, return the ordinals already visible.
+        memory_weight, util_weight: score = memory% x memory_weight + util% x util_weight.
+
+    Returns:
+        ``[0..n-1]`` after ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` and ``CUDA_VISIBLE_DEVICES`` have been
+        set to the chosen physical ids (MIG UUIDs for MIG) and ``MUJOCO_EGL_DEVICE_ID`` to the first
+        chosen GPU; if CUDA was already initialised, the chosen devices' ordinals in the current
+        view (with a warning). ``[]`` with no NVIDIA driver/GPU (one log line: running on CPU).
+
+    Raises:
+        ValueError: bad weights or a negative ``min_free_memory_gb`` (on every machine).
+        GpuSelectionError: GPUs are visible but none has ``min_free_memory_gb`` free.
+    """
+    check_weights(memory_weight, util_weight)
+    if min_free_memory_gb < 0:
+        raise ValueError(f"min_free_memory_gb must be >= 0, got {min_free_memory_gb}")
+    query = query_devices()
+    if not query.has_gpu:
+        logger.info("no NVIDIA driver/GPU found: running on CPU (%s)", query.reason)
+        return []
+    preset = os.environ.get("CUDA_VISIBLE_DEVICES")
+    view = visible_devices(query, preset)
+    if not view:
+        logger.info("CUDA_VISIBLE_DEVICES=%r leaves no GPU visible: running on CPU", preset)
+        return []
+    if not auto_select:
+        logger.info("GPU auto-selection off: using the %d visible GPU(s) as cuda:0..%d "
+                    "(CUDA_VISIBLE_DEVICES=%r)", len(view), len(view) - 1, preset)
+        return list(range(len(view)))
+    chosen = select_devices(view, num_gpus, memory_weight, util_weight, min_free_memory_gb)
+    if not chosen:
+        raise GpuSelectionError(
+            f"none of the {len(view)} visible GPU(s) has {min_free_memory_gb:g} GiB free: "
+            + "; ".join(f"{d.label} {d.memory_free_mb / 1024:.1f} GiB free" for d in view))
+    if 0 < num_gpus and len(chosen) < num_gpus:
+        logger.warning("asked for %d GPU(s), only %d visible GPU(s) fit: using %d",
+                       num_gpus, len(chosen), len(chosen))
+    ordinals = apply_selection(chosen, view)
+    logger.info("GPU selection (%s, %d visible): chose %s -> cuda:%s [CUDA_VISIBLE_DEVICES=%s, "
+                "MUJOCO_EGL_DEVICE_ID=%s]", query.backend, len(view),
+                "; ".join(describe_device(d, memory_weight, util_weight) for d in chosen),
+                ",".join(map(str, ordinals)), os.environ.get("CUDA_VISIBLE_DEVICES"),
+                os.environ.get("MUJOCO_EGL_DEVICE_ID"))
+    return ordinals

@@ -1,0 +1,328 @@
+"""gpu_utils over fake device snapshots and fake NVML modules: no GPU needed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+
+import pytest
+
+import gpu_utils
+from gpu_utils import (
+    DeviceQuery,
+    GpuSelectionError,
+    GpuSnapshot,
+    apply_selection,
+    ordinal_in_view,
+    parse_visible_devices,
+    physical_to_ordinal,
+    query_devices,
+    rank_devices,
+    select_devices,
+    select_gpus_for_run,
+)
+
+GIB = 1024.0
+
+
+def gpu(index, used_gb=0.0, util=0.0, total_gb=80.0, uuid=None, procs=0):
+    return GpuSnapshot(index=index, uuid=uuid or f"GPU-{index:x}{index:x}aaaa-0000-0000-0000-00000000000{index}",
+                       name="Fake H100", memory_used_mb=used_gb * GIB, memory_total_mb=total_gb * GIB,
+                       utilization=util, n_processes=procs)
+
+
+def mig(parent, mig_index, used_gb=0.0, total_gb=10.0):
+    return GpuSnapshot(index=parent, uuid=f"MIG-{parent}{mig_index}bbbbbb-1111-2222-3333-444444444444",
+                       name="Fake A100", memory_used_mb=used_gb * GIB, memory_total_mb=total_gb * GIB,
+                       utilization=None, n_processes=0, mig_index=mig_index,
+                       parent_uuid=f"GPU-{parent}parent-0000")
+
+
+EIGHT = [gpu(0, 70, 90), gpu(1, 40, 10), gpu(2, 8, 0), gpu(3, 60, 100),
+         gpu(4, 30, 20), gpu(5, 4, 5), gpu(6, 79, 100), gpu(7, 16, 50)]
+
+
+@pytest.fixture
+def env(monkeypatch):
+    """A clean GPU-related environment for each test (monkeypatch restores os.environ)."""
+    for key in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "MUJOCO_EGL_DEVICE_ID"):
+        monkeypatch.delenv(key, raising=False)
+    return monkeypatch
+
+
+def fake_query(monkeypatch, devices, backend="nvitop", error=None):
+    monkeypatch.setattr(gpu_utils.gpu_utils, "query_devices",
+                        lambda: DeviceQuery(tuple(devices), backend=backend, error=error))
+
+
+# ---------------------------------------------------------------- scoring and ranking
+
+def test_ranking_best_first_with_default_weights():
+    order = [r.device.index for r in rank_devices(EIGHT)]
+    # scores (0.7 mem% + 0.3 util%): 5: 5, 2: 7, 7: 29, 4: 32.25, 1: 38, 3: 82.5, 0: 88.25, 6: 99.1
+    assert order == [5, 2, 7, 4, 1, 3, 0, 6]
+    assert select_devices(EIGHT, 2) == [EIGHT[5], EIGHT[2]]
+
+
+def test_weights_change_the_choice():
+    busy_empty, idle_full = gpu(0, used_gb=0, util=100), gpu(1, used_gb=72, util=0)
+    assert select_devices([busy_empty, idle_full], 1, memory_weight=1.0, util_weight=0.0) == [busy_empty]
+    assert select_devices([busy_empty, idle_full], 1, memory_weight=0.0, util_weight=1.0) == [idle_full]
+    # defaults: 0.7*0 + 0.3*100 = 30 vs 0.7*90 + 0 = 63
+    assert select_devices([busy_empty, idle_full], 1) == [busy_empty]
+
+
+def test_min_free_memory_filters_and_all_that_fit():
+    chosen = select_devices(EIGHT, num_gpus=0, min_free_memory_gb=50)
+    assert [d.index for d in chosen] == [5, 2, 7, 4]   # free: 76, 72, 64, 50 GiB
+    assert select_devices(EIGHT, num_gpus=-1) == [r.device for r in rank_devices(EIGHT)]
+    assert select_devices(EIGHT, 3, min_free_memory_gb=79) == []
+    ranked = rank_devices(EIGHT, min_free_memory_gb=50)
+    assert [r.fits for r in ranked] == [True] * 4 + [False] * 4
+
+
+def test_ties_are_broken_by_physical_index_whatever_the_input_order():
+    same = [gpu(i, used_gb=8, util=10) for i in (3, 1, 2)]
+    assert [d.index for d in select_devices(same, 0)] == [1, 2, 3]
+    assert [d.index for d in select_devices(list(reversed(same)), 0)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("kwargs", [{"memory_weight": -0.1}, {"util_weight": float("nan")},
+                                    {"memory_weight": 0.0, "util_weight": 0.0},
+                                    {"min_free_memory_gb": -1.0}])
+def test_bad_arguments_raise(kwargs):
+    with pytest.raises(ValueError):
+        rank_devices(EIGHT, **kwargs)
+
+
+# ---------------------------------------------------------------- CUDA_VISIBLE_DEVICES mapping
+
+def test_parse_visible_devices_indices_order_and_cuda_semantics(caplog):
+    assert parse_visible_devices(None, EIGHT) == EIGHT
+    assert parse_visible_devices("", EIGHT) == []
+    assert [d.index for d in parse_visible_devices("5,4", EIGHT)] == [5, 4]
+    with caplog.at_level(logging.WARNING):
+        # like CUDA: stop at the first entry naming no device (or a duplicate)
+        assert [d.index for d in parse_visible_devices("1,9,2", EIGHT)] == [1]
+        assert [d.index for d in parse_visible_devices("1,2,1,3", EIGHT)] == [1, 2]
+    assert "names no device" in caplog.text
+
+
+def test_uuid_list_full_and_abbreviated():
+    view = parse_visible_devices(f"{EIGHT[6].uuid},{EIGHT[3].uuid[:10]}", EIGHT)
+    assert [d.index for d in view] == [6, 3]
+    ambiguous = [gpu(0, uuid="GPU-abc1-0"), gpu(1, uuid="GPU-abc2-0")]
+    assert parse_visible_devices("GPU-abc", ambiguous) == []
+
+
+def test_physical_to_ordinal_both_ways():
+    assert physical_to_ordinal(5, "4,5") == 1
+    assert physical_to_ordinal(4, "4,5") == 0
+    assert physical_to_ordinal(3, None) == 3
+    view = parse_visible_devices("4,5", EIGHT)
+    assert ordinal_in_view(EIGHT[5], view) == 1
+    assert view[1] is EIGHT[5]
+    with pytest.raises(ValueError):
+        physical_to_ordinal(3, "4,5")
+    with pytest.raises(ValueError):
+        physical_to_ordinal(3, "GPU-1234")
+    with pytest.raises(ValueError):
+        ordinal_in_view(EIGHT[0], view)
+
+
+# ---------------------------------------------------------------- select_gpus_for_run end to end
+
+def test_preset_4_5_chooses_physical_5_and_maps_it(env, caplog):
+    env.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    fake_query(env, EIGHT)
+    with caplog.at_level(logging.INFO, logger="gpu_utils"):
+        assert select_gpus_for_run(num_gpus=1) == [0]
+    import os
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+    assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    assert os.environ["MUJOCO_EGL_DEVICE_ID"] == "5"
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "chose GPU 5" in lines[0] and "cuda:0" in lines[0]
+    # a process that kept the original view would use cuda:1 for the same GPU
+    assert physical_to_ordinal(5, "4,5") == 1
+
+
+def test_preset_with_cuda_already_initialised_keeps_view_and_returns_its_ordinal(env, caplog):
+    env.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    fake_query(env, EIGHT)
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(is_initialized=lambda: True))
+    env.setitem(sys.modules, "torch", fake_torch)
+    with caplog.at_level(logging.WARNING):
+        assert select_gpus_for_run(num_gpus=1) == [1]
+    import os
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "4,5"
+    assert os.environ["MUJOCO_EGL_DEVICE_ID"] == "5"
+    assert "already initialised" in caplog.text
+
+
+def test_uuid_preset_is_respected_and_written_back_as_physical_index(env):
+    env.setenv("CUDA_VISIBLE_DEVICES", f"{EIGHT[0].uuid},{EIGHT[7].uuid},{EIGHT[1].uuid}")
+    fake_query(env, EIGHT)
+    assert select_gpus_for_run(num_gpus=2) == [0, 1]
+    import os
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "7,1"
+    assert os.environ["MUJOCO_EGL_DEVICE_ID"] == "7"
+
+
+def test_mig_devices_are_chosen_by_uuid_with_parent_egl_device(env):
+    devices = [gpu(0, 70, 90), mig(1, 0, used_gb=9), mig(1, 1, used_gb=1), mig(1, 2, used_gb=5)]
+    fake_query(env, devices)
+    assert select_gpus_for_run(num_gpus=1) == [0]
+    import os
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == devices[2].uuid
+    assert os.environ["MUJOCO_EGL_DEVICE_ID"] == "1"
+    # a MIG UUID preset restricts the choice to that instance
+    env.setenv("CUDA_VISIBLE_DEVICES", devices[1].uuid[:12])
+    assert select_gpus_for_run(num_gpus=0) == [0]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == devices[1].uuid
+    # a physical index of a MIG-mode GPU means its instances
+    assert [d.mig_index for d in parse_visible_devices("1", devices)] == [0, 1, 2]
+
+
+def test_auto_select_off_changes_nothing(env):
+    env.setenv("CUDA_VISIBLE_DEVICES", "6,3,2")
+    fake_query(env, EIGHT)
+    assert select_gpus_for_run(auto_select=False) == [0, 1, 2]
+    import os
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "6,3,2"
+    assert "MUJOCO_EGL_DEVICE_ID" not in os.environ and "CUDA_DEVICE_ORDER" not in os.environ
+
+
+def test_fewer_fitting_than_asked_and_none_fitting(env, caplog):
+    fake_query(env, EIGHT)
+    with caplog.at_level(logging.WARNING):
+        assert select_gpus_for_run(num_gpus=6, min_free_memory_gb=50) == [0, 1, 2, 3]
+    assert "only 4" in caplog.text
+    import os
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5,2,7,4"
+    env.delenv("CUDA_VISIBLE_DEVICES")
+    with pytest.raises(GpuSelectionError, match="79 GiB free"):
+        select_gpus_for_run(min_free_memory_gb=79)
+
+
+@pytest.mark.parametrize("query", [DeviceQuery((), None, "NVML Shared Library Not Found"),
+                                   DeviceQuery((), "nvitop")])
+def test_no_driver_or_zero_devices_means_cpu_in_one_line(env, caplog, query):
+    env.setattr(gpu_utils.gpu_utils, "query_devices", lambda: query)
+    with caplog.at_level(logging.DEBUG, logger="gpu_utils"):
+        assert select_gpus_for_run(num_gpus=2) == []
+        assert select_gpus_for_run(auto_select=False) == []
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == \
+        ["no NVIDIA driver/GPU found: running on CPU"] * 2
+    import os
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+
+
+def test_empty_preset_hides_all_gpus(env):
+    env.setenv("CUDA_VISIBLE_DEVICES", "")
+    fake_query(env, EIGHT)
+    assert select_gpus_for_run() == []
+
+
+def test_apply_selection_edits_only_the_given_environ():
+    environ = {"CUDA_VISIBLE_DEVICES": "4,5", "MUJOCO_EGL_DEVICE_ID": "4"}
+    view = parse_visible_devices("4,5", EIGHT)
+    assert apply_selection([EIGHT[5], EIGHT[4]], view, environ, cuda_already_initialized=False) == [0, 1]
+    assert environ == {"CUDA_VISIBLE_DEVICES": "5,4", "MUJOCO_EGL_DEVICE_ID": "5",
+                       "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    assert apply_selection([], view, environ) == []
+
+
+# ---------------------------------------------------------------- the query layer (fake NVML)
+
+class FakeNVMLError(Exception):
+    pass
+
+
+class FakeLibraryNotFound(FakeNVMLError):
+    pass
+
+
+def fake_pynvml(gpus, mig_parent=None, fail_init=False):
+    """A module with the nvidia-ml-py functions query_devices uses, over (used, total, util, pids)."""
+    mod = types.ModuleType("pynvml")
+    mod.NVMLError, mod.NVML_DEVICE_MIG_ENABLE = FakeNVMLError, 1
+    mod.calls = []
+
+    def init():
+        if fail_init:
+            raise FakeLibraryNotFound("NVML Shared Library Not Found")
+        mod.calls.append("init")
+
+    def mem(h):
+        return types.SimpleNamespace(used=h["used"] * 2**20, total=h["total"] * 2**20)
+
+    def util(h):
+        if h.get("mig"):
+            raise FakeNVMLError("Not Supported")
+        return types.SimpleNamespace(gpu=h["util"], memory=0)
+
+    def mig_handle(h, j):
+        if j >= len(h["migs"]):
+            raise FakeNVMLError("Not Found")
+        return h["migs"][j]
+
+    handles = [dict(i=i, used=u, total=t, util=ut, pids=p, uuid=f"GPU-{i}-fake", migs=[]) for i, (u, t, ut, p) in
+               enumerate(gpus)]
+    if mig_parent is not None:
+        handles[mig_parent]["migs"] = [dict(used=100, total=5000, util=0, pids=[], uuid=f"MIG-{j}-fake", mig=True)
+                                       for j in range(2)]
+    mod.nvmlInit, mod.nvmlShutdown = init, lambda: mod.calls.append("shutdown")
+    mod.nvmlDeviceGetCount = lambda: len(handles)
+    mod.nvmlDeviceGetHandleByIndex = lambda i: handles[i]
+    mod.nvmlDeviceGetName = lambda h: b"Fake GPU"
+    mod.nvmlDeviceGetUUID = lambda h: h["uuid"]
+    mod.nvmlDeviceGetMemoryInfo, mod.nvmlDeviceGetUtilizationRates = mem, util
+    mod.nvmlDeviceGetComputeRunningProcesses = lambda h: [types.SimpleNamespace(pid=p) for p in h["pids"]]
+    mod.nvmlDeviceGetGraphicsRunningProcesses = lambda h: [types.SimpleNamespace(pid=p) for p in h["pids"][:1]]
+    mod.nvmlDeviceGetMigMode = lambda h: (1, 1) if h["migs"] else (0, 0)
+    mod.nvmlDeviceGetMaxMigDeviceCount = lambda h: 7
+    mod.nvmlDeviceGetMigDeviceHandleByIndex = mig_handle
+    return mod
+
+
+def test_nvitop_missing_falls_back_to_pynvml(monkeypatch):
+    fake = fake_pynvml([(1000, 8000, 12, [11, 12]), (0, 8000, 0, [])], mig_parent=1)
+    monkeypatch.setitem(sys.modules, "nvitop", None)  # import nvitop -> ImportError
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    query = query_devices()
+    assert query.backend == "pynvml" and query.error is None and query.has_gpu
+    full, m0, m1 = query.devices
+    assert (full.index, full.uuid, full.name, full.memory_used_mb, full.utilization, full.n_processes) == \
+        (0, "GPU-0-fake", "Fake GPU", 1000, 12.0, 2)
+    assert full.memory_percent == pytest.approx(12.5) and not full.is_mig
+    assert (m0.index, m0.mig_index, m0.uuid, m0.parent_uuid, m0.utilization) == (1, 0, "MIG-0-fake", "GPU-1-fake", None)
+    assert m1.cuda_id == "MIG-1-fake" and full.cuda_id == "0"
+    assert fake.calls == ["init", "shutdown"]
+
+
+def test_nvml_missing_gives_a_no_driver_result_and_no_stderr(monkeypatch, capfd):
+    monkeypatch.setitem(sys.modules, "nvitop", None)
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([], fail_init=True))
+    query = query_devices()
+    assert query.devices == () and query.backend is None and not query.has_gpu
+    assert query.error == "NVML Shared Library Not Found"
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    assert "nvidia-ml-py not installed" in query_devices().error
+    assert capfd.readouterr().err == ""
+
+
+def test_real_query_on_this_machine_never_raises_or_prints(capfd):
+    """Whatever this machine has, the real nvitop/pynvml path returns a result and stays quiet."""
+    query = query_devices()
+    assert query.has_gpu or query.reason
+    assert "FATAL" not in capfd.readouterr().err
+
+
+def test_importing_gpu_utils_does_not_import_torch():
+    import subprocess
+    code = "import sys, gpu_utils; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,148 @@
+"""Frozen-encoder feature cache: every frame of a dataset encoded once, fp16, memory-mapped.
+
+Layout: ``DIR/feature_cache/<key>/features.npy`` fp16 [n_frames, P, 384] (episodes back to back,
+episode i starts at row ``offsets[i]``) and ``manifest.json`` (written last). ``<key>`` =
+``encoder.cache_key()`` = encoder name + weights hash + img_size + feature key. The cache is built in
+a temporary directory and renamed into place; a directory without a matching manifest is stale or
+partial and is rebuilt.
+
+CLI: ``python -m datasets.feature_cache --data DIR [--img-size 196] [--random-encoder]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from datasets.meta import DatasetMeta
+from datasets.robomimic_dset import RobomimicEpisodes
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = "feature_cache"
+MANIFEST = "manifest.json"
+FEATURES = "features.npy"
+CACHE_VERSION = 1
+
+
+def cache_dir(data_path: str | Path, encoder) -> Path:
+    return Path(data_path) / CACHE_DIR / encoder.cache_key()
+
+
+def _expected_manifest(data_path: Path, encoder) -> dict:
+    meta = DatasetMeta.load(data_path)
+    seq = torch.load(data_path / "seq_lengths.pth", map_location="cpu", weights_only=True).tolist()
+    return {"version": CACHE_VERSION, "key": encoder.cache_key(), "encoder": encoder.name,
+            "weights_hash": encoder.weights_hash, "img_size": encoder.img_size,
+            "feature_key": encoder.feature_key, "num_patches": encoder.num_patches, "emb_dim": encoder.emb_dim,
+            "seq_lengths": seq, "n_frames": int(sum(seq)), "source_sha256": meta.source_sha256,
+            "dtype": "float16"}
+
+
+def _valid(path: Path, expected: dict) -> bool:
+    m = path / MANIFEST
+    if not (m.is_file() and (path / FEATURES).is_file()):
+        return False
+    try:
+        return json.loads(m.read_text()) == expected
+    except json.JSONDecodeError:
+        return False
+
+
+def load_feature_cache(data_path: str | Path, encoder) -> tuple[np.ndarray, np.ndarray] | None:
+    """(features fp16 memmap [n_frames, P, E], offsets int64 [N]) if a valid cache exists, else None."""
+    data_path = Path(data_path)
+    path = cache_dir(data_path, encoder)
+    expected = _expected_manifest(data_path, encoder)
+    if not _valid(path, expected):
+        return None
+    feats = np.load(path / FEATURES, mmap_mode="r")
+    offsets = np.concatenate([[0], np.cumsum(expected["seq_lengths"])[:-1]]).astype(np.int64)
+    return feats, offsets
+
+
+@torch.no_grad()
+def build_feature_cache(data_path: str | Path, encoder, batch_size: int = 64, device: str | torch.device = "cpu",
+                        force: bool = False, progress: bool = True) -> Path:
+    """Encode every frame of ``data_path`` with ``encoder`` unless a valid cache exists; return its dir."""
+    data_path = Path(data_path)
+    final = cache_dir(data_path, encoder)
+    expected = _expected_manifest(data_path, encoder)
+    if not force and _valid(final, expected):
+        log.info("feature cache is up to date: %s", final)
+        return final
+    if final.exists():
+        log.warning("feature cache %s is stale or partial: rebuilding", final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    episodes = RobomimicEpisodes(data_path)
+    encoder = encoder.to(device)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        out = np.lib.format.open_memmap(tmp / FEATURES, mode="w+", dtype=np.float16,
+                                        shape=(expected["n_frames"], encoder.num_patches, encoder.emb_dim))
+        row = 0
+        bar = tqdm(total=expected["n_frames"], desc="encoding frames", unit="frame", disable=not progress)
+        for i in range(len(episodes)):
+            frames = episodes.frames(i)
+            for s in range(0, len(frames), batch_size):
+                x = torch.from_numpy(frames[s : s + batch_size]).to(device).permute(0, 3, 1, 2).float() / 255.0
+                f = encoder(x).to("cpu", torch.float16).numpy()
+                out[row : row + len(f)] = f
+                row += len(f)
+                bar.update(len(f))
+        bar.close()
+        out.flush()
+        del out
+        (tmp / MANIFEST).write_text(json.dumps(expected))  # the manifest is written last
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("feature cache written: %s (%d frames)", final, expected["n_frames"])
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m datasets.feature_cache",
+                                description="Encode every frame of a converted dataset once with the frozen "
+                                            "DINOv2 encoder and store fp16 features in DIR/feature_cache/.")
+    p.add_argument("--data", required=True, help="converted dataset directory (with meta.json)")
+    p.add_argument("--img-size", type=int, default=196, help="encoder input size, a multiple of 14 (default 196)")
+    p.add_argument("--feature-key", default="x_norm_patchtokens", choices=["x_norm_patchtokens", "cls"])
+    p.add_argument("--weights-path", default=None, help="official dinov2_vits14_pretrain.pth file")
+    p.add_argument("--random-encoder", action="store_true", help="random (seeded) encoder weights, not DINOv2")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random encoder")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from models.dino import build_dino_encoder
+
+    if not (Path(args.data) / "meta.json").is_file():
+        print(f"error: {args.data} is not a converted dataset directory (no meta.json)", file=sys.stderr)
+        return 2
+    try:
+        enc = build_dino_encoder(pretrained=not args.random_encoder, weights_path=args.weights_path,
+                                 img_size=args.img_size, feature_key=args.feature_key, seed=args.seed)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    path = build_feature_cache(args.data, enc, args.batch_size, args.device, force=args.force)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""InfoNCE alignment of the first ``alignment_dim`` latent dims with the true low-dim state."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class StateAlignment(nn.Module):
+    """Contrastive loss between patch-mean z[..., :alignment_dim] and a learned map of the state.
+
+    ``z`` [N, alignment_dim] and ``state`` [N, state_dim] (normalised): positives are the pairs of
+    the same sample, negatives every other sample of the batch; symmetric cross-entropy with a
+    learned temperature (log-parametrised, clamped to [0.01, 1]).
+    """
+
+    def __init__(self, state_dim: int, alignment_dim: int, init_temperature: float = 0.1):
+        super().__init__()
+        self.state_dim, self.alignment_dim = state_dim, alignment_dim
+        self.state_map = nn.Linear(state_dim, alignment_dim)
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(init_temperature)))
+
+    @property
+    def temperature(self) -> Tensor:
+        return self.log_temperature.exp().clamp(0.01, 1.0)
+
+    def forward(self, z: Tensor, state: Tensor) -> Tensor:
+        """z [N, alignment_dim], state [N, state_dim] -> scalar loss."""
+        a = F.normalize(z.float(), dim=-1)
+        s = F.normalize(self.state_map(state.float()), dim=-1)
+        logits = a @ s.T / self.temperature
+        target = torch.arange(len(a), device=a.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+class StateReadout(nn.Module):
+    """Low-dim dynamics head: predicted aligned dims [..., alignment_dim] -> state [..., state_dim]."""
+
+    def __init__(self, alignment_dim: int, state_dim: int):
+        super().__init__()
+        self.linear = nn.Linear(alignment_dim, state_dim)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.linear(z)

@@ -1,0 +1,145 @@
+"""VWorldModel: frozen DINOv2 features + proprio -> 64-D projected latent; ViT predictor with actions.
+
+Latent layout per patch token: ``[projected (projected_dim) | action embedding (action_emb_dim)]``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import reduce, repeat
+from torch import Tensor, nn
+
+from models.alignment import StateAlignment, StateReadout
+from models.decoder import PatchDecoder
+from models.dino import DinoEncoder
+from models.encoders import ActionEncoder, ProprioEncoder
+from models.projection import Projection
+from models.vit import ViTPredictor
+
+
+class VWorldModel(nn.Module):
+    """DINO world model with an 80-D token (64 projected + 16 action).
+
+    Shapes: B batch, T frames, P patches, E = 384 encoder width, A = action_dim * frameskip.
+    """
+
+    def __init__(self, encoder: DinoEncoder, proprio_encoder: ProprioEncoder, action_encoder: ActionEncoder,
+                 projection: Projection, predictor: ViTPredictor, alignment: StateAlignment,
+                 num_hist: int, num_pred: int, frameskip: int, action_dim: int, alignment_dim: int,
+                 state_readout: StateReadout | None = None, decoder: PatchDecoder | None = None,
+                 align_weight: float = 1.0, dyn_weight: float = 0.0, decoder_weight: float = 1.0,
+                 target_stop_grad: bool = True):
+        super().__init__()
+        self.encoder, self.proprio_encoder, self.action_encoder = encoder, proprio_encoder, action_encoder
+        self.projection, self.predictor, self.alignment = projection, predictor, alignment
+        self.state_readout, self.decoder = state_readout, decoder
+        self.num_hist, self.num_pred, self.frameskip = num_hist, num_pred, frameskip
+        self.action_dim, self.alignment_dim = action_dim, alignment_dim
+        self.projected_dim = projection.out_dim
+        self.proprio_dim = proprio_encoder.in_dim
+        self.img_size = encoder.img_size
+        self.align_weight, self.dyn_weight, self.decoder_weight = align_weight, dyn_weight, decoder_weight
+        self.target_stop_grad = target_stop_grad
+
+    @property
+    def has_decoder(self) -> bool:
+        return self.decoder is not None
+
+    def trainable_state_dict(self) -> dict[str, Tensor]:
+        """Every learned tensor (the frozen encoder excluded: it is rebuilt and its hash verified)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+
+    # --- encoding ---------------------------------------------------------------------------
+    def encode_obs(self, obs: dict[str, Tensor]) -> Tensor:
+        """obs {"visual" [B,T,3,H,W] in [0,1] | "features" [B,T,P,E], "proprio" [B,T,proprio_dim]} -> [B,T,P,64]."""
+        if "features" in obs:
+            feats = obs["features"].float()
+        else:
+            b = obs["visual"].shape[0]
+            feats = self.encoder(obs["visual"].flatten(0, 1)).unflatten(0, (b, -1))
+        prop = self.proprio_encoder(obs["proprio"].float())
+        prop = repeat(prop, "b t d -> b t p d", p=feats.shape[2])
+        return self.projection(torch.cat([feats, prop], dim=-1))
+
+    def encode_act(self, act: Tensor) -> Tensor:
+        """act [B, T, A] normalised -> [B, T, action_emb_dim]."""
+        return self.action_encoder(act.float())
+
+    def replace_actions_from_z(self, z: Tensor, act: Tensor) -> Tensor:
+        """z [B,T,P,80], act [B,T,A] -> z whose action slice is the embedding of ``act`` on every patch."""
+        emb = repeat(self.encode_act(act), "b t d -> b t p d", p=z.shape[2])
+        return torch.cat([z[..., : self.projected_dim], emb], dim=-1)
+
+    def encode(self, obs: dict[str, Tensor], act: Tensor) -> Tensor:
+        """obs (see encode_obs), act [B,T,A] -> z [B,T,P,80]."""
+        return self.replace_actions_from_z(self.encode_obs(obs), act)
+
+    def predict(self, z: Tensor) -> Tensor:
+        """z [B,T,P,80] (T <= num_hist) -> next latents [B,T,P,64] (position t predicts frame t+1)."""
+        return self.predictor(z)
+
+    def decode(self, z_obs: Tensor) -> Tensor:
+        """z_obs [B,T,P,64] -> images [B,T,3,S,S] in [0,1]; only when the run trained the decoder."""
+        if self.decoder is None:
+            raise RuntimeError("this world model has no decoder (train with model.decoder=true)")
+        return self.decoder(z_obs.flatten(0, 1)).unflatten(0, z_obs.shape[:2])
+
+    # --- rollout ----------------------------------------------------------------------------
+    def rollout(self, obs_0: dict[str, Tensor], act: Tensor) -> Tensor:
+        """obs_0 with T0 frames, act [B, T0+H, A] -> z_obs_pred [B, T0+H+1, P, 64].
+
+        Frames 0..T0-1 are the encoded observations; frame T0+k is the prediction after act[:, T0-1+k]
+        (each step feeds the last ``num_hist`` frames, their action slices set from ``act``).
+        """
+        z_obs = self.encode_obs(obs_0)
+        t0, total = z_obs.shape[1], act.shape[1]
+        if total < t0:
+            raise ValueError(f"act has {total} steps, fewer than the {t0} observed frames")
+        frames = list(z_obs.unbind(1))
+        for t in range(t0, total + 1):
+            lo = max(0, t - self.num_hist)
+            z = self.replace_actions_from_z(torch.stack(frames[lo:t], dim=1), act[:, lo:t])
+            frames.append(self.predict(z)[:, -1])
+        return torch.stack(frames, dim=1)
+
+    # --- training ---------------------------------------------------------------------------
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Training / validation losses for a batch of windows of T = num_hist + num_pred frames.
+
+        batch: "visual" [B,T,3,H,W] or "features" [B,T,P,E], "proprio" [B,T,Dp], "action" [B,T,A],
+        "state" [B,T,Ds] (all normalised). Returns scalar tensors: ``loss`` (total), ``pred_loss``
+        (MSE of the 64-D next latents), ``copy_loss`` (copy-last-frame baseline, no grad),
+        ``align_loss``, and ``dyn_loss`` / ``decoder_loss`` when enabled.
+        """
+        h = self.num_hist
+        z_obs = self.encode_obs(batch)
+        target_all = z_obs.detach() if self.target_stop_grad else z_obs
+        z = self.replace_actions_from_z(z_obs[:, :h], batch["action"][:, :h])
+        pred = self.predict(z)  # [B, h, P, 64]: predictions of frames 1..h
+        pred_loss = F.mse_loss(pred, target_all[:, 1 : h + 1])
+        frames = [*z_obs[:, :h].unbind(1), pred[:, -1]]
+        for k in range(1, self.num_pred):  # open-loop steps beyond the first, on predicted frames
+            z = self.replace_actions_from_z(torch.stack(frames[k : k + h], dim=1), batch["action"][:, k : k + h])
+            frames.append(self.predict(z)[:, -1])
+            pred_loss = pred_loss + F.mse_loss(frames[-1], target_all[:, h + k])
+        n_pred = self.num_pred
+        pred_loss = pred_loss / n_pred
+        with torch.no_grad():
+            copy_loss = F.mse_loss(z_obs[:, :h], z_obs[:, 1 : h + 1])
+        z_align = reduce(z_obs[..., : self.alignment_dim], "b t p d -> (b t) d", "mean")
+        align_loss = self.alignment(z_align, batch["state"].flatten(0, 1))
+        out = {"pred_loss": pred_loss, "copy_loss": copy_loss, "align_loss": align_loss}
+        loss = pred_loss + self.align_weight * align_loss
+        if self.state_readout is not None:
+            s_pred = self.state_readout(reduce(pred[..., : self.alignment_dim], "b t p d -> b t d", "mean"))
+            out["dyn_loss"] = F.mse_loss(s_pred, batch["state"][:, 1 : h + 1].float())
+            loss = loss + self.dyn_weight * out["dyn_loss"]
+        if self.decoder is not None and "visual" in batch:
+            imgs = self.decode(z_obs.detach())
+            tgt = F.interpolate(batch["visual"].flatten(0, 1).float(), size=imgs.shape[-2:], mode="bilinear",
+                                align_corners=False, antialias=True).unflatten(0, imgs.shape[:2])
+            out["decoder_loss"] = F.mse_loss(imgs, tgt)
+            loss = loss + self.decoder_weight * out["decoder_loss"]
+        out["loss"] = loss
+        return out

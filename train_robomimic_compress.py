@@ -1,0 +1,67 @@
+"""Train the DINO world model (80-D projected latent) on a converted robomimic dataset.
+
+    python train_robomimic_compress.py env=demo_lift [env.data_path=DIR] [debug=true] [key=value ...]
+    accelerate launch --config_file conf/accelerate/multi_gpu.yaml train_robomimic_compress.py [overrides]
+
+Outputs go to the Hydra run dir (``outputs/<date>/<time>-<name>`` by default): ``.hydra/config.yaml``,
+``checkpoints/step_XXXXXXXX/`` + ``checkpoints/latest``, ``normalizer.json``, ``run_info.json``,
+``logs/train.log`` and wandb files. Rerunning into the same run dir (or ``training.resume=true``)
+continues from ``latest`` to the same total epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import to_absolute_path
+from omegaconf import DictConfig
+
+log = logging.getLogger("train_robomimic_compress")
+
+
+def _select_gpus(cfg: DictConfig) -> None:
+    """GPU auto-selection before CUDA is initialised (single-process runs only)."""
+    from training.trainer import is_multiprocess
+
+    if not cfg.gpu.auto_select or is_multiprocess():
+        return
+    try:
+        from gpu_utils import select_gpus_for_run
+    except ImportError:
+        log.info("gpu_utils.select_gpus_for_run not available: using the default device")
+        return
+    gpus = select_gpus_for_run(int(cfg.num_gpus), float(cfg.min_free_memory_gb), auto_select=True)
+    log.info("GPUs selected: %s", gpus if gpus else "none (CPU)")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train_robomimic_compress")
+def main(cfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+    data_path = Path(to_absolute_path(str(cfg.env.data_path)))
+    from training.trainer import is_multiprocess, setup_file_logging
+
+    setup_file_logging(run_dir, int(os.environ.get("RANK", "0")) == 0)
+    if not (data_path / "meta.json").is_file():
+        log.error("env.data_path=%s is not a converted dataset directory (no meta.json); convert one with "
+                  "convert_robomimic_to_dino_wm.py or run ./setup_and_prepare.sh --demo", data_path)
+        sys.exit(2)
+    _select_gpus(cfg)
+    from training.trainer import train
+
+    try:
+        code = train(cfg, run_dir, data_path)
+    except FileNotFoundError as e:  # e.g. no DINOv2 weights reachable
+        log.error("%s", e)
+        sys.exit(2)
+    if code:
+        sys.exit(code)
+    log.info("run dir: %s%s", run_dir, " (multi-process)" if is_multiprocess() else "")
+
+
+if __name__ == "__main__":
+    main()

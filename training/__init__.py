@@ -1,0 +1,1 @@
+"""Training of the world model: checkpoints, wandb set-up and the training loop."""

@@ -1,0 +1,129 @@
+"""Atomic training checkpoints: ``RUN/checkpoints/step_XXXXXXXX/{model.safetensors, optim.pt, train_state.json}``.
+
+A checkpoint is written into a temporary directory next to its final name and renamed; then the
+``latest`` pointer (a relative symlink, replaced atomically with os.replace) moves to it. A
+crash at any point leaves the previous complete checkpoint and pointer intact.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+
+CKPT_DIR = "checkpoints"
+LATEST = "latest"
+MODEL_FILE = "model.safetensors"
+OPTIM_FILE = "optim.pt"
+STATE_FILE = "train_state.json"
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch (CPU + CUDA) RNG states as JSON-serialisable values."""
+    np_state = np.random.get_state()
+    st = {"python": repr(random.getstate()),
+          "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+          "torch": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        st["cuda"] = [base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()]
+    return st
+
+
+def set_rng_state(st: dict[str, Any]) -> None:
+    import ast
+
+    random.setstate(_to_tuple(ast.literal_eval(st["python"])))
+    np.random.set_state((st["numpy"][0], np.array(st["numpy"][1], dtype=np.uint32), *st["numpy"][2:]))
+    torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(st["torch"])), dtype=torch.uint8))
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8)
+                                      for s in st["cuda"]])
+
+
+def _to_tuple(x):
+    return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def save_checkpoint(run_dir: str | Path, step: int, model_state: dict[str, torch.Tensor],
+                    optim_state: dict[str, Any], train_state: dict[str, Any], metadata: dict[str, str]) -> Path:
+    """Write checkpoint ``step`` atomically and point ``latest`` at it; return its directory."""
+    root = Path(run_dir) / CKPT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_dir_name(step)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model_state.items()}, tmp / MODEL_FILE,
+                  metadata={k: str(v) for k, v in metadata.items()})
+        torch.save(optim_state, tmp / OPTIM_FILE)
+        (tmp / STATE_FILE).write_text(json.dumps({**train_state, "step": step}, indent=1))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _point_latest(root, final.name)
+    return final
+
+
+def _point_latest(root: Path, name: str) -> None:
+    """Atomically make ``root/latest`` a relative symlink to ``root/name``."""
+    tmp = root / f".{LATEST}.tmp{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(name, tmp, target_is_directory=True)
+    os.replace(tmp, root / LATEST)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint directory of ``run_dir`` or None."""
+    root = Path(run_dir) / CKPT_DIR
+    ptr = root / LATEST
+    if ptr.is_symlink() and (ptr / STATE_FILE).is_file():
+        return root / os.readlink(ptr)
+    if ptr.is_file():  # a pointer file (name of the step directory)
+        d = root / ptr.read_text().strip()
+        if (d / STATE_FILE).is_file():
+            return d
+    done = sorted(d for d in root.glob("step_*") if (d / STATE_FILE).is_file())
+    return done[-1] if done else None
+
+
+def resolve_checkpoint(run_dir: str | Path, which: str | int = "latest") -> Path:
+    """``which`` = "latest", a step number or a directory name -> checkpoint directory (must exist)."""
+    if which in ("latest", None):
+        d = latest_checkpoint(run_dir)
+    else:
+        name = which if isinstance(which, str) and which.startswith("step_") else step_dir_name(int(which))
+        d = Path(run_dir) / CKPT_DIR / name
+    if d is None or not (d / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"no checkpoint {which!r} in {Path(run_dir) / CKPT_DIR}")
+    return d
+
+
+def load_model_file(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(state dict, safetensors metadata) of ``ckpt/model.safetensors``."""
+    with safe_open(ckpt / MODEL_FILE, framework="pt") as f:
+        meta = f.metadata() or {}
+    return load_file(ckpt / MODEL_FILE), meta
+
+
+def load_optim_file(ckpt: Path) -> dict[str, Any]:
+    return torch.load(ckpt / OPTIM_FILE, map_location="cpu", weights_only=True)
+
+
+def load_train_state(ckpt: Path) -> dict[str, Any]:
+    return json.loads((ckpt / STATE_FILE).read_text())

@@ -1,0 +1,87 @@
+"""Training data set-up: split, normalizer, feature cache and the per-epoch, per-rank batch order."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from datasets.feature_cache import build_feature_cache, load_feature_cache
+from datasets.normalizer import Normalizer
+from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset, split_episodes
+
+log = logging.getLogger(__name__)
+RUN_INFO = "run_info.json"
+
+
+@dataclass
+class TrainData:
+    episodes: RobomimicEpisodes
+    normalizer: Normalizer
+    split: dict[str, list[int]]
+    train: WindowDataset
+    val: WindowDataset | None
+
+
+def load_run_info(run_dir: Path) -> dict[str, Any] | None:
+    p = run_dir / RUN_INFO
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
+    p = run_dir / RUN_INFO
+    tmp = p.with_name(f".{RUN_INFO}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(info, indent=1))
+    os.replace(tmp, p)
+
+
+def prepare_data(cfg: Any, data_path: Path, run_dir: Path, encoder, accelerator, resuming: bool) -> TrainData:
+    """Split + normalizer (reused from the run dir when resuming) and the window datasets."""
+    episodes = RobomimicEpisodes(data_path)
+    info = load_run_info(run_dir) if resuming else None
+    if info is not None:
+        split = info["split"]
+        normalizer = Normalizer.load(run_dir)
+    else:
+        tr, va = split_episodes(len(episodes), float(cfg.training.val_ratio), int(cfg.training.seed))
+        split = {"train": tr, "val": va}
+        normalizer = Normalizer.fit(episodes.actions, episodes.proprios, episodes.states, episodes.seq_lengths, tr)
+        if accelerator.is_main_process:
+            normalizer.save(run_dir)
+    features = offsets = None
+    if cfg.encoder.cache:
+        with accelerator.main_process_first():
+            if accelerator.is_main_process:
+                build_feature_cache(data_path, encoder, device=accelerator.device,
+                                    progress=accelerator.is_local_main_process)
+            features, offsets = load_feature_cache(data_path, encoder)
+    else:
+        log.info("encoder.cache=false: training re-encodes the frames with the frozen encoder at every step")
+    with_visual = bool(cfg.model.decoder)
+    kw = dict(num_hist=int(cfg.num_hist), num_pred=int(cfg.num_pred), frameskip=int(cfg.frameskip),
+              features=features, offsets=offsets, with_visual=with_visual)
+    train = WindowDataset(episodes, split["train"], normalizer, **kw)
+    val = WindowDataset(episodes, split["val"], normalizer, **kw) if split["val"] else None
+    log.info("dataset %s: %d train episodes (%d windows), %d val episodes (%d windows)", data_path,
+             len(split["train"]), len(train), len(split["val"]), len(val) if val else 0)
+    return TrainData(episodes, normalizer, split, train, val)
+
+
+def epoch_loader(ds, batch_size: int, seed: int, epoch: int, rank: int, world: int, shuffle: bool,
+                 num_workers: int, max_batches: int | None = None) -> DataLoader:
+    """This rank's DataLoader for ``epoch``: a permutation seeded by (seed, epoch), sharded evenly."""
+    n = len(ds)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)) if shuffle \
+        else torch.arange(n)
+    per_rank = max(1, n // world) if n >= world else 1
+    idx = order.repeat((world * per_rank) // n + 1)[: world * per_rank]
+    mine = idx[rank::world].tolist()
+    if max_batches is not None:
+        mine = mine[: max_batches * batch_size]
+    return DataLoader(Subset(ds, mine), batch_size=batch_size, shuffle=False, num_workers=num_workers)

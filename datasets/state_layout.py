@@ -13,8 +13,16 @@ Layout (``k`` = object dim, 10 for Lift, 14 for PickPlaceCan):
 - ``velocity`` [9]: arm joint velocities 7 (``robot0_joint_vel``), gripper joint velocities 2
   (``robot0_gripper_qvel``). Both keys are in robomimic's image / low-dim files and in the live obs.
 
-The object vector comes from ``object`` (robomimic hdf5 name) or ``object-state`` (robosuite live
-name); they hold the same numbers (robomimic stores ``object-state`` under ``object``).
+The object vector is put in the canonical order of robomimic's datasets (robosuite <= 1.4):
+object pos, object quat, then the relative parts (Lift: ``cube_pos, cube_quat, gripper_to_cube_pos``;
+PickPlaceCan: ``Can_pos, Can_quat, Can_to_robot0_eef_pos, Can_to_robot0_eef_quat``). Sources:
+
+- live robosuite obs: the named per-task keys (``cube_pos``, ``Can_pos``, ...) when present. Note
+  robosuite 1.5's own ``object-state`` puts PickPlaceCan's relative parts FIRST, so it is only a
+  fallback, read with ``object_layout="robosuite15"``.
+- hdf5 ``obs/object``: canonical order (``object_layout="canonical"``, what robomimic's files and
+  ``datasets/generate_demos.py`` hold); a file written from robosuite 1.5's ``object-state`` needs
+  ``object_layout="robosuite15"`` (the converter detects which one matches the simulator).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ JOINT_VEL, GRIPPER_QVEL = "robot0_joint_vel", "robot0_gripper_qvel"
 PROPRIO_PARTS = ((EEF_POS, 3), (EEF_QUAT, 4), (GRIPPER_QPOS, 2))
 VELOCITY_PARTS = ((JOINT_VEL, 7), (GRIPPER_QVEL, 2))
 
-# names of the parts of the robosuite ``object-state`` vector, per env (in robosuite's order)
+# names of the parts of the object vector, per env, in canonical (robomimic dataset) order
 OBJECT_PARTS: dict[str, tuple[tuple[str, int], ...]] = {
     "Lift": (("cube_pos", 3), ("cube_quat", 4), ("gripper_to_cube_pos", 3)),
     "PickPlaceCan": (("Can_pos", 3), ("Can_quat", 4), ("Can_to_robot0_eef_pos", 3),
@@ -42,11 +50,34 @@ OBJECT_PARTS: dict[str, tuple[tuple[str, int], ...]] = {
 REQUIRED_KEYS = (EEF_POS, EEF_QUAT, GRIPPER_QPOS, JOINT_VEL, GRIPPER_QVEL)
 
 
-def object_vector(obs: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The task object vector [..., k] from ``obs['object']`` or ``obs['object-state']``."""
-    for key in OBJECT_KEYS:
-        if key in obs:
-            return np.asarray(obs[key])
+# robosuite 1.5 ``object-state`` order, as indices into the canonical order
+ROBOSUITE15_ORDER: dict[str, tuple[int, ...]] = {
+    "PickPlaceCan": (7, 8, 9, 10, 11, 12, 13, 0, 1, 2, 3, 4, 5, 6),
+}
+OBJECT_LAYOUTS = ("canonical", "robosuite15")
+
+
+def canonical_object(obj: np.ndarray, env_name: str, object_layout: str = "canonical") -> np.ndarray:
+    """Reorder an object vector [..., k] stored in ``object_layout`` into the canonical order."""
+    if object_layout not in OBJECT_LAYOUTS:
+        raise ValueError(f"object_layout must be one of {OBJECT_LAYOUTS}, got {object_layout!r}")
+    order = ROBOSUITE15_ORDER.get(env_name)
+    if object_layout == "canonical" or order is None or obj.shape[-1] != len(order):
+        return obj
+    inverse = np.argsort(order)  # canonical[j] = stored[inverse[j]]
+    return obj[..., inverse]
+
+
+def object_vector(obs: Mapping[str, np.ndarray], env_name: str,
+                  object_layout: str = "canonical") -> np.ndarray:
+    """The task object vector [..., k] in canonical order (named keys, else object / object-state)."""
+    parts = OBJECT_PARTS.get(env_name)
+    if parts is not None and all(name in obs for name, _ in parts):
+        return np.concatenate([np.asarray(obs[name], dtype=np.float64) for name, _ in parts], axis=-1)
+    if "object" in obs:
+        return canonical_object(np.asarray(obs["object"]), env_name, object_layout)
+    if "object-state" in obs:
+        return canonical_object(np.asarray(obs["object-state"]), env_name, "robosuite15")
     raise KeyError(f"observation has no object vector: none of {OBJECT_KEYS} in {sorted(obs)}")
 
 
@@ -59,16 +90,18 @@ def _part(obs: Mapping[str, np.ndarray], key: str, size: int) -> np.ndarray:
     return arr
 
 
-def extract_vectors(obs: Mapping[str, np.ndarray], env_name: str) -> dict[str, np.ndarray]:
+def extract_vectors(obs: Mapping[str, np.ndarray], env_name: str,
+                    object_layout: str = "canonical") -> dict[str, np.ndarray]:
     """Build the ``state``, ``proprio`` and ``velocity`` float32 vectors from an observation.
 
     Args:
         obs: low-dim observations, every entry [D] (one frame) or [T, D] (a sequence).
-        env_name: robosuite env name (only used to check the object vector size when known).
+        env_name: robosuite env name (picks the object part names and checks their size).
+        object_layout: order of ``obs["object"]`` when the named object keys are absent.
     Returns:
         ``{"state": [..., k+9], "proprio": [..., 9], "velocity": [..., 9]}``, float32.
     """
-    obj = object_vector(obs)
+    obj = object_vector(obs, env_name, object_layout)
     if env_name in OBJECT_PARTS:
         want = sum(n for _, n in OBJECT_PARTS[env_name])
         if obj.shape[-1] != want:

@@ -68,6 +68,7 @@ class RobosuiteEnv:
                 raise ValueError(f"unknown camera {camera_name!r} for {env_name}; "
                                  f"available: {list(self.env.sim.model.camera_names)}")
             _disable_multisampling(self.env.sim)
+        self.last_raw_obs: dict[str, Any] = {}
         low, high = self.env.action_spec
         self.action_low: np.ndarray = np.asarray(low, dtype=np.float64)
         self.action_high: np.ndarray = np.asarray(high, dtype=np.float64)
@@ -80,6 +81,7 @@ class RobosuiteEnv:
 
     # ------------------------------------------------------------------ observations
     def _obs(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
+        self.last_raw_obs = raw  # robosuite's own dict of the latest observation (images upside down)
         obs = dict(extract_vectors(raw, self.env_name))
         if self.render_enabled:
             obs["image"] = np.ascontiguousarray(raw[f"{self.camera_name}_image"][::-1]).astype(np.uint8)
@@ -146,10 +148,15 @@ class RobosuiteEnv:
 
     def render(self) -> np.ndarray:
         """uint8 [image_size, image_size, 3] frame of the camera, right side up."""
+        return self.render_camera(self.camera_name)
+
+    def render_camera(self, camera_name: str) -> np.ndarray:
+        """uint8 [image_size, image_size, 3] frame of any camera of the model, right side up."""
         if not self.render_enabled:
             raise RuntimeError("this RobosuiteEnv was built with render=False")
-        frame = self.env.sim.render(camera_name=self.camera_name, width=self.image_size,
-                                    height=self.image_size)
+        if camera_name not in self.env.sim.model.camera_names:
+            raise ValueError(f"unknown camera {camera_name!r}; available: {list(self.env.sim.model.camera_names)}")
+        frame = self.env.sim.render(camera_name=camera_name, width=self.image_size, height=self.image_size)
         return np.ascontiguousarray(frame[::-1]).astype(np.uint8)
 
     def model_xml(self) -> str:

@@ -1,0 +1,211 @@
+"""Generate scripted Lift / PickPlaceCan demonstrations in robosuite, written in robomimic's hdf5 layout.
+
+Layout (as robomimic writes it)::
+
+    data                      attrs: total (sum of num_samples), env_args (JSON: env_name, type=1,
+                                     env_kwargs incl. controller_configs), robosuite_version
+    data/demo_i               attrs: num_samples, model_file (MuJoCo xml)
+    data/demo_i/states        float64 [T, sim_dim]  flattened MuJoCo state before action t
+    data/demo_i/actions       float64 [T, 7]
+    data/demo_i/rewards       float64 [T]           sparse task reward after action t
+    data/demo_i/dones         int64   [T]           1 at the last step
+    data/demo_i/obs/<key>     low-dim obs before action t: object (canonical order, see
+                              datasets/state_layout.py), robot0_eef_pos, robot0_eef_quat,
+                              robot0_gripper_qpos, robot0_gripper_qvel, robot0_joint_pos, ...
+    data/demo_i/obs/<cam>_image  uint8 [T, H, W, 3], right side up (only if cameras are asked for)
+    mask/train, mask/valid    byte strings of demo names (about 10% valid)
+
+Only successful episodes are kept (an episode ends at the first step the task's check succeeds).
+Placement randomisation is robosuite's own, seeded with ``seed``.
+
+CLI: ``python -m datasets.generate_demos --task lift --n-episodes 24 --output data/demo/lift/demo.hdf5``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from datasets.scripted_policy import ScriptedPolicy
+from datasets.state_layout import object_vector
+from envs.controller_config import composite_controller_config
+from envs.robosuite_env import RobosuiteEnv
+
+log = logging.getLogger(__name__)
+
+TASKS = {"lift": "Lift", "can": "PickPlaceCan"}
+MAX_STEPS = {"lift": 200, "can": 500}
+DEFAULT_CAMERAS = ("agentview", "robot0_eye_in_hand")
+LOW_DIM_SKIP = ("robot0_proprio-state", "object-state")
+
+
+def demo_env_kwargs(camera_names: Sequence[str], image_size: int) -> dict:
+    """The env_kwargs stored in ``env_args`` (robosuite 1.5 composite OSC_POSE controller, 20 Hz)."""
+    cams = list(camera_names)
+    return {
+        "has_renderer": False, "has_offscreen_renderer": bool(cams), "ignore_done": True,
+        "use_object_obs": True, "use_camera_obs": bool(cams), "control_freq": 20,
+        "controller_configs": composite_controller_config(None, "Panda"), "robots": ["Panda"],
+        "camera_depths": False, "camera_heights": image_size, "camera_widths": image_size,
+        "camera_names": cams or ["agentview"], "reward_shaping": False, "lite_physics": True,
+    }
+
+
+def _low_dim(raw: dict, env_name: str) -> dict[str, np.ndarray]:
+    out = {"object": object_vector(raw, env_name)}
+    for key, value in raw.items():
+        if key.startswith("robot0_") and key not in LOW_DIM_SKIP and not key.endswith("_image"):
+            out[key] = np.asarray(value)
+    return out
+
+
+def run_episode(env: RobosuiteEnv, policy: ScriptedPolicy, cameras: Sequence[str], max_steps: int) -> dict | None:
+    """Run one scripted episode; the recorded arrays if it succeeds, else None."""
+    obs = env.reset()
+    policy.reset()
+    if env.env_name == "PickPlaceCan":
+        policy.goal_pos = env.env.target_bin_placements[env.env.object_id]
+    rec: dict[str, list] = {"states": [], "actions": [], "rewards": [], "obs": []}
+    images: dict[str, list] = {c: [] for c in cameras}
+    for _ in range(max_steps):
+        rec["states"].append(env.get_sim_state())
+        rec["obs"].append(_low_dim(env.last_raw_obs, env.env_name))
+        for cam in cameras:
+            images[cam].append(obs["image"] if cam == env.camera_name else env.render_camera(cam))
+        action = policy(obs)
+        obs, reward, _, info = env.step(action)
+        rec["actions"].append(action)
+        rec["rewards"].append(reward)
+        if info["success"]:
+            obs_keys = rec["obs"][0].keys()
+            n = len(rec["actions"])
+            return {
+                "states": np.stack(rec["states"]).astype(np.float64),
+                "actions": np.stack(rec["actions"]).astype(np.float64),
+                "rewards": np.asarray(rec["rewards"], dtype=np.float64),
+                "dones": np.eye(1, n, n - 1, dtype=np.int64)[0],
+                "obs": {k: np.stack([o[k] for o in rec["obs"]]) for k in obs_keys}
+                | {f"{c}_image": np.stack(images[c]).astype(np.uint8) for c in cameras},
+            }
+    return None
+
+
+def _write_demo(grp: h5py.Group, ep: dict, model_xml: str) -> None:
+    grp.attrs["num_samples"] = len(ep["actions"])
+    grp.attrs["model_file"] = model_xml
+    for key in ("states", "actions", "rewards", "dones"):
+        grp.create_dataset(key, data=ep[key])
+    for key, value in ep["obs"].items():
+        grp.create_dataset(f"obs/{key}", data=value)
+
+
+def _write_masks(f: h5py.File, names: list[str]) -> None:
+    n_valid = max(1, round(0.1 * len(names))) if len(names) > 1 else 0
+    valid = names[len(names) - n_valid:] if n_valid else []
+    train = [n for n in names if n not in valid]
+    f.create_dataset("mask/train", data=np.array(train, dtype="S"))
+    f.create_dataset("mask/valid", data=np.array(valid, dtype="S"))
+
+
+def generate_demos(task: str, n_episodes: int, output_path: str | Path,
+                   camera_names: Sequence[str] | None = DEFAULT_CAMERAS, image_size: int = 84,
+                   seed: int = 0, max_attempts: int | None = None, progress: bool = True) -> dict:
+    """Write ``n_episodes`` successful scripted demos of ``task`` ("lift" / "can") to ``output_path``.
+
+    Returns stats: ``successes``, ``attempts``, ``success_rate``, ``seconds_per_episode``
+    (wall time per attempted episode), ``steps_per_episode`` (mean over kept episodes), ``path``.
+    Raises RuntimeError (and writes nothing) if ``max_attempts`` (default 2n + 10) run out first.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
+    if n_episodes < 1:
+        raise ValueError("n_episodes must be >= 1")
+    cameras = list(camera_names or [])
+    env_name = TASKS[task]
+    env_kwargs = demo_env_kwargs(cameras, image_size)
+    max_attempts = max_attempts or 2 * n_episodes + 10
+    output_path = Path(output_path)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_path.with_name(f".{output_path.name}.tmp-{os.getpid()}")
+    rng = np.random.default_rng(seed)
+    env = RobosuiteEnv(env_name, {**env_kwargs, "seed": seed}, camera_name=cameras[0] if cameras else "agentview",
+                       image_size=image_size, render=bool(cameras))
+    policy = ScriptedPolicy(task, goal_pos=np.zeros(3), rng=rng)
+    attempts, names, steps, t0 = 0, [], [], time.perf_counter()
+    bar = tqdm(total=n_episodes, desc=f"{task} demos", unit="ep", disable=not progress)
+    try:
+        with h5py.File(tmp, "w") as f:
+            data = f.create_group("data")
+            while len(names) < n_episodes:
+                if attempts >= max_attempts:
+                    raise RuntimeError(f"only {len(names)}/{n_episodes} successful {task} episodes "
+                                       f"in {attempts} attempts")
+                attempts += 1
+                ep = run_episode(env, policy, cameras, MAX_STEPS[task])
+                if ep is not None:
+                    name = f"demo_{len(names)}"
+                    _write_demo(data.create_group(name), ep, env.model_xml())
+                    names.append(name)
+                    steps.append(len(ep["actions"]))
+                    bar.update(1)
+                bar.set_postfix(success=f"{len(names)}/{attempts}")
+            data.attrs["total"] = int(sum(steps))
+            data.attrs["env_args"] = json.dumps({"env_name": env_name, "type": 1, "env_kwargs": env_kwargs})
+            import robosuite
+            data.attrs["robosuite_version"] = robosuite.__version__
+            _write_masks(f, names)
+        os.replace(tmp, output_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
+        env.close()
+    seconds = time.perf_counter() - t0
+    return {"task": task, "successes": len(names), "attempts": attempts,
+            "success_rate": len(names) / attempts, "seconds_per_episode": seconds / attempts,
+            "steps_per_episode": float(np.mean(steps)), "seconds": seconds, "path": str(output_path)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Generate scripted robosuite demos (robomimic hdf5 layout).")
+    parser.add_argument("--task", required=True, choices=sorted(TASKS), help="lift (Lift) or can (PickPlaceCan)")
+    parser.add_argument("--n-episodes", type=int, default=24, help="successful episodes to keep (default 24)")
+    parser.add_argument("--output", required=True, type=Path, help="hdf5 file to write (atomically)")
+    cams = parser.add_mutually_exclusive_group()
+    cams.add_argument("--cameras", default=",".join(DEFAULT_CAMERAS),
+                      help="comma-separated camera names to record (default agentview,robot0_eye_in_hand)")
+    cams.add_argument("--no-cameras", action="store_true", help="record no images (states and low-dim obs only)")
+    parser.add_argument("--image-size", type=int, default=84, help="camera image size in pixels (default 84)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of placement randomisation and action noise")
+    parser.add_argument("--max-attempts", type=int, default=None, help="give up after this many episodes")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.n_episodes < 1 or args.image_size < 8:
+        print("error: --n-episodes must be >= 1 and --image-size >= 8", file=sys.stderr)
+        return 2
+    cameras = [] if args.no_cameras else [c for c in args.cameras.split(",") if c]
+    try:
+        stats = generate_demos(args.task, args.n_episodes, args.output, cameras, args.image_size,
+                               args.seed, args.max_attempts)
+    except (RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {stats['successes']} {args.task} demos ({stats['successes']}/{stats['attempts']} successful, "
+          f"{stats['seconds_per_episode']:.2f} s/episode, {stats['steps_per_episode']:.0f} steps/episode) "
+          f"to {stats['path']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Waypoint policies for Lift and PickPlaceCan under the OSC_POSE delta controller.
+
+The policy reads the object and end-effector positions from the dataset-format observation
+(``state[:3]`` = object pos, ``proprio[:3]`` = eef pos) and moves through phases: above the
+object, down to it, close the gripper, lift (Can: carry over the target bin, lower, open).
+Orientation actions are zero (the gripper keeps pointing down). A little seeded action noise
+makes episodes differ beyond robosuite's own placement randomisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+OPEN, CLOSE = -1.0, 1.0
+POS_SCALE = 0.05  # metres per unit of OSC position action (controller output_max)
+
+
+@dataclass
+class Phase:
+    name: str
+    offset: np.ndarray  # target relative to the anchor point [3]
+    gripper: float
+    tol: float  # position tolerance to move on (m); <= 0: hold for `steps`
+    steps: int  # max steps (or hold steps)
+    anchor: str  # "object" (live), "grasp" (object pos when the grasp closed), "goal"
+
+
+def _phases(task: str) -> list[Phase]:
+    z = np.zeros(3)
+    if task == "lift":
+        return [
+            Phase("above", np.array([0, 0, 0.08]), OPEN, 0.01, 60, "object"),
+            Phase("descend", np.array([0, 0, -0.005]), OPEN, 0.006, 40, "object"),
+            Phase("grasp", z, CLOSE, 0.0, 8, "hold"),
+            Phase("lift", np.array([0, 0, 0.15]), CLOSE, 0.01, 80, "grasp"),
+        ]
+    if task == "can":
+        return [
+            Phase("above", np.array([0, 0, 0.10]), OPEN, 0.01, 80, "object"),
+            Phase("descend", np.array([0, 0, 0.0]), OPEN, 0.008, 60, "object"),
+            Phase("grasp", z, CLOSE, 0.0, 10, "hold"),
+            Phase("lift", np.array([0, 0, 0.22]), CLOSE, 0.02, 80, "grasp"),
+            Phase("carry", np.array([0, 0, 0.18]), CLOSE, 0.02, 150, "goal"),
+            Phase("lower", np.array([0, 0, 0.10]), CLOSE, 0.02, 60, "goal"),
+            Phase("release", z, OPEN, 0.0, 15, "hold"),
+            Phase("retreat", np.array([0, 0, 0.25]), OPEN, 0.02, 60, "goal"),
+        ]
+    raise ValueError(f"no scripted policy for task {task!r} (known: lift, can)")
+
+
+class ScriptedPolicy:
+    """Phase-machine policy; call :meth:`reset` at each episode start, then ``policy(obs)``.
+
+    Args:
+        task: "lift" or "can".
+        goal_pos: [3] target point for Can (the centre of the can's bin), unused for Lift.
+        noise: std of Gaussian noise added to the position actions.
+        rng: numpy Generator for the noise.
+    """
+
+    def __init__(self, task: str, goal_pos: np.ndarray | None = None, noise: float = 0.05,
+                 rng: np.random.Generator | None = None, gain: float = 1.5):
+        self.task = task
+        self.phases = _phases(task)
+        if task == "can" and goal_pos is None:
+            raise ValueError("the can policy needs goal_pos (the target bin position)")
+        self.goal_pos = None if goal_pos is None else np.asarray(goal_pos, dtype=np.float64)
+        self.noise = noise
+        self.gain = gain
+        self.rng = rng or np.random.default_rng(0)
+        self.reset()
+
+    def reset(self) -> None:
+        self.index = 0
+        self.count = 0
+        self.grasp_pos: np.ndarray | None = None
+        self.hold_pos: np.ndarray | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the last phase has finished."""
+        return self.index >= len(self.phases)
+
+    def _target(self, phase: Phase, obj: np.ndarray, eef: np.ndarray) -> np.ndarray:
+        if phase.anchor == "object":
+            return obj + phase.offset
+        if phase.anchor == "grasp":
+            return self.grasp_pos + phase.offset
+        if phase.anchor == "goal":
+            return self.goal_pos + phase.offset
+        if self.hold_pos is None:
+            self.hold_pos = eef.copy()
+        return self.hold_pos
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """7-D action [dx, dy, dz, dax, day, daz, gripper] in [-1, 1] for observation ``obs``."""
+        obj = np.asarray(obs["state"][:3], dtype=np.float64)
+        eef = np.asarray(obs["proprio"][:3], dtype=np.float64)
+        phase = self.phases[min(self.index, len(self.phases) - 1)]
+        target = self._target(phase, obj, eef)
+        err = target - eef
+        self.count += 1
+        reached = phase.tol > 0 and np.linalg.norm(err) < phase.tol
+        if not self.done and (reached or self.count >= phase.steps):
+            if phase.name == "grasp":
+                self.grasp_pos = obj.copy()
+            self.index += 1
+            self.count = 0
+            self.hold_pos = None
+        action = np.zeros(7)
+        action[:3] = np.clip(self.gain * err / POS_SCALE + self.rng.normal(0, self.noise, 3), -1, 1)
+        action[6] = phase.gripper
+        return action

@@ -15,6 +15,7 @@ import os
 import sys
 
 from gpu_utils.devices import query_devices
+from gpu_utils.gpu_utils import warn_if_index_order_ambiguous
 from gpu_utils.report import format_table, json_report, use_colour
 from gpu_utils.selection import DEFAULT_MEMORY_WEIGHT, DEFAULT_UTIL_WEIGHT, rank_devices
 from gpu_utils.visible import parse_visible_devices
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     query = query_devices()
     preset = os.environ.get("CUDA_VISIBLE_DEVICES")
     view = parse_visible_devices(preset, query.devices) if query.has_gpu else []
+    warn_if_index_order_ambiguous(preset, view)
     ranked = rank_devices(view, args.memory_weight, args.util_weight, args.min_free_memory)
     fitting = [r.device for r in ranked if r.fits]
     selected = fitting if args.num_gpus <= 0 else fitting[:args.num_gpus]

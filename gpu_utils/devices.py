@@ -150,25 +150,23 @@ def _snapshots_from_nvitop(nvitop_module) -> list[GpuSnapshot]:
     Device = nvitop_module.Device
     count = Device.count()  # raises NVMLError_LibraryNotFound / DriverNotLoaded without a driver
     snapshots: list[GpuSnapshot] = []
-    for physical in Device.from_indices(list(range(count))) if count else []:
-        parent_uuid = str(physical.uuid())
-        leaves = physical.mig_devices() if physical.is_mig_mode_enabled() else [physical]
-        for dev in leaves:
+    for physical in Device.from_indices(range(count)):
+        for dev in physical.to_leaf_devices():  # the GPU itself, or its MIG instances in MIG mode
             used, total = _num(dev.memory_used()), _num(dev.memory_total())
             if used is None or total is None:
                 logger.debug("skipping %s: memory not readable", dev)
                 continue
-            is_mig = dev is not physical
+            is_mig = bool(dev.is_mig_device())
             snapshots.append(GpuSnapshot(
-                index=int(physical.physical_index),
+                index=int(dev.physical_index),
                 uuid=str(dev.uuid()),
-                name=str(physical.name()),
+                name=str(dev.name()),
                 memory_used_mb=used / MB,
                 memory_total_mb=total / MB,
                 utilization=_num(dev.gpu_utilization()),
                 n_processes=len(dev.processes()),
                 mig_index=int(dev.mig_index) if is_mig else None,
-                parent_uuid=parent_uuid if is_mig else None,
+                parent_uuid=str(physical.uuid()) if is_mig else None,
             ))
     return snapshots
 

@@ -35,6 +35,29 @@ def visible_devices(query: DeviceQuery, cuda_visible_devices: str | None) -> lis
     return parse_visible_devices(cuda_visible_devices, query.devices) if query.has_gpu else []
 
 
+def launched_by_distributed_launcher(environ=None) -> bool:
+    """True inside a process started by ``accelerate launch`` / ``torchrun`` (``LOCAL_RANK`` set).
+
+    Each rank must not pick GPUs on its own (they would disagree or collide): choose before
+    launching, e.g. ``CUDA_VISIBLE_DEVICES=$(./select_best_gpus.py multi -n 2 -q) accelerate launch ...``.
+    """
+    env = os.environ if environ is None else environ
+    return "LOCAL_RANK" in env
+
+
+def warn_if_index_order_ambiguous(preset: str | None, view: list[GpuSnapshot], environ=None) -> None:
+    """Warn when an index-based preset was given without ``CUDA_DEVICE_ORDER=PCI_BUS_ID`` on mixed GPUs.
+
+    CUDA's default order (FASTEST_FIRST) then differs from nvidia-smi's; we read the indices in
+    nvidia-smi (PCI bus) order, which is what Slurm and users mean almost always.
+    """
+    env = os.environ if environ is None else environ
+    if (preset and any(e.strip().isdigit() for e in preset.split(","))
+            and env.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID" and len({d.name for d in view}) > 1):
+        logger.warning("CUDA_VISIBLE_DEVICES=%r uses indices without CUDA_DEVICE_ORDER=PCI_BUS_ID on "
+                       "mixed GPU models: reading them as nvidia-smi (PCI bus) indices", preset)
+
+
 def describe_device(device: GpuSnapshot, memory_weight: float = DEFAULT_MEMORY_WEIGHT,
                     util_weight: float = DEFAULT_UTIL_WEIGHT) -> str:
     """``GPU 5 (NVIDIA H100, mem 3.1%, util 0%, score 2.2)``."""
@@ -51,7 +74,9 @@ def select_gpus_for_run(num_gpus: int = 1, min_free_memory_gb: float = 0.0, auto
     Args:
         num_gpus: how many GPUs to use; ``<= 0`` means every visible GPU that fits.
         min_free_memory_gb: leave out GPUs with less free memory than this (GiB).
-        auto_select: False -> change nothing, return the ordinals already visible.
+        auto_select: False -> change nothing, return the ordinals already visible. The same
+            happens under ``accelerate launch``/``torchrun`` (``LOCAL_RANK`` set): ranks must not
+            choose on their own, select before launching.
         memory_weight, util_weight: score = memory% x memory_weight + util% x util_weight.
 
     Returns:
@@ -76,9 +101,15 @@ def select_gpus_for_run(num_gpus: int = 1, min_free_memory_gb: float = 0.0, auto
     if not view:
         logger.info("CUDA_VISIBLE_DEVICES=%r leaves no GPU visible: running on CPU", preset)
         return []
+    warn_if_index_order_ambiguous(preset, view)
     if not auto_select:
         logger.info("GPU auto-selection off: using the %d visible GPU(s) as cuda:0..%d "
                     "(CUDA_VISIBLE_DEVICES=%r)", len(view), len(view) - 1, preset)
+        return list(range(len(view)))
+    if launched_by_distributed_launcher():
+        logger.info("started by a distributed launcher (LOCAL_RANK=%s): keeping CUDA_VISIBLE_DEVICES=%r "
+                    "and its %d GPU(s); choose GPUs before launching", os.environ["LOCAL_RANK"], preset,
+                    len(view))
         return list(range(len(view)))
     chosen = select_devices(view, num_gpus, memory_weight, util_weight, min_free_memory_gb)
     if not chosen:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import TextIO
 
 from gpu_utils.devices import GpuSnapshot
@@ -11,7 +12,8 @@ from gpu_utils.selection import RankedDevice
 
 GREEN_BELOW, RED_ABOVE = 20.0, 50.0  # score thresholds of the status icons
 
-_ANSI = {"green": "\033[32m", "yellow": "\033[33m", "red": "\033[31m", "bold": "\033[1m", "reset": "\033[0m"}
+_ANSI = MappingProxyType({"green": "\033[32m", "yellow": "\033[33m", "red": "\033[31m", "bold": "\033[1m",
+                          "reset": "\033[0m"})
 
 
 def status_icon(score: float) -> str:

@@ -326,3 +326,105 @@ def test_importing_gpu_utils_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert out.stdout.strip() == "False"
+
+
+def fake_nvitop(specs, fail=False):
+    """A module with the slice of nvitop's Device API query_devices uses.
+
+    specs: per physical GPU, (used_mb, total_mb, util, n_procs) or a list of such tuples (MIG mode).
+    """
+    mod = types.ModuleType("nvitop")
+    NA = "N/A"  # nvitop's NA is a str subclass
+
+    class FakeDevice:
+        def __init__(self, spec, physical_index, mig_index=None, parent=None):
+            self.spec, self.physical_index, self.mig_index, self.parent = spec, physical_index, mig_index, parent
+
+        def is_mig_device(self):
+            return self.mig_index is not None
+
+        def to_leaf_devices(self):
+            if isinstance(self.spec, list):
+                return [FakeDevice(s, self.physical_index, j, self) for j, s in enumerate(self.spec)]
+            return [self]
+
+        def uuid(self):
+            return f"MIG-{self.physical_index}-{self.mig_index}" if self.is_mig_device() else f"GPU-{self.physical_index}"
+
+        def name(self):
+            return "Fake A100 MIG 1g.10gb" if self.is_mig_device() else "Fake A100"
+
+        def memory_used(self):
+            return NA if self.spec[0] is None else self.spec[0] * 2**20
+
+        def memory_total(self):
+            return self.spec[1] * 2**20
+
+        def gpu_utilization(self):
+            return NA if self.is_mig_device() else self.spec[2]
+
+        def processes(self):
+            return {pid: object() for pid in range(self.spec[3])}
+
+    class Device:
+        @classmethod
+        def count(cls):
+            if fail:
+                raise FakeLibraryNotFound("NVML Shared Library Not Found")
+            return len(specs)
+
+        @classmethod
+        def from_indices(cls, indices):
+            return [FakeDevice(specs[i], i) for i in indices]
+
+    mod.Device = Device
+    return mod
+
+
+def test_nvitop_backend_reads_gpus_and_mig_instances(monkeypatch):
+    specs = [(2048, 8192, 40, 3), [(1024, 10240, None, 1), (0, 10240, None, 0)], (None, 8192, 0, 0)]
+    monkeypatch.setitem(sys.modules, "nvitop", fake_nvitop(specs))
+    query = query_devices()
+    assert query.backend == "nvitop" and query.has_gpu
+    assert len(query.devices) == 3  # GPU 2's memory is unreadable: left out
+    full, m0, m1 = query.devices
+    assert (full.index, full.uuid, full.memory_percent, full.utilization, full.n_processes, full.is_mig) == \
+        (0, "GPU-0", 25.0, 40.0, 3, False)
+    assert (m0.index, m0.mig_index, m0.uuid, m0.parent_uuid, m0.utilization, m0.memory_total_mb) == \
+        (1, 0, "MIG-1-0", "GPU-1", None, 10240)
+    assert m1.cuda_id == "MIG-1-1" and full.cuda_id == "0"
+
+
+def test_nvitop_without_driver_falls_back_to_pynvml(monkeypatch, capfd):
+    monkeypatch.setitem(sys.modules, "nvitop", fake_nvitop([], fail=True))
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([(0, 1000, 0, [])]))
+    query = query_devices()
+    assert query.backend == "pynvml" and [d.uuid for d in query.devices] == ["GPU-0-fake"]
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([], fail_init=True))
+    assert query_devices().error == "NVML Shared Library Not Found"
+    assert capfd.readouterr().err == ""
+
+
+def test_ranks_of_a_distributed_launch_do_not_choose(env, caplog):
+    env.setenv("LOCAL_RANK", "1")
+    env.setenv("CUDA_VISIBLE_DEVICES", "6,2")
+    fake_query(env, EIGHT)
+    with caplog.at_level(logging.INFO, logger="gpu_utils"):
+        assert select_gpus_for_run(num_gpus=1) == [0, 1]
+    import os
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "6,2" and "MUJOCO_EGL_DEVICE_ID" not in os.environ
+    assert "distributed launcher" in caplog.text
+
+
+def test_index_preset_on_mixed_gpus_without_pci_order_warns(env, caplog):
+    mixed = [gpu(0), GpuSnapshot(1, "GPU-1", "Other GPU", 0.0, 1000.0, 0.0, 0)]
+    env.setenv("CUDA_VISIBLE_DEVICES", "1,0")
+    fake_query(env, mixed)
+    with caplog.at_level(logging.WARNING):
+        assert select_gpus_for_run() == [0]
+    assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in caplog.text
+    caplog.clear()
+    env.setenv("CUDA_VISIBLE_DEVICES", "1,0")  # now set by the first call; no warning any more
+    with caplog.at_level(logging.WARNING):
+        select_gpus_for_run()
+    assert caplog.text == ""

@@ -1,0 +1,125 @@
+#!/usr/bin/env python
+"""Plan with a trained DINO world model in robosuite: batched CEM + MPC, with random / replay baselines.
+
+    python plan.py --config-name=plan_projected_latent ckpt_base_path=outputs/.../run n_evals=10 goal_H=5
+    python plan.py --config-name=plan_projected_latent ckpt_base_path=RUN planner=random   # or replay
+    python plan.py -m ... goal_H=3,5,8                  # horizon study; then python -m planning.merge --by goal_H DIR
+    python plan.py ... shard.index=0 shard.count=2      # one of 2 shards; python -m planning.merge A B --out OUT
+
+Writes ``hydra.run.dir`` (default ``plan_outputs/<timestamp>_<name>_gH<H>/``): logs.json, summary.json,
+videos/eval_XXX_epY.mp4, plots/*.png. See conf/plan.yaml for every key.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+OmegaConf.register_new_resolver("basename", lambda p: Path(str(p)).name if p else "model", replace=True)
+log = logging.getLogger("plan")
+
+
+class PlanError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+def pick_device(cfg: DictConfig) -> str:
+    """GPU through gpu_utils (before CUDA is initialised) or CPU; ``device: cpu`` forces the CPU."""
+    if str(cfg.device) != "auto":
+        return str(cfg.device)
+    from gpu_utils import select_gpus_for_run
+
+    ids = select_gpus_for_run(num_gpus=1, min_free_memory_gb=float(cfg.gpu.min_free_memory_gb),
+                              auto_select=bool(cfg.gpu.auto_select))
+    return f"cuda:{ids[0]}" if ids else "cpu"
+
+
+def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
+    """The whole evaluation of one (shard of a) planning job; returns the summary."""
+    ckpt = cfg.ckpt_base_path
+    if not ckpt or not Path(str(ckpt)).is_dir():
+        raise PlanError(f"ckpt_base_path {ckpt!r} is not a training run directory")
+    if cfg.goal_source != "dset":
+        raise PlanError(f"goal_source {cfg.goal_source!r} is not supported (only 'dset')")
+    device = pick_device(cfg)
+
+    import torch
+    from hydra.utils import instantiate
+
+    from datasets.robomimic_dset import RobomimicEpisodes
+    from envs.robosuite_env import RobosuiteEnv
+    from models.loading import load_world_model
+    from planning.episodes import select_episodes, shard
+    from planning.evaluator import EvalSettings
+    from planning.mpc import MPC
+    from planning.report import run_batches, write_outputs
+
+    torch.manual_seed(int(cfg.seed))
+    run = load_world_model(str(ckpt), model_epoch=cfg.model_epoch, device=device)
+    model = run.model.eval()
+    data = RobomimicEpisodes(cfg.dataset_path or run.dataset_path)
+    fs = int(model.frameskip)
+    t0 = int(cfg.history_frames or model.num_hist)
+    pool = list(run.split.get(cfg.episodes.split) or [])
+    if not pool:
+        log.warning("the run has no %r episodes; planning on all %d dataset episodes", cfg.episodes.split, len(data))
+        pool = list(range(len(data)))
+    try:
+        specs = select_episodes([data.seq_len(i) for i in range(len(data))], pool, int(cfg.n_evals), int(cfg.goal_H),
+                                fs, int(cfg.seed), start_mode=cfg.episodes.start_mode, min_start=(t0 - 1) * fs,
+                                goal_window=int(cfg.episodes.goal_window))
+        mine = shard(specs, int(cfg.shard.index), int(cfg.shard.count))
+    except ValueError as exc:
+        raise PlanError(str(exc)) from exc
+    objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
+                            if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
+    planner_cfg = OmegaConf.to_container(cfg.planner, resolve=True)
+    planner_cfg.pop("name", None)  # the planner class carries its own name
+    planner = instantiate(planner_cfg, model=model, objective=objective)
+    n_taken = int(cfg.mpc.n_taken_actions)
+    max_iter = int(cfg.mpc.max_iter or math.ceil(int(cfg.goal_H) / n_taken))
+    mpc = MPC(planner, model, run.normalizer, fs, n_taken_actions=n_taken, max_iter=max_iter,
+              shrink_horizon=bool(cfg.mpc.shrink_horizon), history_frames=t0, eef_scale=float(cfg.eef_scale),
+              decode_imagined=bool(cfg.decode_imagined) and bool(getattr(model, "has_decoder", False)),
+              device=device, progress=bool(cfg.progress))
+    settings = EvalSettings(frameskip=fs, history_frames=t0, success_metric=cfg.eval.success_metric,
+                            goal_tolerance=float(cfg.eval.goal_tolerance))
+    log.info("planning %d of %d evaluations (shard %d/%d) with %s on %s, goal_H=%d (%d env steps), %d re-plans",
+             len(mine), len(specs), cfg.shard.index, cfg.shard.count, planner.name, device, cfg.goal_H,
+             cfg.goal_H * fs, max_iter)
+    records, traces, goals = run_batches(lambda: RobosuiteEnv.from_meta(data.meta, render=True), model,
+                                         run.normalizer, data, mine, mpc, settings, device,
+                                         batch_size=cfg.batch_size, progress=bool(cfg.progress))
+    info = {"planner": planner.name, "goal_H": int(cfg.goal_H), "frameskip": fs, "model": Path(str(ckpt)).name,
+            "ckpt_base_path": str(Path(str(ckpt)).resolve()), "model_epoch": str(cfg.model_epoch),
+            "model_step": getattr(run, "step", None), "env_name": data.meta.env_name,
+            "success_metric": cfg.eval.success_metric, "n_evals_requested": int(cfg.n_evals),
+            "encoder_pretrained": OmegaConf.select(run.cfg, "encoder.pretrained", default=None),
+            "shard": {"index": int(cfg.shard.index), "count": int(cfg.shard.count)}, "device": device}
+    return write_outputs(out_dir, cfg, info, records, traces, goals, data, with_imagined=mpc.decode_imagined)
+
+
+@hydra.main(config_path="conf", config_name="plan", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        summary = run_plan(cfg, out_dir)
+    except PlanError as exc:
+        print(f"plan.py: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    enc = "" if summary.get("encoder_pretrained") is not False else " [RANDOM frozen encoder]"
+    print(f"{summary['planner']}: success_rate {summary['success_rate']:.2f} over {summary['n_evals']} episodes "
+          f"(goal_H={summary['goal_H']}, mean final object dist {summary['mean_final_object_dist']:.3f} m, "
+          f"{summary['planning_seconds_total']:.1f} s planning){enc} -> {out_dir}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    main()

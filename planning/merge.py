@@ -1,0 +1,174 @@
+"""Merge planning outputs: shards into one result, or many results into a table by a key.
+
+    python -m planning.merge SHARD_DIR [SHARD_DIR ...] --out OUT      # one logs.json + summary.json
+    python -m planning.merge MULTIRUN_DIR --out OUT                    # every logs.json found below
+    python -m planning.merge --by goal_H MULTIRUN_DIR [--out OUT]      # horizon study table + png
+
+A merged summary is computed by the same ``planning.outputs.summarize`` as a single job, on the
+union of the shards' per-episode records, so it equals the single job's (same seeds => same
+evaluations). Shards must agree on the run, planner, goal_H, seed and n_evals; an evaluation found
+twice is an error; missing evaluations are reported (``complete: false``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+
+from planning.outputs import LOGS_FILE, SUMMARY_FILE, summarize, write_json
+
+log = logging.getLogger(__name__)
+_SAME = ("planner", "goal_H", "frameskip", "ckpt_base_path", "model_epoch", "success_metric", "n_evals_requested")
+_TABLE_COLS = ("success_rate", "task_success_rate", "goal_reached_rate", "mean_final_object_dist",
+               "mean_final_latent_dist", "n_evals", "planning_seconds_per_replan")
+
+
+class MergeError(Exception):
+    """Inconsistent or missing inputs (one line, exit code 2)."""
+
+
+def find_logs(dirs: list[str | Path]) -> list[Path]:
+    """logs.json of each dir, or every logs.json below a dir that has none itself (a multirun dir)."""
+    found = []
+    for d in map(Path, dirs):
+        if not d.is_dir():
+            raise MergeError(f"{d} is not a directory")
+        if (d / LOGS_FILE).is_file():
+            found.append(d / LOGS_FILE)
+        else:
+            below = sorted(p for p in d.rglob(LOGS_FILE) if not p.parent.name.startswith("merged"))
+            if not below:
+                raise MergeError(f"no {LOGS_FILE} in or below {d}")
+            found += below
+    return found
+
+
+def merge_logs(logs: list[dict], sources: list[str]) -> tuple[dict, dict]:
+    """Merge shard logs (dicts as written to logs.json) -> (merged logs, merged summary)."""
+    if not logs:
+        raise MergeError("nothing to merge")
+    ref = logs[0]["info"]
+    seed = logs[0]["config"].get("seed")
+    for lg, src in zip(logs, sources):
+        diff = [k for k in _SAME if lg["info"].get(k) != ref.get(k)]
+        if lg["config"].get("seed") != seed:
+            diff.append("seed")
+        if diff:
+            raise MergeError(f"{src} differs from {sources[0]} in {', '.join(diff)}: not shards of one job")
+    episodes, seen = [], {}
+    for lg, src in zip(logs, sources):
+        for rec in lg["episodes"]:
+            if rec["eval_index"] in seen:
+                raise MergeError(f"evaluation {rec['eval_index']} is in both {seen[rec['eval_index']]} and {src}")
+            seen[rec["eval_index"]] = src
+            episodes.append(rec)
+    episodes.sort(key=lambda r: r["eval_index"])
+    expected = ref.get("n_evals_requested")
+    missing = sorted(set(range(expected)) - set(seen)) if expected else []
+    if missing:
+        log.warning("merged result is incomplete: %d of %d evaluations missing (%s)", len(missing), expected,
+                    missing[:10])
+    info = {**ref, "shard": {"merged_from": len(logs), "count": ref.get("shard", {}).get("count")},
+            "complete": not missing, "missing_evals": missing}
+    summary = summarize(episodes, info)
+    config = {**logs[0]["config"], "shard": {"index": None, "count": logs[0]["config"].get("shard", {}).get("count")}}
+    merged = {"config": config, "info": info, "episodes": episodes, "merged_from": sources,
+              "timings": {"planning_seconds_total": summary["planning_seconds_total"]}}
+    return merged, summary
+
+
+def load(paths: list[Path]) -> list[dict]:
+    out = []
+    for p in paths:
+        try:
+            out.append(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise MergeError(f"cannot read {p}: {exc}") from exc
+    return out
+
+
+def table_rows(logs: list[dict], sources: list[str], key: str) -> list[dict]:
+    """Group logs by ``info[key]`` (shards of a group are merged) -> one row per value, sorted."""
+    groups: dict = {}
+    for lg, src in zip(logs, sources):
+        if key not in lg["info"]:
+            raise MergeError(f"{src} has no {key!r} in its info")
+        groups.setdefault(lg["info"][key], []).append((lg, src))
+    rows = []
+    for value in sorted(groups, key=lambda v: (isinstance(v, str), v)):
+        members = groups[value]
+        _, summary = merge_logs([m[0] for m in members], [m[1] for m in members])
+        rows.append({key: value, "planner": summary["planner"], **{c: summary[c] for c in _TABLE_COLS},
+                     "complete": summary["complete"]})
+    return rows
+
+
+def to_markdown(rows: list[dict], key: str) -> str:
+    cols = [key, "planner", *_TABLE_COLS]
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v))  # noqa: E731
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict], key: str) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=[key, "planner", *_TABLE_COLS, "complete"])
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m planning.merge", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    p.add_argument("dirs", nargs="+", help="planning output dirs (or a dir holding several, e.g. a multirun dir)")
+    p.add_argument("--out", help="output dir (default: merged/ in the first dir, or the first dir itself with --by)")
+    p.add_argument("--by", metavar="KEY", help="make a table grouped by this key (e.g. goal_H) instead of one merge")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        paths = find_logs(args.dirs)
+        logs, sources = load(paths), [str(x.parent) for x in paths]
+        if args.by:
+            from planning.plots import plot_horizon
+
+            rows = table_rows(logs, sources, args.by)
+            out = Path(args.out or args.dirs[0])
+            out.mkdir(parents=True, exist_ok=True)
+            stem = f"{args.by}_table"
+            md = to_markdown(rows, args.by)
+            _write_text(out / f"{stem}.md", md)
+            _write_text(out / f"{stem}.csv", to_csv(rows, args.by))
+            write_json(out / f"{stem}.json", rows)
+            if all(isinstance(r[args.by], (int, float)) for r in rows):
+                plot_horizon(out / f"success_vs_{args.by}.png", rows, f"success against {args.by}", key=args.by)
+            print(md, end="")
+            print(f"written: {out / stem}.md/.csv/.json and {out / f'success_vs_{args.by}.png'}")
+            return 0
+        merged, summary = merge_logs(logs, sources)
+        out = Path(args.out or Path(args.dirs[0]) / "merged")
+        write_json(out / LOGS_FILE, merged)
+        write_json(out / SUMMARY_FILE, summary)
+        print(f"merged {len(logs)} result(s), {summary['n_evals']} evaluations: success_rate "
+              f"{summary['success_rate']:.3f}{'' if summary['complete'] else ' (INCOMPLETE)'} -> {out}")
+        return 0
+    except MergeError as exc:
+        print(f"planning.merge: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Receding-horizon execution of a planner in a batch of simulators.
+
+Every re-plan plans all episodes at once (one batched planner call); then each env executes the
+first ``n_taken_actions`` planning steps (``frameskip`` env steps each, denormalised and clipped to
+the env's bounds). The budget is explicit: ``max_iter`` re-plans. The task's success is recorded
+after every env step for the report, and never read by the planner or used to stop early.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from einops import rearrange
+from tqdm import tqdm
+
+from planning.base import PlanContext
+from planning.observations import action_bounds, images_to_uint8, precompute_features, to_model_obs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EpisodeTrace:
+    """What happened in one episode (per env step unless said otherwise)."""
+
+    frames: list[np.ndarray] = field(default_factory=list)  # uint8 [H, W, 3], the start frame first
+    imagined: list[np.ndarray | None] = field(default_factory=list)  # decoded predicted frame or None
+    eef: list[np.ndarray] = field(default_factory=list)  # [3] end-effector position
+    obj: list[np.ndarray] = field(default_factory=list)  # [3] object position
+    success: list[bool] = field(default_factory=list)  # the task's own check after each step
+    actions: list[np.ndarray] = field(default_factory=list)  # executed env actions [7]
+    planned_eef: list[np.ndarray] = field(default_factory=list)  # per re-plan: [h * fs + 1, 3] commanded path
+    plan_costs: list[float] = field(default_factory=list)  # per re-plan: objective of the chosen plan
+    final_obs: dict | None = None
+
+
+@dataclass
+class MPCResult:
+    traces: list[EpisodeTrace]
+    plan_seconds: list[float]  # wall time of each batched planner call
+    n_replans: int
+    n_env_steps: int
+
+
+class MPC:
+    """Receding-horizon controller around a planner.
+
+    Args:
+        planner: object with ``horizon`` and ``plan(PlanContext) -> PlanResult``.
+        model: world model (for the goal / current-obs encodings and optional decoded frames).
+        normalizer: the run's normaliser (actions, proprio).
+        frameskip: env steps per planning step.
+        n_taken_actions: planning steps executed per re-plan.
+        max_iter: number of re-plans (the budget: ``max_iter * n_taken_actions`` planning steps).
+        shrink_horizon: plan ``min(horizon, steps left in the budget)`` steps, so that the last
+            predicted step of every plan lines up with the end of the budget (the goal time).
+        history_frames: observed frames given to the model (1 .. num_hist).
+        eef_scale: metres per unit of OSC position action (for the commanded eef path in plots).
+        decode_imagined: decode the predicted frames (runs trained with a decoder) for the videos.
+    """
+
+    def __init__(self, planner, model, normalizer, frameskip: int, n_taken_actions: int = 1, max_iter: int = 5,
+                 shrink_horizon: bool = True, history_frames: int = 1, eef_scale: float = 0.05,
+                 decode_imagined: bool = False, device: str | torch.device = "cpu", progress: bool = True):
+        if n_taken_actions < 1 or max_iter < 1:
+            raise ValueError(f"n_taken_actions and max_iter must be >= 1, got {n_taken_actions}, {max_iter}")
+        self.planner, self.model, self.normalizer = planner, model, normalizer
+        self.frameskip, self.n_taken, self.max_iter = int(frameskip), int(n_taken_actions), int(max_iter)
+        self.shrink_horizon, self.history_frames = bool(shrink_horizon), max(1, int(history_frames))
+        self.eef_scale, self.decode_imagined = float(eef_scale), bool(decode_imagined)
+        self.device, self.progress = torch.device(device), progress
+
+    @property
+    def budget_steps(self) -> int:
+        return self.max_iter * self.n_taken
+
+    def _context_obs(self, hist_img, hist_prop) -> dict[str, torch.Tensor]:
+        t0 = self.history_frames
+        imgs = np.stack([np.stack(h[-t0:]) for h in hist_img])  # [B, T0, H, W, 3]
+        props = np.stack([np.stack(h[-t0:]) for h in hist_prop])
+        return precompute_features(self.model, to_model_obs(imgs, props, self.normalizer, self.device))
+
+    def _past_actions(self, hist_act) -> torch.Tensor:
+        k = self.history_frames - 1
+        a_dim = self.model.action_dim * self.frameskip if hasattr(self.model, "action_dim") else None
+        if k == 0:
+            return torch.zeros(len(hist_act), 0, a_dim or 7 * self.frameskip, device=self.device)
+        raw = torch.as_tensor(np.stack([np.stack(h[-k:]) for h in hist_act]), dtype=torch.float32, device=self.device)
+        return self.normalizer.normalize_action(raw)
+
+    def _commanded_path(self, eef: np.ndarray, actions_raw: np.ndarray) -> np.ndarray:
+        """eef [3] + raw actions [h * fs, 7] -> [h * fs + 1, 3] path commanded by the OSC position deltas."""
+        steps = np.clip(actions_raw[:, :3], -1, 1) * self.eef_scale
+        return np.concatenate([eef[None], eef[None] + np.cumsum(steps, axis=0)], axis=0)
+
+    @torch.no_grad()
+    def run(self, envs: list, start_obs: list[dict], history: list[dict], z_goal: torch.Tensor,
+            generators: list[torch.Generator], reference_actions: np.ndarray | None = None) -> MPCResult:
+        """Plan and execute in every env for ``max_iter`` re-plans.
+
+        Args:
+            envs: B envs already reset to their start states (``RobosuiteEnv``-like).
+            start_obs: B observations of those states ({"image", "state", "proprio"}).
+            history: B dicts {"images": [k, H, W, 3], "proprios": [k, p], "actions": [k, 7 * fs]} of the
+                ``k = history_frames - 1`` dataset frames / action chunks before the start (k may be 0).
+            z_goal: [B, 1, P, D] goal latents.
+            generators: B seeded CPU generators (planner noise).
+            reference_actions: raw [B, budget_steps, 7 * fs] dataset actions from the start (replay) or None.
+        """
+        b, fs = len(envs), self.frameskip
+        low, high = envs[0].action_low, envs[0].action_high
+        low_n, high_n = action_bounds(self.normalizer, low, high, fs)
+        hist_img = [list(h["images"]) + [o["image"]] for h, o in zip(history, start_obs)]
+        hist_prop = [list(h["proprios"]) + [o["proprio"]] for h, o in zip(history, start_obs)]
+        hist_act = [list(h["actions"]) for h in history]
+        traces = [EpisodeTrace() for _ in range(b)]
+        for tr, o, env in zip(traces, start_obs, envs):
+            tr.frames.append(o["image"]), tr.imagined.append(None), tr.eef.append(o["proprio"][:3].copy())
+            tr.obj.append(o["state"][:3].copy()), tr.success.append(env.is_success())
+        ref = None if reference_actions is None else self.normalizer.normalize_action(
+            torch.as_tensor(reference_actions, dtype=torch.float32, device=self.device))
+        prev, plan_seconds, done = None, [], 0
+        bar = tqdm(range(self.max_iter), desc=f"MPC {getattr(self.planner, 'name', 'plan')}", disable=not self.progress)
+        for _ in bar:
+            left = self.budget_steps - done
+            horizon = min(self.planner.horizon, left) if self.shrink_horizon else self.planner.horizon
+            ctx = PlanContext(obs_0=self._context_obs(hist_img, hist_prop), past_actions=self._past_actions(hist_act),
+                              z_goal=z_goal, horizon=horizon, generators=generators, action_low=low_n.to(self.device),
+                              action_high=high_n.to(self.device), init_actions=prev,
+                              reference_actions=None if ref is None else ref[:, done:done + horizon])
+            t = time.perf_counter()
+            res = self.planner.plan(ctx)
+            plan_seconds.append(time.perf_counter() - t)
+            raw = self.normalizer.denormalize_action(res.actions).cpu().numpy()  # [B, h, 7 * fs]
+            raw = rearrange(raw, "b h (f a) -> b (h f) a", f=fs)
+            raw = np.clip(raw, low, high)
+            imagined = None
+            if self.decode_imagined and res.z_pred is not None and getattr(self.model, "has_decoder", False):
+                imagined = images_to_uint8(self.model.decode(res.z_pred[:, : self.n_taken]))  # [B, n, H, W, 3]
+            n_exec = min(self.n_taken, horizon)
+            for i, (env, tr) in enumerate(zip(envs, traces)):
+                tr.planned_eef.append(self._commanded_path(tr.eef[-1], raw[i]))
+                if res.cost is not None:
+                    tr.plan_costs.append(float(res.cost[i]))
+                for j in range(n_exec):
+                    for a in raw[i, j * fs:(j + 1) * fs]:
+                        obs, _, _, info = env.step(a)
+                        tr.frames.append(obs["image"]), tr.eef.append(obs["proprio"][:3].copy())
+                        tr.obj.append(obs["state"][:3].copy()), tr.success.append(bool(info["success"]))
+                        tr.actions.append(a.copy())
+                        tr.imagined.append(None if imagined is None else imagined[i, j])
+                    hist_img[i].append(obs["image"]), hist_prop[i].append(obs["proprio"])
+                    hist_act[i].append(raw[i, j * fs:(j + 1) * fs].reshape(-1))
+                tr.final_obs = obs
+            done += n_exec
+            prev = res.actions[:, n_exec:] if res.actions.shape[1] > n_exec else None
+            bar.set_postfix(success=f"{np.mean([tr.success[-1] for tr in traces]):.2f}", plan_s=f"{plan_seconds[-1]:.2f}")
+            if done >= self.budget_steps:
+                break
+        return MPCResult(traces=traces, plan_seconds=plan_seconds, n_replans=len(plan_seconds), n_env_steps=done * fs)

@@ -428,3 +428,14 @@ def test_index_preset_on_mixed_gpus_without_pci_order_warns(env, caplog):
     with caplog.at_level(logging.WARNING):
         select_gpus_for_run()
     assert caplog.text == ""
+
+
+def test_quiet_nvml_silences_nvitop_and_stderr_then_restores(capfd):
+    from gpu_utils.devices import quiet_nvml
+
+    nv_logger = logging.getLogger("nvitop.api.libnvml")
+    with quiet_nvml():
+        nv_logger.critical("FATAL ERROR: NVML not found")
+        print("NVML noise", file=sys.stderr)
+    assert capfd.readouterr().err == ""
+    assert not nv_logger.disabled and not logging.getLogger("nvitop").disabled

@@ -1,0 +1,93 @@
+"""One episode of a robomimic hdf5 file as dataset arrays: frames + state / proprio / velocity.
+
+Two sources of frames and vectors:
+
+- :func:`episode_from_hdf5`: frames from ``obs/<camera>_image`` (resized if asked), vectors from
+  the hdf5 low-dim obs through ``extract_vectors``.
+- :func:`episode_from_sim`: for states-only files (robomimic ``demo_v15.hdf5``): the simulator is
+  reset to every recorded state and the camera is rendered there (robomimic's
+  ``dataset_states_to_obs.py`` does the same); vectors come from the live observation.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from datasets.state_layout import OBJECT_LAYOUTS, REQUIRED_KEYS, extract_vectors
+from envs.robosuite_env import RobosuiteEnv
+
+log = logging.getLogger(__name__)
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [T, H, W, 3] -> uint8 [T, size, size, 3] (bilinear with antialiasing; no-op if same)."""
+    if frames.shape[1] == size and frames.shape[2] == size:
+        return frames
+    x = rearrange(torch.from_numpy(np.ascontiguousarray(frames)).float(), "t h w c -> t c h w")
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return rearrange(x.round().clamp(0, 255).to(torch.uint8), "t c h w -> t h w c").numpy()
+
+
+def has_low_dim(demo: h5py.Group) -> bool:
+    """True if the demo's obs hold every key ``extract_vectors`` needs."""
+    if "obs" not in demo:
+        return False
+    obs = demo["obs"]
+    return ("object" in obs or "object-state" in obs) and all(k in obs for k in REQUIRED_KEYS)
+
+
+def _low_dim_obs(demo: h5py.Group) -> dict[str, np.ndarray]:
+    obs = demo["obs"]
+    keys = [k for k in ("object", "object-state", *REQUIRED_KEYS) if k in obs]
+    return {k: obs[k][()] for k in keys}
+
+
+def detect_object_layout(demo: h5py.Group, env_name: str, env: RobosuiteEnv | None) -> str:
+    """Which order ``obs/object`` is stored in, found by matching the simulator at the first state.
+
+    Returns "canonical" when the env is unavailable or no layout matches (with a warning).
+    """
+    if env is None:
+        return "canonical"
+    live = env.reset_to(demo["states"][0])["state"]
+    obs0 = {k: v[:1] for k, v in _low_dim_obs(demo).items()}
+    errors = {}
+    for layout in OBJECT_LAYOUTS:
+        stored = extract_vectors(obs0, env_name, layout)["state"][0]
+        errors[layout] = float(np.abs(stored[:7] - live[:7]).max())
+        if errors[layout] < 1e-3:
+            return layout
+    log.warning("obs/object of %s matches no known layout at its first state (max errors %s); "
+                "assuming the canonical order", demo.name, errors)
+    return "canonical"
+
+
+def episode_from_hdf5(demo: h5py.Group, camera: str, image_size: int, env_name: str,
+                      object_layout: str) -> dict[str, np.ndarray]:
+    """``{"frames": uint8 [T, S, S, 3], "state", "proprio", "velocity": float32 [T, D]}`` from the file."""
+    frames = resize_frames(demo[f"obs/{camera}_image"][()], image_size)
+    return {"frames": frames, **extract_vectors(_low_dim_obs(demo), env_name, object_layout)}
+
+
+def episode_from_sim(demo: h5py.Group, env: RobosuiteEnv, use_file_vectors: bool, env_name: str,
+                     object_layout: str) -> dict[str, np.ndarray]:
+    """The same arrays, with frames (and, if the file has no low-dim obs, vectors) from the simulator."""
+    states = demo["states"][()]
+    frames, vecs = [], {"state": [], "proprio": [], "velocity": []}
+    for state in states:
+        obs = env.reset_to(state)
+        frames.append(obs["image"])
+        for k in vecs:
+            vecs[k].append(obs[k])
+    out = {"frames": np.stack(frames)}
+    if use_file_vectors:
+        out.update(extract_vectors(_low_dim_obs(demo), env_name, object_layout))
+    else:
+        out.update({k: np.stack(v) for k, v in vecs.items()})
+    return out

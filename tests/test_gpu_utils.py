@@ -1,8 +1,9 @@
-"""gpu_utils over fake device snapshots and fake NVML modules: no GPU needed."""
+"""Scoring, CUDA_VISIBLE_DEVICES mapping and select_gpus_for_run over fake device snapshots (no GPU)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import types
 
@@ -17,7 +18,6 @@ from gpu_utils import (
     ordinal_in_view,
     parse_visible_devices,
     physical_to_ordinal,
-    query_devices,
     rank_devices,
     select_devices,
     select_gpus_for_run,
@@ -138,7 +138,6 @@ def test_preset_4_5_chooses_physical_5_and_maps_it(env, caplog):
     fake_query(env, EIGHT)
     with caplog.at_level(logging.INFO, logger="gpu_utils"):
         assert select_gpus_for_run(num_gpus=1) == [0]
-    import os
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
     assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     assert os.environ["MUJOCO_EGL_DEVICE_ID"] == "5"
@@ -155,7 +154,6 @@ def test_preset_with_cuda_already_initialised_keeps_view_and_returns_its_ordinal
     env.setitem(sys.modules, "torch", fake_torch)
     with caplog.at_level(logging.WARNING):
         assert select_gpus_for_run(num_gpus=1) == [1]
-    import os
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "4,5"
     assert os.environ["MUJOCO_EGL_DEVICE_ID"] == "5"
     assert "already initialised" in caplog.text
@@ -165,7 +163,6 @@ def test_uuid_preset_is_respected_and_written_back_as_physical_index(env):
     env.setenv("CUDA_VISIBLE_DEVICES", f"{EIGHT[0].uuid},{EIGHT[7].uuid},{EIGHT[1].uuid}")
     fake_query(env, EIGHT)
     assert select_gpus_for_run(num_gpus=2) == [0, 1]
-    import os
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "7,1"
     assert os.environ["MUJOCO_EGL_DEVICE_ID"] == "7"
 
@@ -174,7 +171,6 @@ def test_mig_devices_are_chosen_by_uuid_with_parent_egl_device(env):
     devices = [gpu(0, 70, 90), mig(1, 0, used_gb=9), mig(1, 1, used_gb=1), mig(1, 2, used_gb=5)]
     fake_query(env, devices)
     assert select_gpus_for_run(num_gpus=1) == [0]
-    import os
     assert os.environ["CUDA_VISIBLE_DEVICES"] == devices[2].uuid
     assert os.environ["MUJOCO_EGL_DEVICE_ID"] == "1"
     # a MIG UUID preset restricts the choice to that instance
@@ -189,7 +185,6 @@ def test_auto_select_off_changes_nothing(env):
     env.setenv("CUDA_VISIBLE_DEVICES", "6,3,2")
     fake_query(env, EIGHT)
     assert select_gpus_for_run(auto_select=False) == [0, 1, 2]
-    import os
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "6,3,2"
     assert "MUJOCO_EGL_DEVICE_ID" not in os.environ and "CUDA_DEVICE_ORDER" not in os.environ
 
@@ -199,7 +194,6 @@ def test_fewer_fitting_than_asked_and_none_fitting(env, caplog):
     with caplog.at_level(logging.WARNING):
         assert select_gpus_for_run(num_gpus=6, min_free_memory_gb=50) == [0, 1, 2, 3]
     assert "only 4" in caplog.text
-    import os
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "5,2,7,4"
     env.delenv("CUDA_VISIBLE_DEVICES")
     with pytest.raises(GpuSelectionError, match="79 GiB free"):
@@ -215,7 +209,6 @@ def test_no_driver_or_zero_devices_means_cpu_in_one_line(env, caplog, query):
         assert select_gpus_for_run(auto_select=False) == []
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == \
         ["no NVIDIA driver/GPU found: running on CPU"] * 2
-    import os
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
 
 
@@ -234,176 +227,6 @@ def test_apply_selection_edits_only_the_given_environ():
     assert apply_selection([], view, environ) == []
 
 
-# ---------------------------------------------------------------- the query layer (fake NVML)
-
-class FakeNVMLError(Exception):
-    pass
-
-
-class FakeLibraryNotFound(FakeNVMLError):
-    pass
-
-
-def fake_pynvml(gpus, mig_parent=None, fail_init=False):
-    """A module with the nvidia-ml-py functions query_devices uses, over (used, total, util, pids)."""
-    mod = types.ModuleType("pynvml")
-    mod.NVMLError, mod.NVML_DEVICE_MIG_ENABLE = FakeNVMLError, 1
-    mod.calls = []
-
-    def init():
-        if fail_init:
-            raise FakeLibraryNotFound("NVML Shared Library Not Found")
-        mod.calls.append("init")
-
-    def mem(h):
-        return types.SimpleNamespace(used=h["used"] * 2**20, total=h["total"] * 2**20)
-
-    def util(h):
-        if h.get("mig"):
-            raise FakeNVMLError("Not Supported")
-        return types.SimpleNamespace(gpu=h["util"], memory=0)
-
-    def mig_handle(h, j):
-        if j >= len(h["migs"]):
-            raise FakeNVMLError("Not Found")
-        return h["migs"][j]
-
-    handles = [dict(i=i, used=u, total=t, util=ut, pids=p, uuid=f"GPU-{i}-fake", migs=[]) for i, (u, t, ut, p) in
-               enumerate(gpus)]
-    if mig_parent is not None:
-        handles[mig_parent]["migs"] = [dict(used=100, total=5000, util=0, pids=[], uuid=f"MIG-{j}-fake", mig=True)
-                                       for j in range(2)]
-    mod.nvmlInit, mod.nvmlShutdown = init, lambda: mod.calls.append("shutdown")
-    mod.nvmlDeviceGetCount = lambda: len(handles)
-    mod.nvmlDeviceGetHandleByIndex = lambda i: handles[i]
-    mod.nvmlDeviceGetName = lambda h: b"Fake GPU"
-    mod.nvmlDeviceGetUUID = lambda h: h["uuid"]
-    mod.nvmlDeviceGetMemoryInfo, mod.nvmlDeviceGetUtilizationRates = mem, util
-    mod.nvmlDeviceGetComputeRunningProcesses = lambda h: [types.SimpleNamespace(pid=p) for p in h["pids"]]
-    mod.nvmlDeviceGetGraphicsRunningProcesses = lambda h: [types.SimpleNamespace(pid=p) for p in h["pids"][:1]]
-    mod.nvmlDeviceGetMigMode = lambda h: (1, 1) if h["migs"] else (0, 0)
-    mod.nvmlDeviceGetMaxMigDeviceCount = lambda h: 7
-    mod.nvmlDeviceGetMigDeviceHandleByIndex = mig_handle
-    return mod
-
-
-def test_nvitop_missing_falls_back_to_pynvml(monkeypatch):
-    fake = fake_pynvml([(1000, 8000, 12, [11, 12]), (0, 8000, 0, [])], mig_parent=1)
-    monkeypatch.setitem(sys.modules, "nvitop", None)  # import nvitop -> ImportError
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
-    query = query_devices()
-    assert query.backend == "pynvml" and query.error is None and query.has_gpu
-    full, m0, m1 = query.devices
-    assert (full.index, full.uuid, full.name, full.memory_used_mb, full.utilization, full.n_processes) == \
-        (0, "GPU-0-fake", "Fake GPU", 1000, 12.0, 2)
-    assert full.memory_percent == pytest.approx(12.5) and not full.is_mig
-    assert (m0.index, m0.mig_index, m0.uuid, m0.parent_uuid, m0.utilization) == (1, 0, "MIG-0-fake", "GPU-1-fake", None)
-    assert m1.cuda_id == "MIG-1-fake" and full.cuda_id == "0"
-    assert fake.calls == ["init", "shutdown"]
-
-
-def test_nvml_missing_gives_a_no_driver_result_and_no_stderr(monkeypatch, capfd):
-    monkeypatch.setitem(sys.modules, "nvitop", None)
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([], fail_init=True))
-    query = query_devices()
-    assert query.devices == () and query.backend is None and not query.has_gpu
-    assert query.error == "NVML Shared Library Not Found"
-    monkeypatch.setitem(sys.modules, "pynvml", None)
-    assert "nvidia-ml-py not installed" in query_devices().error
-    assert capfd.readouterr().err == ""
-
-
-def test_real_query_on_this_machine_never_raises_or_prints(capfd):
-    """Whatever this machine has, the real nvitop/pynvml path returns a result and stays quiet."""
-    query = query_devices()
-    assert query.has_gpu or query.reason
-    assert "FATAL" not in capfd.readouterr().err
-
-
-def test_importing_gpu_utils_does_not_import_torch():
-    import subprocess
-    code = "import sys, gpu_utils; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-    assert out.stdout.strip() == "False"
-
-
-def fake_nvitop(specs, fail=False):
-    """A module with the slice of nvitop's Device API query_devices uses.
-
-    specs: per physical GPU, (used_mb, total_mb, util, n_procs) or a list of such tuples (MIG mode).
-    """
-    mod = types.ModuleType("nvitop")
-    NA = "N/A"  # nvitop's NA is a str subclass
-
-    class FakeDevice:
-        def __init__(self, spec, physical_index, mig_index=None, parent=None):
-            self.spec, self.physical_index, self.mig_index, self.parent = spec, physical_index, mig_index, parent
-
-        def is_mig_device(self):
-            return self.mig_index is not None
-
-        def to_leaf_devices(self):
-            if isinstance(self.spec, list):
-                return [FakeDevice(s, self.physical_index, j, self) for j, s in enumerate(self.spec)]
-            return [self]
-
-        def uuid(self):
-            return f"MIG-{self.physical_index}-{self.mig_index}" if self.is_mig_device() else f"GPU-{self.physical_index}"
-
-        def name(self):
-            return "Fake A100 MIG 1g.10gb" if self.is_mig_device() else "Fake A100"
-
-        def memory_used(self):
-            return NA if self.spec[0] is None else self.spec[0] * 2**20
-
-        def memory_total(self):
-            return self.spec[1] * 2**20
-
-        def gpu_utilization(self):
-            return NA if self.is_mig_device() else self.spec[2]
-
-        def processes(self):
-            return {pid: object() for pid in range(self.spec[3])}
-
-    class Device:
-        @classmethod
-        def count(cls):
-            if fail:
-                raise FakeLibraryNotFound("NVML Shared Library Not Found")
-            return len(specs)
-
-        @classmethod
-        def from_indices(cls, indices):
-            return [FakeDevice(specs[i], i) for i in indices]
-
-    mod.Device = Device
-    return mod
-
-
-def test_nvitop_backend_reads_gpus_and_mig_instances(monkeypatch):
-    specs = [(2048, 8192, 40, 3), [(1024, 10240, None, 1), (0, 10240, None, 0)], (None, 8192, 0, 0)]
-    monkeypatch.setitem(sys.modules, "nvitop", fake_nvitop(specs))
-    query = query_devices()
-    assert query.backend == "nvitop" and query.has_gpu
-    assert len(query.devices) == 3  # GPU 2's memory is unreadable: left out
-    full, m0, m1 = query.devices
-    assert (full.index, full.uuid, full.memory_percent, full.utilization, full.n_processes, full.is_mig) == \
-        (0, "GPU-0", 25.0, 40.0, 3, False)
-    assert (m0.index, m0.mig_index, m0.uuid, m0.parent_uuid, m0.utilization, m0.memory_total_mb) == \
-        (1, 0, "MIG-1-0", "GPU-1", None, 10240)
-    assert m1.cuda_id == "MIG-1-1" and full.cuda_id == "0"
-
-
-def test_nvitop_without_driver_falls_back_to_pynvml(monkeypatch, capfd):
-    monkeypatch.setitem(sys.modules, "nvitop", fake_nvitop([], fail=True))
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([(0, 1000, 0, [])]))
-    query = query_devices()
-    assert query.backend == "pynvml" and [d.uuid for d in query.devices] == ["GPU-0-fake"]
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([], fail_init=True))
-    assert query_devices().error == "NVML Shared Library Not Found"
-    assert capfd.readouterr().err == ""
-
 
 def test_ranks_of_a_distributed_launch_do_not_choose(env, caplog):
     env.setenv("LOCAL_RANK", "1")
@@ -411,7 +234,6 @@ def test_ranks_of_a_distributed_launch_do_not_choose(env, caplog):
     fake_query(env, EIGHT)
     with caplog.at_level(logging.INFO, logger="gpu_utils"):
         assert select_gpus_for_run(num_gpus=1) == [0, 1]
-    import os
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "6,2" and "MUJOCO_EGL_DEVICE_ID" not in os.environ
     assert "distributed launcher" in caplog.text
 
@@ -428,14 +250,3 @@ def test_index_preset_on_mixed_gpus_without_pci_order_warns(env, caplog):
     with caplog.at_level(logging.WARNING):
         select_gpus_for_run()
     assert caplog.text == ""
-
-
-def test_quiet_nvml_silences_nvitop_and_stderr_then_restores(capfd):
-    from gpu_utils.devices import quiet_nvml
-
-    nv_logger = logging.getLogger("nvitop.api.libnvml")
-    with quiet_nvml():
-        nv_logger.critical("FATAL ERROR: NVML not found")
-        print("NVML noise", file=sys.stderr)
-    assert capfd.readouterr().err == ""
-    assert not nv_logger.disabled and not logging.getLogger("nvitop").disabled

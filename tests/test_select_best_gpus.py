@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import select_best_gpus
-from gpu_utils import DeviceQuery, GpuSnapshot, query_devices
-from gpu_utils.report import status_icon, use_colour
+from gpu_utils import DeviceQuery, GpuSnapshot, query_devices, rank_devices
+from gpu_utils.report import format_table, status_icon, use_colour
 
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 1024.0
@@ -104,6 +104,9 @@ def test_status_icons_and_colour_rules():
     assert not use_colour(Tty(), environ={"NO_COLOR": ""})
     assert not use_colour(Tty(), environ={"TERM": "dumb"})
     assert not use_colour(object(), environ={})
+    coloured = format_table(rank_devices(DEVICES), [DEVICES[3]], colour=True)
+    assert "\033[32m   3.5\033[0m" in coloured and "\033[31m  59.0\033[0m" in coloured
+    assert "\033[" not in format_table(rank_devices(DEVICES), [DEVICES[3]], colour=False)
 
 
 def test_nothing_fits_exits_1_with_one_line(fake_gpus, capsys):

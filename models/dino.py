@@ -200,6 +200,8 @@ def build_dino_encoder(pretrained: bool = True, weights_path: str | Path | None 
         log.warning("ENCODER USES RANDOM WEIGHTS (encoder.pretrained=false, seed %d): features are not "
                     "DINOv2 features", seed)
         return DinoEncoder(model, img_size, feature_key, pretrained=False, weights_source=f"random(seed={seed})")
+    if num_layers != 12:
+        raise ValueError(f"pretrained DINOv2 ViT-S/14 has 12 layers, got num_layers={num_layers}")
     if weights_path:
         path = Path(weights_path).expanduser()
         if not path.is_file():

@@ -1,0 +1,66 @@
+"""Rebuild a trained world model from its run directory (the run's own config + a checkpoint only)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from datasets.normalizer import Normalizer
+from models.factory import build_world_model
+from models.visual_world_model import VWorldModel
+from training.checkpoint import load_model_file, load_train_state, resolve_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedRun:
+    """A trained run: ``model`` (eval, on device), its ``cfg``, ``normalizer``, episode ``split``
+    {"train": [...], "val": [...]}, ``dataset_path`` and the checkpoint's ``step``."""
+
+    model: VWorldModel
+    cfg: DictConfig
+    normalizer: Normalizer
+    split: dict[str, list[int]]
+    dataset_path: Path
+    step: int
+    checkpoint_dir: Path
+
+
+def load_world_model(run_dir: str | Path, model_epoch: str | int = "latest",
+                     device: str | torch.device = "cpu") -> LoadedRun:
+    """Load ``run_dir`` (a training run dir) at checkpoint ``model_epoch`` ("latest" or a step number).
+
+    The model is rebuilt from ``run_dir/.hydra/config.yaml`` and ``run_dir/run_info.json`` only;
+    the frozen encoder is rebuilt from the same source and its weights hash is verified.
+    """
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / ".hydra" / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path} not found: is {run_dir} a training run directory?")
+    cfg = OmegaConf.load(cfg_path)
+    info = json.loads((run_dir / "run_info.json").read_text())
+    ckpt = resolve_checkpoint(run_dir, model_epoch)
+    sd, meta = load_model_file(ckpt)
+    dims = info["dims"]
+    model = build_world_model(cfg, dims["proprio_dim"], dims["state_dim"], dims["action_dim"])
+    want = meta.get("encoder_weights_hash")
+    if want != model.encoder.weights_hash:
+        raise RuntimeError(f"encoder weights hash {model.encoder.weights_hash} ({model.encoder.weights_source}) "
+                           f"differs from the checkpoint's {want}: the run was trained with other encoder weights")
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.startswith("encoder.")]
+    if missing or unexpected:
+        raise RuntimeError(f"{ckpt}: checkpoint does not match the model: missing {missing[:5]}, "
+                           f"unexpected {unexpected[:5]}")
+    model = model.to(device).eval()
+    if not model.encoder.pretrained:
+        log.warning("run %s was trained with a RANDOM encoder (encoder.pretrained=false)", run_dir)
+    step = int(load_train_state(ckpt)["step"])
+    return LoadedRun(model=model, cfg=cfg, normalizer=Normalizer.load(run_dir), split=info["split"],
+                     dataset_path=Path(info["dataset_path"]), step=step, checkpoint_dir=ckpt)

@@ -1,0 +1,71 @@
+"""Feature cache: written once, fp16 memmap, equal to the encoder, stale / partial caches rebuilt, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datasets.feature_cache import MANIFEST, build_feature_cache, cache_dir, load_feature_cache, main
+from datasets.robomimic_dset import RobomimicEpisodes
+from models.dino import build_dino_encoder
+from _synthetic_data import make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("fc") / "d", n_episodes=3, t_max=10, size=28)
+
+
+@pytest.fixture(scope="module")
+def enc():
+    return build_dino_encoder(pretrained=False, img_size=28, num_layers=1)
+
+
+def test_cache_matches_encoder_and_is_reused(syn, enc):
+    assert load_feature_cache(syn, enc) is None
+    path = build_feature_cache(syn, enc, batch_size=4, progress=False)
+    assert path == cache_dir(syn, enc) and path.name == enc.cache_key()
+    feats, offsets = load_feature_cache(syn, enc)
+    assert isinstance(feats, np.memmap) and feats.dtype == np.float16 and feats.shape == (27, 4, 384)
+    assert offsets.tolist() == [0, 10, 19]
+    frames = torch.from_numpy(RobomimicEpisodes(syn).frames(1)).permute(0, 3, 1, 2).float() / 255
+    torch.testing.assert_close(torch.from_numpy(np.asarray(feats[10:19], np.float32)), enc(frames),
+                               atol=2e-2, rtol=1e-2)
+    mtime = (path / "features.npy").stat().st_mtime_ns
+    build_feature_cache(syn, enc, progress=False)
+    assert (path / "features.npy").stat().st_mtime_ns == mtime  # up to date: not rebuilt
+
+
+def test_partial_or_stale_cache_is_rebuilt(syn, enc):
+    path = build_feature_cache(syn, enc, progress=False)
+    (path / MANIFEST).unlink()  # an interrupted build leaves no manifest
+    assert load_feature_cache(syn, enc) is None
+    build_feature_cache(syn, enc, progress=False)
+    assert load_feature_cache(syn, enc) is not None
+    m = json.loads((path / MANIFEST).read_text())
+    m["seq_lengths"][0] += 1  # the dataset changed under the cache
+    (path / MANIFEST).write_text(json.dumps(m))
+    assert load_feature_cache(syn, enc) is None
+    build_feature_cache(syn, enc, progress=False)
+    assert load_feature_cache(syn, enc) is not None
+    other = build_dino_encoder(pretrained=False, img_size=28, num_layers=1, seed=9)
+    assert cache_dir(syn, other) != path  # other weights -> other key
+    assert not list(path.parent.glob(".*tmp*"))
+
+
+def test_cli(syn, tmp_path, capsys):
+    proc = subprocess.run([sys.executable, "-m", "datasets.feature_cache", "--help"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "--data" in proc.stdout
+    assert main(["--data", str(tmp_path), "--random-encoder"]) == 2
+    assert "not a converted dataset" in capsys.readouterr().err
+    assert main(["--data", str(syn), "--random-encoder", "--img-size", "14"]) == 0
+    assert "feature_cache" in capsys.readouterr().out

@@ -1,0 +1,72 @@
+"""Dataset loader: raw episodes, seeded episode split, windows and their normalised contents."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import datasets.robomimic_dset as rd
+from datasets.normalizer import Normalizer
+from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset, split_episodes
+from _synthetic_data import make_dataset
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("syn") / "d", n_episodes=4, t_max=20, size=28)
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    tr, va = split_episodes(20, 0.2, seed=3)
+    assert (tr, va) == split_episodes(20, 0.2, seed=3)
+    assert split_episodes(20, 0.2, seed=4) != (tr, va)
+    assert len(va) == 4 and sorted(tr + va) == list(range(20)) and not set(tr) & set(va)
+    assert len(split_episodes(3, 0.1, 0)[1]) == 1 and split_episodes(1, 0.5, 0) == ([0], [])
+
+
+def test_raw_episode_access(syn):
+    ep = RobomimicEpisodes(syn)
+    assert len(ep) == 4 and ep.meta.env_name == "Synthetic"
+    assert ep.seq_len(1) == 19 and ep.frames(1).shape == (19, 28, 28, 3) and ep.frames(1).dtype.name == "uint8"
+    assert ep.states.shape == (4, 20, 10) and ep.actions.shape == (4, 20, 7) and ep.sim_states.dtype == torch.float64
+
+
+def test_windows_shapes_and_concatenated_actions(syn, monkeypatch):
+    calls = []
+    real = rd.read_video
+    monkeypatch.setattr(rd, "read_video", lambda p: calls.append(p) or real(p))
+    ep = RobomimicEpisodes(syn)
+    norm = Normalizer.fit(ep.actions, ep.proprios, ep.states, ep.seq_lengths, [0, 1])
+    ds = WindowDataset(ep, [0, 1], norm, num_hist=2, num_pred=1, frameskip=3)
+    # windows need T * frameskip = 9 env steps: 20 - 9 + 1 + 19 - 9 + 1 windows
+    assert len(ds) == 12 + 11
+    for i in range(len(ds)):
+        ds[i]
+    assert len(calls) == 2  # each episode decoded once, not per sample
+    item = ds[12 + 4]  # episode 1, start 4
+    assert item["visual"].shape == (3, 3, 28, 28) and 0 <= item["visual"].min() and item["visual"].max() <= 1
+    assert item["proprio"].shape == (3, 9) and item["state"].shape == (3, 10) and item["action"].shape == (3, 21)
+    raw = norm.denormalize_action(item["action"])
+    torch.testing.assert_close(raw[1], ep.actions[1, 7:10].reshape(-1))  # frame 1 = step 7, actions 7, 8, 9
+    torch.testing.assert_close(norm.denormalize_state(item["state"])[2], ep.states[1, 10])
+    frames = torch.from_numpy(ep.frames(1)[[4, 7, 10]]).permute(0, 3, 1, 2).float() / 255
+    torch.testing.assert_close(item["visual"], frames)
+
+
+def test_features_instead_of_frames(syn):
+    ep = RobomimicEpisodes(syn)
+    norm = Normalizer.fit(ep.actions, ep.proprios, ep.states, ep.seq_lengths, [0])
+    n = int(ep.seq_lengths.sum())
+    feats = torch.arange(n, dtype=torch.float16)[:, None, None].expand(n, 2, 384).numpy()
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), ep.seq_lengths.cumsum(0)[:-1]]).numpy()
+    ds = WindowDataset(ep, [2], norm, 2, 1, 1, features=feats, offsets=offsets)
+    item = ds[5]
+    assert "visual" not in item and item["features"].shape == (3, 2, 384)
+    assert item["features"][:, 0, 0].tolist() == [offsets[2] + 5, offsets[2] + 6, offsets[2] + 7]
+
+
+def test_too_short_episodes_are_refused(syn):
+    ep = RobomimicEpisodes(syn)
+    norm = Normalizer.fit(ep.actions, ep.proprios, ep.states, ep.seq_lengths, [0])
+    with pytest.raises(ValueError, match="no window"):
+        WindowDataset(ep, [0], norm, num_hist=5, num_pred=1, frameskip=5)

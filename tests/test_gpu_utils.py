@@ -250,3 +250,19 @@ def test_index_preset_on_mixed_gpus_without_pci_order_warns(env, caplog):
     with caplog.at_level(logging.WARNING):
         select_gpus_for_run()
     assert caplog.text == ""
+
+
+def test_verify_compares_torch_uuids_with_the_chosen_devices(env, capsys):
+    from gpu_utils import verify
+
+    assert verify.same_uuid("05aaaa-0000", "GPU-05aaaa-0000") and verify.same_uuid("MIG-ab", "mig-AB")
+    assert not verify.same_uuid("05aaaa-0000", "GPU-04aaaa-0000")
+    fake_query(env, EIGHT)
+    env.setattr(verify, "query_devices", lambda: DeviceQuery(tuple(EIGHT), backend="nvitop"))
+    env.setattr(verify, "torch_view", lambda: [("Fake H100", EIGHT[5].uuid[4:])])
+    assert verify.main(["-n", "1"]) == 0
+    assert "cuda:0  torch: Fake H100" in capsys.readouterr().out
+    env.delenv("CUDA_VISIBLE_DEVICES")
+    env.setattr(verify, "torch_view", lambda: [("Fake H100", EIGHT[2].uuid[4:])])  # the wrong GPU
+    assert verify.main(["-n", "1"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out

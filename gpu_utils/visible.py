@@ -12,7 +12,8 @@ the chosen ``5``, a process started from then on sees it as ``cuda:0``.
 
 Entries may be physical indices (``4``), full or abbreviated GPU UUIDs (``GPU-18ef14e9``), or MIG
 UUIDs (``MIG-...``). As CUDA does, parsing stops at the first entry that names no device (or a
-duplicate); the entries before it stay visible.
+duplicate; a warning says so) or at ``-1`` (the usual way to hide GPUs); the entries before it stay
+visible.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Sequence
 from gpu_utils.devices import GpuSnapshot
 
 logger = logging.getLogger(__name__)
+
+_HIDE_ALL = ("-1", "NoDevFiles")  # the usual "hide every GPU" value, and Slurm's for GPU-less jobs
 
 
 def _match_entry(entry: str, devices: Sequence[GpuSnapshot]) -> list[GpuSnapshot]:
@@ -59,6 +62,8 @@ def parse_visible_devices(value: str | None, devices: Sequence[GpuSnapshot]) -> 
         entry = raw.strip()
         if not entry:
             continue
+        if entry in _HIDE_ALL:  # deliberate "no GPU" spellings: stop quietly
+            break
         hits = _match_entry(entry, devices)
         if not hits or any(h in visible for h in hits):
             logger.warning("CUDA_VISIBLE_DEVICES=%r: entry %r names no device (or a duplicate); "

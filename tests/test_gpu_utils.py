@@ -107,6 +107,10 @@ def test_parse_visible_devices_indices_order_and_cuda_semantics(caplog):
         assert [d.index for d in parse_visible_devices("1,9,2", EIGHT)] == [1]
         assert [d.index for d in parse_visible_devices("1,2,1,3", EIGHT)] == [1, 2]
     assert "names no device" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert parse_visible_devices("-1", EIGHT) == [] and parse_visible_devices("3,-1,4", EIGHT) == [EIGHT[3]]
+    assert caplog.text == ""
 
 
 def test_uuid_list_full_and_abbreviated():

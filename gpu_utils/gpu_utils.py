@@ -90,8 +90,8 @@ def select_gpus_for_run(num_gpus: int = 1, min_free_memory_gb: float = 0.0, auto
         GpuSelectionError: GPUs are visible but none has ``min_free_memory_gb`` free.
     """
     check_weights(memory_weight, util_weight)
-    if min_free_memory_gb < 0:
-        raise ValueError(f"min_free_memory_gb must be >= 0, got {min_free_memory_gb}")
+    if not 0 <= min_free_memory_gb < float("inf"):
+        raise ValueError(f"min_free_memory_gb must be a finite number >= 0, got {min_free_memory_gb}")
     query = query_devices()
     if not query.has_gpu:
         logger.info("no NVIDIA driver/GPU found: running on CPU (%s)", query.reason)

@@ -216,6 +216,14 @@ def test_no_driver_or_zero_devices_means_cpu_in_one_line(env, caplog, query):
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
 
 
+@pytest.mark.parametrize("kwargs", [{"min_free_memory_gb": float("nan")}, {"min_free_memory_gb": -1},
+                                    {"util_weight": -1.0}])
+def test_bad_arguments_raise_even_without_a_gpu(env, kwargs):
+    env.setattr(gpu_utils.gpu_utils, "query_devices", lambda: DeviceQuery((), None, "no driver"))
+    with pytest.raises(ValueError):
+        select_gpus_for_run(**kwargs)
+
+
 def test_empty_preset_hides_all_gpus(env):
     env.setenv("CUDA_VISIBLE_DEVICES", "")
     fake_query(env, EIGHT)

@@ -24,9 +24,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datasets.episode_source import detect_object_layout, episode_from_hdf5, episode_from_sim, has_low_dim
+from datasets.episode_source import (
+    detect_object_layout,
+    episode_from_hdf5,
+    episode_from_sim,
+    has_low_dim,
+    model_xml_of,
+)
 from datasets.hdf5_checks import InputError, SourceInfo, open_input, validate
 from datasets.meta import TENSOR_FILES, DatasetMeta, video_path
+from datasets.model_files import save_model_xml
 from datasets.state_layout import vector_slices
 from datasets.video_io import write_video
 
@@ -105,7 +112,7 @@ def _convert_into(tmp: Path, f, info: SourceInfo, camera: str, image_size: int, 
             "seq_lengths": np.asarray(info.lengths, dtype=np.int64),
             "sim_states": np.zeros((n, t_max, info.sim_state_dim), np.float64),
         }
-        object_dim = None
+        object_dim, model_files = None, []
         fps = float(info.env_kwargs.get("control_freq", 20.0))
         for i, key in enumerate(tqdm(info.demo_keys, desc="converting", unit="ep", disable=not progress)):
             demo, length = data[key], info.lengths[i]
@@ -123,8 +130,9 @@ def _convert_into(tmp: Path, f, info: SourceInfo, camera: str, image_size: int, 
             arrays["actions"][i, :length] = demo["actions"][()]
             arrays["sim_states"][i, :length] = demo["states"][()]
             write_video(video_path(tmp, i), ep["frames"], fps=fps, lossless=lossless, pix_fmt=PIX_FMT)
+            model_files.append(save_model_xml(tmp, model_xml_of(demo)))
         _write_tensors(tmp, arrays)
-        return {"object_dim": object_dim, "object_layout": layout, "fps": fps,
+        return {"object_dim": object_dim, "object_layout": layout, "fps": fps, "model_files": model_files,
                 "n_frames": int(sum(info.lengths))}
     finally:
         if env is not None:
@@ -170,6 +178,7 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
                 source_sha256=sha256_of(input_path), env_type=info.env_type, filter_key=filter_key,
                 control_freq=found["fps"], fps=found["fps"], lossless=lossless,
                 robosuite_version=robosuite.__version__,
+                model_files=found["model_files"],
                 extra={"frames_source": "hdf5" if from_file else "rendered", "object_layout": found["object_layout"]},
             )
             meta.save(tmp)

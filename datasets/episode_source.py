@@ -34,6 +34,14 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return rearrange(x.round().clamp(0, 255).to(torch.uint8), "t c h w -> t h w c").numpy()
 
 
+def model_xml_of(demo: h5py.Group) -> str | None:
+    """The demo's ``model_file`` attribute (MuJoCo xml), or None."""
+    xml = demo.attrs.get("model_file")
+    if xml is None:
+        return None
+    return xml.decode() if isinstance(xml, bytes) else str(xml)
+
+
 def has_low_dim(demo: h5py.Group) -> bool:
     """True if the demo's obs hold every key ``extract_vectors`` needs."""
     if "obs" not in demo:
@@ -55,7 +63,7 @@ def detect_object_layout(demo: h5py.Group, env_name: str, env: RobosuiteEnv | No
     """
     if env is None:
         return "canonical"
-    live = env.reset_to(demo["states"][0])["state"]
+    live = env.reset_to(demo["states"][0], model_xml=model_xml_of(demo))["state"]
     obs0 = {k: v[:1] for k, v in _low_dim_obs(demo).items()}
     errors = {}
     for layout in OBJECT_LAYOUTS:
@@ -79,6 +87,9 @@ def episode_from_sim(demo: h5py.Group, env: RobosuiteEnv, use_file_vectors: bool
                      object_layout: str) -> dict[str, np.ndarray]:
     """The same arrays, with frames (and, if the file has no low-dim obs, vectors) from the simulator."""
     states = demo["states"][()]
+    xml = model_xml_of(demo)
+    if xml is not None:
+        env.load_model_xml(xml)
     frames, vecs = [], {"state": [], "proprio": [], "velocity": []}
     for state in states:
         obs = env.reset_to(state)

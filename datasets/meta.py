@@ -10,6 +10,7 @@ A dataset directory, written by ``convert_robomimic_to_dino_wm.py``::
     DIR/seq_lengths.pth           int64   [N]
     DIR/sim_states.pth            float64 [N, T_max, sim_state_dim]
     DIR/obses/episode_{i:05d}.mp4 uint8 RGB frames [T_i, H, W, 3] of the main camera, right side up
+    DIR/models/<key>.xml          the episodes' MuJoCo model xmls (deduplicated; meta.model_files)
 
 Frame ``t`` of an episode is the observation *before* action ``t`` is applied; the sim state at
 ``t`` reproduces that observation.
@@ -80,6 +81,9 @@ class DatasetMeta:
     robosuite_version: str = ""
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    # per episode: path (relative to the dataset dir) of its MuJoCo model xml (hdf5 ``model_file``),
+    # "" if the source had none; see datasets/model_files.py and RobosuiteEnv.reset_to(model_xml=...)
+    model_files: list[str] = field(default_factory=list)
 
     @property
     def state_dim(self) -> int:

@@ -40,7 +40,7 @@ def composite_controller_config(controller_configs: dict[str, Any] | None, robot
 
 def make_kwargs(env_kwargs: dict[str, Any], camera_name: str | None, image_size: int,
                 render: bool) -> dict[str, Any]:
-    """``robosuite.make`` kwargs: the stored ones + soft resets + (if render) one offscreen camera.
+    """``robosuite.make`` kwargs: the stored ones + soft resets + (if render) an offscreen renderer.
 
     Args:
         env_kwargs: as stored in the hdf5 ``env_args["env_kwargs"]`` (not modified).
@@ -54,11 +54,12 @@ def make_kwargs(env_kwargs: dict[str, Any], camera_name: str | None, image_size:
     robots = robot_names(kw)
     kw["robots"] = robots if len(robots) > 1 else robots[0]
     kw["controller_configs"] = composite_controller_config(kw.get("controller_configs"), robots[0])
-    kw.update(has_renderer=False, hard_reset=False, use_object_obs=True)
+    # camera images are rendered by RobosuiteEnv itself at the end of each step (robosuite's
+    # camera observables sample at the first physics substep, i.e. not the recorded state)
+    kw.update(has_renderer=False, hard_reset=False, use_object_obs=True, use_camera_obs=False,
+              has_offscreen_renderer=bool(render))
     if render:
-        kw.update(has_offscreen_renderer=True, use_camera_obs=True, camera_names=[camera_name],
-                  camera_heights=image_size, camera_widths=image_size, camera_depths=False)
-    else:
-        kw.update(has_offscreen_renderer=False, use_camera_obs=False)
+        kw.update(camera_names=[camera_name], camera_heights=image_size, camera_widths=image_size,
+                  camera_depths=False)
     kw.pop("camera_segmentations", None)
     return kw

@@ -18,6 +18,7 @@ import numpy as np
 
 from datasets.state_layout import extract_vectors
 from envs.controller_config import make_kwargs
+from envs.model_xml import localize_model_xml, model_key
 from envs.state_restore import reset_gripper_ramp, restore_gripper_ramp, restore_nullspace_target
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class RobosuiteEnv:
                                  f"available: {list(self.env.sim.model.camera_names)}")
             _disable_multisampling(self.env.sim)
         self.last_raw_obs: dict[str, Any] = {}
+        self.model_key: str | None = None  # model_key of the xml loaded by load_model_xml, if any
         low, high = self.env.action_spec
         self.action_low: np.ndarray = np.asarray(low, dtype=np.float64)
         self.action_high: np.ndarray = np.asarray(high, dtype=np.float64)
@@ -80,30 +82,50 @@ class RobosuiteEnv:
                    image_size=meta.image_size, render=render)
 
     # ------------------------------------------------------------------ observations
-    def _obs(self, raw: dict[str, Any]) -> dict[str, np.ndarray]:
-        self.last_raw_obs = raw  # robosuite's own dict of the latest observation (images upside down)
+    def observation(self) -> dict[str, np.ndarray]:
+        """The dataset-format observation of the current sim state (a function of the state only).
+
+        Runs ``sim.forward()`` first, so positions match ``get_sim_state()`` exactly (after a
+        physics step MuJoCo's derived quantities lag one substep behind qpos); forward does not
+        change the dynamics. Low-dim values are read fresh (robosuite's observables otherwise
+        sample at a substep that depends on accumulated float time), the image is rendered now.
+        """
+        self.env.sim.forward()
+        raw = self.env._get_observations(force_update=True)
+        self.last_raw_obs = raw
         obs = dict(extract_vectors(raw, self.env_name))
         if self.render_enabled:
-            obs["image"] = np.ascontiguousarray(raw[f"{self.camera_name}_image"][::-1]).astype(np.uint8)
+            obs["image"] = self.render()
         return obs
 
     def raw_observation(self) -> dict[str, np.ndarray]:
-        """robosuite's own observation dict of the current state (images upside down, as robosuite)."""
-        return self.env._get_observations(force_update=True)
-
-    def observation(self) -> dict[str, np.ndarray]:
-        """The dataset-format observation of the current sim state."""
-        return self._obs(self.raw_observation())
+        """robosuite's own low-dim observation dict of the current state (as of the last observation)."""
+        return self.last_raw_obs
 
     # ------------------------------------------------------------------ control
     def reset(self) -> dict[str, np.ndarray]:
         """Soft reset with robosuite's placement randomisation; the gripper ramp starts at zero."""
-        raw = self.env.reset()
+        self.env.reset()
         reset_gripper_ramp(self.env)
-        return self._obs(raw)
+        return self.observation()
+
+    def load_model_xml(self, xml: str) -> None:
+        """Rebuild the simulator from an episode's model xml (no-op if that xml is already loaded).
+
+        Needed for exact replays: robosuite randomises some model properties (Lift's cube size)
+        when it builds the model. Takes 1-2 s with a renderer.
+        """
+        key = model_key(xml)
+        if key == self.model_key:
+            return
+        self.env.reset_from_xml_string(localize_model_xml(xml))
+        if self.render_enabled:
+            _disable_multisampling(self.env.sim)
+        self.model_key = key
 
     def reset_to(self, sim_state: np.ndarray, past_actions: np.ndarray | None = None,
-                 initial_sim_state: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 initial_sim_state: np.ndarray | None = None,
+                 model_xml: str | None = None) -> dict[str, np.ndarray]:
         """Put the simulator in a recorded state and restore the controller state around it.
 
         Args:
@@ -112,10 +134,14 @@ class RobosuiteEnv:
                 rebuilds the gripper command ramp.
             initial_sim_state: the episode's first state ``states[0]``; sets the arm controller's
                 nullspace target as it was in the recorded episode (None: as after this reset).
+            model_xml: the episode's model xml (hdf5 ``model_file``; a converted dataset keeps it,
+                see ``datasets.model_files``); loaded first if it differs from the current model.
         Returns:
             the observation of ``sim_state``.
         """
         state = np.asarray(sim_state, dtype=np.float64)
+        if model_xml is not None:
+            self.load_model_xml(model_xml)
         self.env.reset()
         sim = self.env.sim
         expected = 1 + sim.model.nq + sim.model.nv
@@ -133,10 +159,10 @@ class RobosuiteEnv:
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.action_low.shape:
             raise ValueError(f"action has shape {action.shape}, expected {self.action_low.shape}")
-        raw, reward, done, info = self.env.step(action)
+        _, reward, done, info = self.env.step(action)
         info = dict(info)
         info["success"] = self.is_success()
-        return self._obs(raw), float(reward), bool(done), info
+        return self.observation(), float(reward), bool(done), info
 
     def is_success(self) -> bool:
         """The task's own success check."""

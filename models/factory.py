@@ -48,4 +48,5 @@ def build_world_model(cfg: Any, proprio_dim: int, state_dim: int, action_dim: in
         decoder=PatchDecoder(projected_dim, int(cfg.img_size)) if m.decoder else None,
         num_hist=int(cfg.num_hist), num_pred=int(cfg.num_pred), frameskip=int(cfg.frameskip),
         action_dim=action_dim, alignment_dim=alignment_dim, align_weight=float(m.align_weight),
-        dyn_weight=dyn_weight, decoder_weight=float(m.decoder_weight), target_stop_grad=bool(m.target_stop_grad))
+        dyn_weight=dyn_weight, decoder_weight=float(m.decoder_weight), target_stop_grad=bool(m.target_stop_grad),
+        residual=bool(m.get("residual", False)))

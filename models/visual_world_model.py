@@ -29,7 +29,7 @@ class VWorldModel(nn.Module):
                  num_hist: int, num_pred: int, frameskip: int, action_dim: int, alignment_dim: int,
                  state_readout: StateReadout | None = None, decoder: PatchDecoder | None = None,
                  align_weight: float = 1.0, dyn_weight: float = 0.0, decoder_weight: float = 1.0,
-                 target_stop_grad: bool = True):
+                 target_stop_grad: bool = True, residual: bool = True):
         super().__init__()
         self.encoder, self.proprio_encoder, self.action_encoder = encoder, proprio_encoder, action_encoder
         self.projection, self.predictor, self.alignment = projection, predictor, alignment
@@ -40,7 +40,7 @@ class VWorldModel(nn.Module):
         self.proprio_dim = proprio_encoder.in_dim
         self.img_size = encoder.img_size
         self.align_weight, self.dyn_weight, self.decoder_weight = align_weight, dyn_weight, decoder_weight
-        self.target_stop_grad = target_stop_grad
+        self.target_stop_grad, self.residual = target_stop_grad, residual
 
     @property
     def has_decoder(self) -> bool:
@@ -76,8 +76,12 @@ class VWorldModel(nn.Module):
         return self.replace_actions_from_z(self.encode_obs(obs), act)
 
     def predict(self, z: Tensor) -> Tensor:
-        """z [B,T,P,80] (T <= num_hist) -> next latents [B,T,P,64] (position t predicts frame t+1)."""
-        return self.predictor(z)
+        """z [B,T,P,80] (T <= num_hist) -> next latents [B,T,P,64] (position t predicts frame t+1).
+
+        With ``residual`` the predictor outputs the change of each frame's projected latent.
+        """
+        out = self.predictor(z)
+        return out + z[..., : self.projected_dim] if self.residual else out
 
     def decode(self, z_obs: Tensor) -> Tensor:
         """z_obs [B,T,P,64] -> images [B,T,3,S,S] in [0,1]; only when the run trained the decoder."""

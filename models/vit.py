@@ -66,6 +66,8 @@ class ViTPredictor(nn.Module):
         self.blocks = nn.ModuleList(Block(in_dim, heads, mlp_ratio, dropout) for _ in range(depth))
         self.norm = nn.LayerNorm(in_dim)
         self.head = nn.Linear(in_dim, out_dim)
+        nn.init.zeros_(self.head.weight)  # starts as "no change" (with the residual world model: copy-last)
+        nn.init.zeros_(self.head.bias)
         self.register_buffer("mask", frame_causal_mask(num_frames, num_patches), persistent=False)
 
     def forward(self, z: Tensor) -> Tensor:

@@ -19,6 +19,8 @@ def test_mask_is_block_lower_triangular_buffer():
 def test_changing_a_later_frame_never_changes_an_earlier_prediction():
     torch.manual_seed(0)
     vit = ViTPredictor(num_frames=4, num_patches=3, in_dim=16, out_dim=8, depth=2, heads=4).eval()
+    assert (vit.head.weight == 0).all()  # zero-initialised head: starts as "no change"
+    torch.nn.init.normal_(vit.head.weight)
     z = torch.randn(2, 4, 3, 16)
     out = vit(z)
     assert out.shape == (2, 4, 3, 8)
@@ -38,5 +40,6 @@ def test_shape_checks_and_grad_checkpointing():
     with pytest.raises(ValueError, match="divisible"):
         ViTPredictor(num_frames=2, num_patches=3, in_dim=15, out_dim=8, heads=4)
     z = torch.randn(1, 2, 3, 16)
+    torch.nn.init.normal_(vit.head.weight)
     vit(z).sum().backward()
     assert vit.blocks[0].attn.qkv.weight.grad is not None

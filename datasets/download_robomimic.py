@@ -1,0 +1,101 @@
+"""Download a real robomimic dataset file from the Hugging Face hub (dataset repo ``amandlek/robomimic``).
+
+Files live at ``v1.5/<task>/<dataset_type>/<file>``, e.g. ``v1.5/can/ph/demo_v15.hdf5`` (the
+states-only file: the converter renders its frames). Needs a network; offline it stops with one
+line pointing at the offline demo data (``setup_and_prepare.sh --demo``).
+
+    python -m datasets.download_robomimic --task can --dataset-type ph --dest data/robomimic
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+REPO_ID = "amandlek/robomimic"
+TASKS = ("lift", "can", "square", "transport", "tool_hang")
+DATASET_TYPES = ("ph", "mh", "mg")
+DEFAULT_FILE = "demo_v15.hdf5"
+
+
+class DownloadError(RuntimeError):
+    """The file could not be downloaded (offline, not found, ...); the message is one line."""
+
+
+def hub_filename(task: str, dataset_type: str = "ph", filename: str = DEFAULT_FILE) -> str:
+    """Path of the file inside the hub repo, e.g. ``v1.5/can/ph/demo_v15.hdf5``."""
+    return f"v1.5/{task}/{dataset_type}/{filename}"
+
+
+def download(task: str, dataset_type: str = "ph", dest_dir: str | Path = "data/robomimic",
+             filename: str = DEFAULT_FILE) -> Path:
+    """Download ``v1.5/<task>/<dataset_type>/<filename>`` into ``dest_dir/<task>/<dataset_type>/``.
+
+    Returns the local path (skips the download if the file is already there). Raises
+    DownloadError with a one-line reason when offline or when the hub has no such file.
+    """
+    if task not in TASKS:
+        raise DownloadError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if dataset_type not in DATASET_TYPES:
+        raise DownloadError(f"unknown dataset type {dataset_type!r}; choose one of {', '.join(DATASET_TYPES)}")
+    target = Path(dest_dir) / task / dataset_type / filename
+    if target.is_file():
+        log.info("%s already present", target)
+        return target
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, OfflineModeIsEnabled
+    except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency
+        raise DownloadError(f"huggingface_hub is not installed ({exc})") from None
+    name = hub_filename(task, dataset_type, filename)
+    offline_hint = ("downloading robomimic data needs network access to huggingface.co; "
+                    "without a network use the offline demo data (./setup_and_prepare.sh --demo)")
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        raise DownloadError(f"HF_HUB_OFFLINE is set: {offline_hint}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        cached = hf_hub_download(repo_id=REPO_ID, repo_type="dataset", filename=name)
+    except (OfflineModeIsEnabled, LocalEntryNotFoundError) as exc:
+        raise DownloadError(f"cannot reach the hub for {REPO_ID}/{name}: {offline_hint}") from exc
+    except EntryNotFoundError as exc:
+        raise DownloadError(f"{REPO_ID} has no file {name}") from exc
+    except OSError as exc:  # connection errors
+        raise DownloadError(f"download of {REPO_ID}/{name} failed ({type(exc).__name__}): {offline_hint}") from exc
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(cached, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Download a robomimic hdf5 file from the Hugging Face hub.")
+    parser.add_argument("--task", required=True, choices=TASKS, help="robomimic task")
+    parser.add_argument("--dataset-type", default="ph", choices=DATASET_TYPES, help="ph (default), mh or mg")
+    parser.add_argument("--dest", default="data/robomimic", type=Path,
+                        help="destination root; the file goes to DEST/<task>/<type>/ (default data/robomimic)")
+    parser.add_argument("--filename", default=DEFAULT_FILE,
+                        help=f"file inside v1.5/<task>/<type>/ (default {DEFAULT_FILE}, the states-only file)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # our own one-line error says it all
+    try:
+        path = download(args.task, args.dataset_type, args.dest, args.filename)
+    except DownloadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -63,7 +63,7 @@ DATA="${DINO_WM_DATA_ROOT:-$ROOT/data}/demo/lift/dino_wm"
 TRAIN_RUN="$OUT/train"
 [[ "$PRETRAINED" == false ]] && TRAIN_RUN="$OUT/train_random_encoder"
 say "training (feature cache first) -> $TRAIN_RUN"
-"$PY" train_robomimic_compress.py env=demo_lift "env.data_path=$DATA" preset=demo_cpu \
+"$PY" train_robomimic_compress.py env=demo_lift "env.data_path=$DATA" \
   "encoder.pretrained=$PRETRAINED" training.resume=true "hydra.run.dir=$TRAIN_RUN" "${TRAIN_ARGS[@]}" \
   || { echo "run_demo.sh: training failed (see the message above)" >&2; exit 1; }
 

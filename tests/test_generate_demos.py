@@ -60,6 +60,7 @@ def test_cameras_differ_and_frames_change_over_time(tiny_lift_hdf5):
 def test_no_cameras_seeded_and_deterministic(tmp_path):
     s1 = generate_demos("lift", 1, tmp_path / "a.hdf5", camera_names=None, seed=3, progress=False)
     s2 = generate_demos("lift", 1, tmp_path / "b.hdf5", camera_names=[], seed=3, progress=False)
+    assert s2["successes"] == 1
     s3 = generate_demos("lift", 1, tmp_path / "c.hdf5", camera_names=[], seed=4, progress=False)
     assert s1["successes"] == 1 and s1["attempts"] >= 1 and s1["seconds_per_episode"] > 0
     with h5py.File(tmp_path / "a.hdf5", "r") as fa, h5py.File(tmp_path / "b.hdf5", "r") as fb, \

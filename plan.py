@@ -73,8 +73,7 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
         pool = list(range(len(data)))
     try:
         specs = select_episodes([data.seq_len(i) for i in range(len(data))], pool, int(cfg.n_evals), int(cfg.goal_H),
-                                fs, int(cfg.seed), start_mode=cfg.episodes.start_mode, min_start=(t0 - 1) * fs,
-                                goal_window=int(cfg.episodes.goal_window))
+                                fs, int(cfg.seed), start_mode=cfg.episodes.start_mode, min_start=(t0 - 1) * fs)
         mine = shard(specs, int(cfg.shard.index), int(cfg.shard.count))
     except ValueError as exc:
         raise PlanError(str(exc)) from exc
@@ -101,7 +100,7 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
             "ckpt_base_path": str(Path(str(ckpt)).resolve()), "model_epoch": str(cfg.model_epoch),
             "model_step": getattr(run, "step", None), "env_name": data.meta.env_name,
             "success_metric": cfg.eval.success_metric, "n_evals_requested": int(cfg.n_evals),
-            "encoder_pretrained": OmegaConf.select(run.cfg, "encoder.pretrained", default=None),
+            "encoder_pretrained": getattr(getattr(model, "encoder", None), "pretrained", None),
             "shard": {"index": int(cfg.shard.index), "count": int(cfg.shard.count)}, "device": device}
     return write_outputs(out_dir, cfg, info, records, traces, goals, data, with_imagined=mpc.decode_imagined)
 

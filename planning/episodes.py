@@ -3,13 +3,17 @@
 Frame indices are env steps; one planning step is ``frameskip`` env steps, so the goal frame is
 ``goal = start + goal_H * frameskip``. Two ways to place the start:
 
-* ``start_mode="end"`` (default): the goal is the episode's last frame (or, when an episode has to be
-  reused because there are fewer episodes than ``n_evals``, a seeded one of the last
-  ``goal_window`` frames). The demonstrations end once the task is solved, so the goal frame is a
-  task-success frame and the task's own success check at the end of execution measures goal reaching.
-  The evaluator verifies this per episode (``goal_is_success`` in logs.json).
-* ``start_mode="random"``: a seeded uniform start among the frames that leave room for the goal;
-  the goal may then be any intermediate state, so goal reaching is judged by the state distance.
+* ``start_mode="end"`` (default): the goal is the episode's *terminal* state ``goal = T`` (``T`` =
+  seq_len), the state after the last recorded action. Demonstrations end at the first step whose
+  result passes the task's check, so that terminal state is a task-success state while the last
+  stored frame ``T - 1`` (the observation *before* the last action) is not. The evaluator renders the
+  terminal state in the simulator (reset to frame ``T - 1`` and step its recorded action) and checks
+  it (``goal_is_success`` in logs.json). So the task's own success at the end of execution measures
+  reaching the goal. When there are fewer eligible episodes than ``n_evals``, episodes are reused
+  with the same start / goal and a different planner seed.
+* ``start_mode="random"``: a seeded uniform start among the frames that leave room for the goal
+  (``goal <= T``); the goal may be any intermediate state, so goal reaching is judged by the state
+  distance (``eval.success_metric=goal``).
 
 Every choice comes from one ``numpy`` generator seeded with ``seed`` over the *whole* list of
 ``n_evals`` evaluations, so a shard (``shard_index`` of ``shard_count``) plans exactly the
@@ -30,7 +34,7 @@ class EpisodeSpec:
     eval_index: int  # position in the full list of n_evals (shard independent)
     episode: int  # dataset episode id
     start: int  # env-step index of the start frame
-    goal: int  # env-step index of the goal frame
+    goal: int  # env-step index of the goal state (== seq_len: the terminal state after the last action)
     seed: int  # seed of this evaluation's planner noise
 
     def to_dict(self) -> dict:
@@ -38,8 +42,7 @@ class EpisodeSpec:
 
 
 def select_episodes(seq_lengths: list[int], candidates: list[int], n_evals: int, goal_h: int, frameskip: int,
-                    seed: int, start_mode: str = "end", min_start: int = 0,
-                    goal_window: int = 5) -> list[EpisodeSpec]:
+                    seed: int, start_mode: str = "end", min_start: int = 0) -> list[EpisodeSpec]:
     """Pick ``n_evals`` evaluations among ``candidates`` (episode ids), different episodes first.
 
     Args:
@@ -47,8 +50,6 @@ def select_episodes(seq_lengths: list[int], candidates: list[int], n_evals: int,
         candidates: allowed episode ids (the run's validation split).
         goal_h: goal distance in planning steps; ``goal_h * frameskip`` env steps.
         min_start: earliest allowed start frame (room for the model's history frames).
-        goal_window: for ``start_mode="end"``, reused episodes take their goal among the last
-            ``goal_window`` frames.
     Raises:
         ValueError: no candidate episode is long enough, or bad arguments.
     """
@@ -59,25 +60,19 @@ def select_episodes(seq_lengths: list[int], candidates: list[int], n_evals: int,
     if start_mode not in ("end", "random"):
         raise ValueError(f"start_mode must be 'end' or 'random', got {start_mode!r}")
     span = goal_h * frameskip
-    eligible = [int(e) for e in candidates if int(seq_lengths[int(e)]) - 1 - span >= min_start]
+    eligible = [int(e) for e in candidates if int(seq_lengths[int(e)]) - span >= min_start]
     if not eligible:
         longest = max((int(seq_lengths[int(e)]) for e in candidates), default=0)
         raise ValueError(f"no episode among {len(list(candidates))} candidates is long enough for goal_H={goal_h} "
                          f"(x frameskip {frameskip} = {span} env steps, start >= {min_start}); the longest has "
-                         f"{longest} frames")
+                         f"{longest} steps")
     rng = np.random.default_rng(seed)
     order = list(rng.permutation(eligible))
     specs = []
     for i in range(n_evals):
         ep = int(order[i % len(order)])
-        last = int(seq_lengths[ep]) - 1
-        latest_start = last - span
-        if start_mode == "end":
-            reuse = i >= len(order)
-            back = int(rng.integers(1, max(2, goal_window))) if reuse and goal_window > 1 else 0
-            start = max(min_start, latest_start - back)
-        else:
-            start = int(rng.integers(min_start, latest_start + 1))
+        latest_start = int(seq_lengths[ep]) - span  # goal <= T (the terminal state)
+        start = latest_start if start_mode == "end" else int(rng.integers(min_start, latest_start + 1))
         specs.append(EpisodeSpec(eval_index=i, episode=ep, start=start, goal=start + span, seed=seed * 100003 + i))
     return specs
 

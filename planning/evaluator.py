@@ -5,9 +5,11 @@ Success fields per episode (all recorded; ``success`` is the one ``success_rate`
 * ``task_success``: the task's own check (e.g. Lift: cube lifted) after the last executed step.
 * ``success_any``: the task's check held after some executed step (robomimic's rollout convention).
 * ``goal_reached``: the object position ended within ``goal_tolerance`` metres of the goal frame's.
-* ``start_is_success`` / ``goal_is_success``: the task's check at the start and at the goal frame
-  (read by resetting the simulator to those dataset states before planning), so a reader can see
-  whether the goal was a success state and whether the start already was one.
+* ``start_is_success`` / ``goal_is_success``: the task's check at the start and at the goal state
+  (read in the simulator before planning), so a reader can see whether the goal was a success
+  state and whether the start already was one.
+* ``start_frame_mae``: mean absolute pixel difference between the frame rendered after the reset and
+  the dataset's frame (a check that the reset and the camera match the training frames).
 """
 
 from __future__ import annotations
@@ -33,6 +35,17 @@ class EvalSettings:
     goal_tolerance: float = 0.02  # metres, object position
 
 
+def seed_simulation(seed: int) -> None:
+    """Seed numpy's global generator, which robosuite's object placement draws from on every reset.
+
+    A soft reset leaves solver / controller internals that depend on the env's history, so the same
+    evaluation only replays bit for bit when its env sees the same sequence of seeded resets: the
+    evaluator seeds before building each env and before each of its resets, with the evaluation's
+    own seed, whichever batch or shard it runs in.
+    """
+    np.random.seed(int(seed) % (2 ** 32))
+
+
 def _history(data, spec: EpisodeSpec, frames: np.ndarray, k: int, fs: int) -> dict:
     """The k dataset frames / proprios / action chunks before ``spec.start`` (oldest first)."""
     ep, s = spec.episode, spec.start
@@ -40,6 +53,33 @@ def _history(data, spec: EpisodeSpec, frames: np.ndarray, k: int, fs: int) -> di
     acts = [data.actions[ep, i:i + fs].reshape(-1).numpy() for i in idx]
     return {"images": [frames[i] for i in idx], "proprios": [data.proprios[ep, i].numpy() for i in idx],
             "actions": acts}
+
+
+def episode_xml(data, episode: int) -> str | None:
+    """The episode's own MuJoCo model xml (robosuite randomises e.g. Lift's cube size per model), or None."""
+    from datasets.model_files import episode_model_xml
+
+    return episode_model_xml(data.path, data.meta, episode)
+
+
+def goal_observation(env, data, spec: EpisodeSpec, frames: np.ndarray, xml: str | None = None) -> tuple[dict, bool]:
+    """The goal state's observation {"image", "proprio", "state"} and the task's check there.
+
+    ``spec.goal < T``: the dataset frame (as stored, like the training frames). ``spec.goal == T``: the
+    terminal state after the last recorded action, which no frame holds: the simulator is reset to
+    frame ``T - 1`` (with its controller state) and steps that recorded action, then renders.
+    """
+    ep, g, last = spec.episode, spec.goal, data.seq_len(spec.episode)
+    init = data.sim_states[ep, 0].numpy()
+    if g < last:
+        env.reset_to(data.sim_states[ep, g].numpy(), data.actions[ep, :g].numpy(), init, model_xml=xml)
+        obs = {"image": frames[g], "proprio": data.proprios[ep, g].numpy(), "state": data.states[ep, g].numpy()}
+        return obs, env.is_success()
+    if g != last:
+        raise ValueError(f"goal {g} is past episode {ep}'s terminal state {last}")
+    env.reset_to(data.sim_states[ep, last - 1].numpy(), data.actions[ep, :last - 1].numpy(), init, model_xml=xml)
+    obs, _, _, info = env.step(data.actions[ep, last - 1].numpy())
+    return obs, bool(info["success"])
 
 
 def _reference_actions(data, spec: EpisodeSpec, n_env_steps: int) -> np.ndarray:
@@ -66,23 +106,25 @@ def evaluate_batch(model, normalizer, data, envs: list, specs: list[EpisodeSpec]
         (records, mpc_result, goal_images): one JSON-ready dict per spec, the traces, the goal frames.
     """
     fs, k = settings.frameskip, settings.history_frames - 1
-    starts, histories, goal_imgs, goal_props, pre = [], [], [], [], []
+    starts, histories, goals, pre = [], [], [], []
     for env, spec in zip(envs, specs):
         ep = spec.episode
         frames = data.frames(ep)
         init = data.sim_states[ep, 0].numpy()
-        env.reset_to(data.sim_states[ep, spec.goal].numpy(), data.actions[ep, :spec.goal].numpy(), init)
-        goal_ok = env.is_success()
-        obs = env.reset_to(data.sim_states[ep, spec.start].numpy(), data.actions[ep, :spec.start].numpy(), init)
+        xml = episode_xml(data, ep)
+        seed_simulation(spec.seed)
+        goal, goal_ok = goal_observation(env, data, spec, frames, xml)
+        seed_simulation(spec.seed)
+        obs = env.reset_to(data.sim_states[ep, spec.start].numpy(), data.actions[ep, :spec.start].numpy(), init,
+                           model_xml=xml)
         mae = float(np.abs(obs["image"].astype(np.float32) - frames[spec.start].astype(np.float32)).mean())
         pre.append({"goal_is_success": bool(goal_ok), "start_is_success": env.is_success(),
                     "start_frame_mae": mae})
         starts.append(obs)
         histories.append(_history(data, spec, frames, k, fs))
-        goal_imgs.append(frames[spec.goal])
-        goal_props.append(data.proprios[ep, spec.goal].numpy())
-    z_goal = model.encode_obs(to_model_obs(np.stack(goal_imgs)[:, None], np.stack(goal_props)[:, None],
-                                           normalizer, device))
+        goals.append(goal)
+    z_goal = model.encode_obs(to_model_obs(np.stack([g["image"] for g in goals])[:, None],
+                                           np.stack([g["proprio"] for g in goals])[:, None], normalizer, device))
     generators = [torch.Generator().manual_seed(int(s.seed)) for s in specs]
     ref = np.stack([_reference_actions(data, s, mpc.budget_steps * fs).reshape(mpc.budget_steps, fs * 7)
                     for s in specs])
@@ -92,15 +134,16 @@ def evaluate_batch(model, normalizer, data, envs: list, specs: list[EpisodeSpec]
     share = float(sum(result.plan_seconds)) / max(1, len(specs))
     records = []
     for i, (spec, tr) in enumerate(zip(specs, result.traces)):
-        ep = spec.episode
-        obj_d = float(np.linalg.norm(tr.obj[-1] - data.states[ep, spec.goal, :3].numpy()))
-        eef_d = float(np.linalg.norm(tr.eef[-1] - data.proprios[ep, spec.goal, :3].numpy()))
+        goal_obj, goal_eef = goals[i]["state"][:3], goals[i]["proprio"][:3]
+        obj_d = float(np.linalg.norm(tr.obj[-1] - goal_obj))
+        eef_d = float(np.linalg.norm(tr.eef[-1] - goal_eef))
         rec = {**spec.to_dict(), **pre[i], "task_success": bool(tr.success[-1]),
                "success_any": bool(any(tr.success[1:])), "goal_reached": obj_d < settings.goal_tolerance,
                "final_latent_dist": float(lat[i]), "final_object_dist": obj_d, "final_eef_dist": eef_d,
-               "start_object_dist": float(np.linalg.norm(tr.obj[0] - data.states[ep, spec.goal, :3].numpy())),
+               "start_object_dist": float(np.linalg.norm(tr.obj[0] - goal_obj)),
+               "goal_object_pos": [float(x) for x in goal_obj], "goal_eef_pos": [float(x) for x in goal_eef],
                "final_plan_cost": tr.plan_costs[-1] if tr.plan_costs else None,
                "planning_seconds": share, "n_replans": result.n_replans, "n_env_steps": len(tr.actions)}
         rec["success"] = rec["task_success"] if settings.success_metric == "task" else rec["goal_reached"]
         records.append(rec)
-    return records, result, goal_imgs
+    return records, result, [g["image"] for g in goals]

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from datasets.video_io import write_video
-from planning.evaluator import evaluate_batch
+from planning.evaluator import evaluate_batch, seed_simulation
 from planning.outputs import LOGS_FILE, SUMMARY_FILE, episode_frames, summarize, write_json
 from planning.plots import plot_eef_paths, plot_success
 
@@ -38,7 +38,10 @@ def run_batches(make_env, model, normalizer, data, specs, mpc, settings, device,
     bar = tqdm(total=len(specs), desc="episodes", disable=not progress)
     for start in range(0, len(specs), size):
         batch = specs[start:start + size]
-        envs = [make_env() for _ in batch]
+        envs = []
+        for spec in batch:
+            seed_simulation(spec.seed)
+            envs.append(make_env())
         try:
             recs, result, goal_imgs = evaluate_batch(model, normalizer, data, envs, batch, mpc, settings, device)
         finally:
@@ -66,7 +69,7 @@ def write_outputs(out_dir: Path, cfg: DictConfig, info: dict, records: list[dict
             write_video(path, episode_frames(tr, goal, with_imagined), fps=fps)
             rec["video"] = str(path.relative_to(out_dir))
         if cfg.outputs.plots:
-            goal_eef = data.proprios[rec["episode"], rec["goal"], :3].numpy()
+            goal_eef = np.asarray(rec["goal_eef_pos"])
             path = out_dir / "plots" / f"eef_{stem}.png"
             ok = "success" if rec["success"] else "failure"
             plot_eef_paths(path, tr, goal_eef, f"{info['planner']} eval {rec['eval_index']} (episode "

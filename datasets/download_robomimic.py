@@ -4,7 +4,7 @@ Files live at ``v1.5/<task>/<dataset_type>/<file>``, e.g. ``v1.5/can/ph/demo_v15
 states-only file: the converter renders its frames). Needs a network; offline it stops with one
 line pointing at the offline demo data (``setup_and_prepare.sh --demo``).
 
-    python -m datasets.download_robomimic --task can --dataset-type ph --dest data/robomimic
+    python -m datasets.download_robomimic --task can --dataset-type ph --dest data/robomimic/can/ph
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ def hub_filename(task: str, dataset_type: str = "ph", filename: str = DEFAULT_FI
     return f"v1.5/{task}/{dataset_type}/{filename}"
 
 
-def download(task: str, dataset_type: str = "ph", dest_dir: str | Path = "data/robomimic",
+def download(task: str, dataset_type: str = "ph", dest_dir: str | Path | None = None,
              filename: str = DEFAULT_FILE) -> Path:
-    """Download ``v1.5/<task>/<dataset_type>/<filename>`` into ``dest_dir/<task>/<dataset_type>/``.
+    """Download ``v1.5/<task>/<dataset_type>/<filename>`` to ``dest_dir/<filename>``.
+
+    ``dest_dir`` defaults to ``data/robomimic/<task>/<dataset_type>``.
 
     Returns the local path (skips the download if the file is already there). Raises
     DownloadError with a one-line reason when offline or when the hub has no such file.
@@ -44,7 +46,8 @@ def download(task: str, dataset_type: str = "ph", dest_dir: str | Path = "data/r
         raise DownloadError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if dataset_type not in DATASET_TYPES:
         raise DownloadError(f"unknown dataset type {dataset_type!r}; choose one of {', '.join(DATASET_TYPES)}")
-    target = Path(dest_dir) / task / dataset_type / filename
+    dest_dir = Path("data/robomimic") / task / dataset_type if dest_dir is None else Path(dest_dir)
+    target = dest_dir / filename
     if target.is_file():
         log.info("%s already present", target)
         return target
@@ -81,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Download a robomimic hdf5 file from the Hugging Face hub.")
     parser.add_argument("--task", required=True, choices=TASKS, help="robomimic task")
     parser.add_argument("--dataset-type", default="ph", choices=DATASET_TYPES, help="ph (default), mh or mg")
-    parser.add_argument("--dest", default="data/robomimic", type=Path,
-                        help="destination root; the file goes to DEST/<task>/<type>/ (default data/robomimic)")
+    parser.add_argument("--dest", default=None, type=Path,
+                        help="directory to put the file in (default data/robomimic/<task>/<type>)")
     parser.add_argument("--filename", default=DEFAULT_FILE,
                         help=f"file inside v1.5/<task>/<type>/ (default {DEFAULT_FILE}, the states-only file)")
     args = parser.parse_args(argv)

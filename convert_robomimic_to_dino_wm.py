@@ -97,7 +97,9 @@ def _convert_into(tmp: Path, f, info: SourceInfo, camera: str, image_size: int, 
     env = None
     if not from_file:
         env = _build_env(info, camera, image_size, render=True)
-    elif low_dim:
+    elif not low_dim:  # images in the file, vectors from the simulator
+        env = _build_env(info, camera, image_size, render=False)
+    else:
         try:
             env = _build_env(info, camera, image_size, render=False)
         except InputError:
@@ -117,7 +119,7 @@ def _convert_into(tmp: Path, f, info: SourceInfo, camera: str, image_size: int, 
         for i, key in enumerate(tqdm(info.demo_keys, desc="converting", unit="ep", disable=not progress)):
             demo, length = data[key], info.lengths[i]
             if from_file:
-                ep = episode_from_hdf5(demo, camera, image_size, info.env_name, layout)
+                ep = episode_from_hdf5(demo, camera, image_size, info.env_name, layout, env)
             else:
                 ep = episode_from_sim(demo, env, low_dim, info.env_name, layout)
             for name, tensor_key in (("state", "states"), ("proprio", "proprios"), ("velocity", "velocities")):

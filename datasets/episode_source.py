@@ -76,29 +76,41 @@ def detect_object_layout(demo: h5py.Group, env_name: str, env: RobosuiteEnv | No
     return "canonical"
 
 
+def vectors_from_sim(demo: h5py.Group, env: RobosuiteEnv, with_frames: bool) -> dict[str, np.ndarray]:
+    """state / proprio / velocity [T, D] (and frames [T, S, S, 3] if asked) from the recorded states."""
+    xml = model_xml_of(demo)
+    if xml is not None:
+        env.load_model_xml(xml)
+    keys = ("state", "proprio", "velocity", "image") if with_frames else ("state", "proprio", "velocity")
+    out: dict[str, list] = {k: [] for k in keys}
+    for state in demo["states"][()]:
+        obs = env.reset_to(state)
+        for k in keys:
+            out[k].append(obs[k])
+    arrays = {k: np.stack(v) for k, v in out.items()}
+    if with_frames:
+        arrays["frames"] = arrays.pop("image")
+    return arrays
+
+
 def episode_from_hdf5(demo: h5py.Group, camera: str, image_size: int, env_name: str,
-                      object_layout: str) -> dict[str, np.ndarray]:
-    """``{"frames": uint8 [T, S, S, 3], "state", "proprio", "velocity": float32 [T, D]}`` from the file."""
+                      object_layout: str, env: RobosuiteEnv | None = None) -> dict[str, np.ndarray]:
+    """``{"frames": uint8 [T, S, S, 3], "state", "proprio", "velocity": float32 [T, D]}`` from the file.
+
+    Vectors come from the file's low-dim obs, or from ``env`` (reset to each state) if it has none.
+    """
     frames = resize_frames(demo[f"obs/{camera}_image"][()], image_size)
-    return {"frames": frames, **extract_vectors(_low_dim_obs(demo), env_name, object_layout)}
+    if has_low_dim(demo):
+        return {"frames": frames, **extract_vectors(_low_dim_obs(demo), env_name, object_layout)}
+    if env is None:
+        raise ValueError(f"{demo.name} has no low-dim obs and no simulator was given to compute them")
+    return {"frames": frames, **vectors_from_sim(demo, env, with_frames=False)}
 
 
 def episode_from_sim(demo: h5py.Group, env: RobosuiteEnv, use_file_vectors: bool, env_name: str,
                      object_layout: str) -> dict[str, np.ndarray]:
     """The same arrays, with frames (and, if the file has no low-dim obs, vectors) from the simulator."""
-    states = demo["states"][()]
-    xml = model_xml_of(demo)
-    if xml is not None:
-        env.load_model_xml(xml)
-    frames, vecs = [], {"state": [], "proprio": [], "velocity": []}
-    for state in states:
-        obs = env.reset_to(state)
-        frames.append(obs["image"])
-        for k in vecs:
-            vecs[k].append(obs[k])
-    out = {"frames": np.stack(frames)}
+    out = vectors_from_sim(demo, env, with_frames=True)
     if use_file_vectors:
         out.update(extract_vectors(_low_dim_obs(demo), env_name, object_layout))
-    else:
-        out.update({k: np.stack(v) for k, v in vecs.items()})
     return out

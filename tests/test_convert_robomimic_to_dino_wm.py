@@ -211,3 +211,19 @@ def test_download_offline_is_one_clear_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "network" in err and "--demo" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_images_without_low_dim_obs_get_vectors_from_the_simulator(tiny_lift_hdf5, tiny_lift_dataset, tmp_path):
+    def edit(f):
+        for name in f["data"]:
+            for key in [k for k in f[f"data/{name}/obs"] if not k.endswith("_image")]:
+                del f[f"data/{name}/obs/{key}"]
+
+    src = _copy_without(tiny_lift_hdf5, tmp_path / "images_only.hdf5", edit=edit)
+    convert(src, tmp_path / "out", filter_key="valid", progress=False)
+    ref = DatasetMeta.load(tiny_lift_dataset)
+    i_ref = ref.demo_keys.index("demo_2")
+    t = int(_load(tiny_lift_dataset, "seq_lengths")[i_ref])
+    for key in ("states", "proprios", "velocities"):
+        np.testing.assert_allclose(_load(tmp_path / "out", key)[0, :t].numpy(),
+                                   _load(tiny_lift_dataset, key)[i_ref, :t].numpy(), atol=1e-6)

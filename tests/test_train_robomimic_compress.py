@@ -1,0 +1,101 @@
+"""train_robomimic_compress.py end to end (subprocesses, tiny synthetic data, random 1-layer encoder)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from _synthetic_data import make_dataset
+from safetensors.torch import load_file
+
+from models.loading import load_world_model
+from training.checkpoint import latest_checkpoint, load_train_state
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["encoder.pretrained=false", "encoder.num_layers=1", "img_size=28", "wandb.mode=disabled",
+        "training.batch_size=4", "training.warmup_steps=2", "training.val_ratio=0.25", "gpu.auto_select=false"]
+
+
+def train(data: Path, run: Path, *extra: str, launcher: list[str] | None = None, check: bool = True,
+          timeout: float = 300) -> subprocess.CompletedProcess:
+    cmd = [*(launcher or [sys.executable]), "train_robomimic_compress.py", "env=demo_lift",
+           f"env.data_path={data}", f"hydra.run.dir={run}", *TINY, *extra]
+    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("train") / "d", n_episodes=4, t_max=24, size=28)
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(syn, tmp_path):
+    train(syn, tmp_path / "full", "training.epochs=4")
+    train(syn, tmp_path / "part", "training.epochs=2")
+    assert load_train_state(latest_checkpoint(tmp_path / "part"))["epoch"] == 2
+    proc = train(syn, tmp_path / "part", "training.epochs=4", "training.resume=true")
+    assert "resuming from" in proc.stderr + proc.stdout
+    full = load_file(tmp_path / "full" / "checkpoints" / "latest" / "model.safetensors")
+    part = load_file(tmp_path / "part" / "checkpoints" / "latest" / "model.safetensors")
+    assert full.keys() == part.keys()
+    for k in full:
+        torch.testing.assert_close(part[k], full[k], rtol=0, atol=0, msg=k)
+    st = load_train_state(latest_checkpoint(tmp_path / "part"))
+    assert st["epoch"] == 4 and st["step"] == load_train_state(latest_checkpoint(tmp_path / "full"))["step"]
+    train(syn, tmp_path / "part", "training.epochs=4")  # a rerun of a finished run trains no further
+    assert load_train_state(latest_checkpoint(tmp_path / "part"))["step"] == st["step"]
+
+
+def test_nonfinite_loss_stops_cleanly_and_keeps_the_last_checkpoint(syn, tmp_path):
+    run = tmp_path / "run"
+    train(syn, run, "training.epochs=1")
+    good = latest_checkpoint(run)
+    before = {p.name: p.read_bytes() for p in good.iterdir()}
+    bad = make_dataset(tmp_path / "nan", n_episodes=4, t_max=24, size=28, nan_actions=True)
+    proc = train(bad, run, "training.epochs=3", check=False)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "non-finite loss" in proc.stderr + proc.stdout
+    assert latest_checkpoint(run) == good
+    assert {p.name: p.read_bytes() for p in good.iterdir()} == before
+
+
+def test_bad_data_path_is_one_clear_error(tmp_path):
+    proc = train(tmp_path / "nowhere", tmp_path / "run", check=False)
+    assert proc.returncode == 2 and "not a converted dataset directory" in proc.stderr + proc.stdout
+
+
+def test_two_process_cpu_accelerate_launch(syn, tmp_path):
+    if shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists():
+        pytest.fail("accelerate CLI not installed")
+    acc = str(Path(sys.executable).parent / "accelerate")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    cmd = [acc, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", "29533",
+           "train_robomimic_compress.py", "env=demo_lift", f"env.data_path={syn}", f"hydra.run.dir={tmp_path / 'ddp'}",
+           *TINY, "debug=true"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400, env=env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert out.count("training finished") >= 1 and "multi-process" in out
+    assert (tmp_path / "ddp" / "checkpoints" / "latest" / "model.safetensors").is_file()
+
+
+def test_tiny_trained_run_loads(tiny_trained_run):
+    """The shared session run (tiny converted Lift dataset) has the interface's outputs and loads back."""
+    assert (tiny_trained_run / "checkpoints" / "latest" / "model.safetensors").is_file()
+    assert (tiny_trained_run / ".hydra" / "config.yaml").is_file()
+    assert (tiny_trained_run / "logs" / "train.log").is_file()
+    run = load_world_model(tiny_trained_run)
+    assert not run.model.encoder.pretrained and "RANDOM" in (tiny_trained_run / "logs" / "train.log").read_text()
+    assert run.step > 0 and run.split["val"] and not set(run.split["train"]) & set(run.split["val"])
+    t0 = run.model.num_hist
+    obs = {"visual": torch.rand(1, t0, 3, 64, 64), "proprio": torch.zeros(1, t0, run.model.proprio_dim)}
+    act = torch.zeros(1, t0 + 2, run.model.action_dim * run.model.frameskip)
+    assert run.model.rollout(obs, act).shape[:2] == (1, t0 + 3)

@@ -1,0 +1,95 @@
+"""plan.py end to end on the tiny trained run: outputs, baselines, shards + merge == one job."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.slow
+SMALL_CEM = ["planner=cem", "planner.num_samples=16", "planner.topk=4", "planner.opt_steps=2", "progress=false"]
+
+
+def plan_inprocess(run_dir: Path, out_dir: Path, overrides: list[str]) -> dict:
+    """plan.py's job without a subprocess (same config composition, same code path after Hydra)."""
+    from hydra import compose, initialize_config_dir
+
+    import plan
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="plan_projected_latent",
+                      overrides=[f"ckpt_base_path={run_dir}", "n_evals=2", "goal_H=5", *overrides])
+    return plan.run_plan(cfg, out_dir)
+
+
+@pytest.fixture(scope="module")
+def cem_single(tiny_trained_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("plan") / "cem"
+    run_cli(["plan.py", "--config-name=plan_projected_latent", f"ckpt_base_path={tiny_trained_run}", "n_evals=2",
+             "goal_H=5", f"hydra.run.dir={out}", *SMALL_CEM])
+    return out
+
+
+def test_cli_writes_every_output(cem_single):
+    summary = json.loads((cem_single / "summary.json").read_text())
+    assert summary["planner"] == "cem" and summary["n_evals"] == 2
+    assert 0.0 <= summary["success_rate"] <= 1.0 and summary["encoder_pretrained"] is False
+    logs = json.loads((cem_single / "logs.json").read_text())
+    assert logs["config"]["planner"]["num_samples"] == 16
+    for rec in logs["episodes"]:
+        for key in ("task_success", "goal_reached", "final_latent_dist", "final_object_dist", "planning_seconds",
+                    "goal_is_success", "start_is_success"):
+            assert key in rec, key
+        assert rec["goal_is_success"] and not rec["start_is_success"]
+        assert rec["n_env_steps"] == 25 and rec["n_replans"] == 5
+        frames = _read_mp4(cem_single / rec["video"])
+        assert frames.shape[0] == rec["n_env_steps"] + 1
+        assert frames.shape[2] == 2 * frames.shape[1]  # executed view | goal frame
+        png = iio.imread(cem_single / rec["eef_plot"])
+        assert png.ndim == 3 and png.shape[0] > 100
+    assert iio.imread(cem_single / "plots" / "success.png").ndim == 3
+
+
+def _read_mp4(path: Path):
+    from datasets.video_io import read_video
+
+    return read_video(path)
+
+
+def test_replay_reaches_the_goals_and_random_does_not(tiny_trained_run, tmp_path):
+    replay = plan_inprocess(tiny_trained_run, tmp_path / "replay", ["planner=replay", "progress=false"])
+    assert replay["success_rate"] >= 0.9
+    assert replay["goal_is_success_rate"] == 1.0 and replay["start_is_success_rate"] == 0.0
+    assert replay["mean_final_object_dist"] < 0.005
+    rand = plan_inprocess(tiny_trained_run, tmp_path / "random", ["planner=random", "progress=false"])
+    assert rand["success_rate"] == 0.0
+    assert rand["mean_final_object_dist"] > 5 * replay["mean_final_object_dist"]
+
+
+def test_two_shards_merged_equal_the_single_job(tiny_trained_run, cem_single, tmp_path):
+    from planning.merge import main as merge_main
+
+    for k in range(2):
+        plan_inprocess(tiny_trained_run, tmp_path / f"shard{k}", [*SMALL_CEM, f"shard.index={k}", "shard.count=2"])
+    assert merge_main([str(tmp_path / "shard0"), str(tmp_path / "shard1"), "--out", str(tmp_path / "merged")]) == 0
+    merged = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    single = json.loads((cem_single / "summary.json").read_text())
+    assert merged["successes"] == single["successes"] and merged["success_rate"] == single["success_rate"]
+    for key in ("mean_final_object_dist", "mean_final_latent_dist", "mean_final_eef_dist"):
+        assert merged[key] == pytest.approx(single[key], rel=1e-4, abs=1e-6), key
+
+
+def test_missing_run_dir_is_a_one_line_error(tmp_path):
+    proc = subprocess.run([sys.executable, "plan.py", f"ckpt_base_path={tmp_path / 'nope'}",
+                           f"hydra.run.dir={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("plan.py: error:")
+    sh = subprocess.run(["bash", "plan.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                        env={"CKPT": str(tmp_path / "nope"), "PATH": "/usr/bin:/bin"})
+    assert sh.returncode == 2 and sh.stderr.count("\n") == 1 and "does not exist" in sh.stderr

@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""Seconds per CEM re-plan: all episodes in one batched call vs a loop over episodes, and peak memory.
+
+    python benchmarks/plan_latency.py                      # 300 samples, horizon 5, 30 iterations, n_evals 1 and 10
+    python benchmarks/plan_latency.py --opt-steps 5 --n-evals 1 10 --override predictor=vit
+    python benchmarks/plan_latency.py --horizon 25 --n-evals 10 --chunk-size 1024   # memory bound at long horizons
+
+The model is the real VWorldModel built from conf/train_robomimic_compress.yaml (+ overrides) with
+randomly initialised weights (a random frozen encoder too, unless --override encoder.pretrained=true):
+latency does not depend on the weights. Observations and goals are random images / proprio.
+Prints one line per n_evals and a summary table; figures depend on the machine (say which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from planning.base import PlanContext  # noqa: E402
+from planning.cem import CEMPlanner  # noqa: E402
+from planning.objectives import LatentGoalObjective  # noqa: E402
+from planning.observations import precompute_features  # noqa: E402
+
+
+def build_model(overrides: list[str], device: str):
+    """A randomly initialised VWorldModel from the training config (Lift-like dims: proprio 9, state 19)."""
+    from hydra import compose, initialize_config_dir
+
+    from models.factory import build_world_model
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="train_robomimic_compress",
+                      overrides=["env=demo_lift", "encoder.pretrained=false", *overrides])
+    torch.manual_seed(0)
+    return build_world_model(cfg, proprio_dim=9, state_dim=19, action_dim=7).to(device).eval(), cfg
+
+
+def make_context(model, b: int, horizon: int, device: str) -> PlanContext:
+    g = torch.Generator().manual_seed(b)
+    s = int(model.img_size)
+    obs = {"visual": torch.rand(b, 1, 3, s, s, generator=g).to(device),
+           "proprio": torch.randn(b, 1, model.proprio_dim, generator=g).to(device)}
+    goal = {"visual": torch.rand(b, 1, 3, s, s, generator=g).to(device),
+            "proprio": torch.randn(b, 1, model.proprio_dim, generator=g).to(device)}
+    a = model.action_dim * model.frameskip
+    with torch.no_grad():
+        z_goal = model.encode_obs(goal)
+        obs = precompute_features(model, obs)
+    return PlanContext(obs_0=obs, past_actions=torch.zeros(b, 0, a, device=device), z_goal=z_goal, horizon=horizon,
+                       generators=[torch.Generator().manual_seed(i) for i in range(b)],
+                       action_low=-3 * torch.ones(a), action_high=3 * torch.ones(a))
+
+
+def split(ctx: PlanContext, i: int) -> PlanContext:
+    """Episode ``i`` of ``ctx`` alone (same generator, same obs)."""
+    return PlanContext(obs_0={k: v[i:i + 1] for k, v in ctx.obs_0.items()}, past_actions=ctx.past_actions[i:i + 1],
+                       z_goal=ctx.z_goal[i:i + 1], horizon=ctx.horizon, generators=[ctx.generators[i]],
+                       action_low=ctx.action_low, action_high=ctx.action_high)
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB -> MiB (process peak RSS)
+
+
+def timed(fn, device: str) -> float:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    t = time.perf_counter()
+    fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - t
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-samples", type=int, default=300)
+    p.add_argument("--topk", type=int, default=30)
+    p.add_argument("--horizon", type=int, default=5)
+    p.add_argument("--opt-steps", type=int, default=30, help="CEM iterations per re-plan")
+    p.add_argument("--n-evals", type=int, nargs="+", default=[1, 10], help="episodes planned together")
+    p.add_argument("--chunk-size", type=int, default=4096, help="(episode, sample) rollouts per model forward")
+    p.add_argument("--no-loop", action="store_true", help="skip the per-episode loop (batched only)")
+    p.add_argument("--device", default="auto", help="auto (a GPU via gpu_utils if any) | cpu | cuda:N")
+    p.add_argument("--override", action="append", default=[], help="training-config override, repeatable")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.num_samples < args.topk or min(args.n_evals) < 1:
+        print("plan_latency.py: error: need --num-samples >= --topk and --n-evals >= 1", file=sys.stderr)
+        return 2
+    device = args.device
+    if device == "auto":
+        from gpu_utils import select_gpus_for_run
+
+        ids = select_gpus_for_run(num_gpus=1)
+        device = f"cuda:{ids[0]}" if ids else "cpu"
+    model, cfg = build_model(args.override, device)
+    hw = torch.cuda.get_device_name(device) if device.startswith("cuda") else \
+        f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads"
+    print(f"# CEM re-plan latency: {args.num_samples} samples, top {args.topk}, horizon {args.horizon}, "
+          f"{args.opt_steps} iterations, chunk {args.chunk_size}; model img {cfg.img_size} "
+          f"({model.encoder.num_patches} patches), predictor {cfg.predictor.name}; device {device} ({hw})")
+    planner = CEMPlanner(model, LatentGoalObjective(), horizon=args.horizon, num_samples=args.num_samples,
+                         topk=args.topk, opt_steps=args.opt_steps, chunk_size=args.chunk_size)
+    planner.plan(make_context(model, 1, args.horizon, device))  # warm-up (allocator, kernels)
+    rows = []
+    for b in args.n_evals:
+        ctx = make_context(model, b, args.horizon, device)
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats(device)
+        batched = timed(lambda: planner.plan(ctx), device)
+        mem = peak_memory_mb(device)
+        loop = None if args.no_loop else timed(lambda: [planner.plan(split(ctx, i)) for i in range(b)], device)
+        rows.append((b, batched, loop, mem))
+        ratio = f", loop/batched {loop / batched:.2f}x" if loop else ""
+        print(f"n_evals {b:3d}: batched {batched:8.2f} s/re-plan ({batched / b:.2f} s per episode)"
+              + (f", per-episode loop {loop:8.2f} s" if loop else "") + ratio + f", peak memory {mem:.0f} MiB")
+    print("\n| n_evals | batched s/re-plan | per-episode loop s | loop / batched | peak MiB |")
+    print("|---|---|---|---|---|")
+    for b, bt, lp, mem in rows:
+        print(f"| {b} | {bt:.2f} | {'-' if lp is None else f'{lp:.2f}'} | "
+              f"{'-' if lp is None else f'{lp / bt:.2f}x'} | {mem:.0f} |")
+    mem_note = "CUDA max allocated" if device.startswith("cuda") else "process peak RSS"
+    print(f"(peak memory = {mem_note})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -227,3 +227,11 @@ def test_images_without_low_dim_obs_get_vectors_from_the_simulator(tiny_lift_hdf
     for key in ("states", "proprios", "velocities"):
         np.testing.assert_allclose(_load(tmp_path / "out", key)[0, :t].numpy(),
                                    _load(tiny_lift_dataset, key)[i_ref, :t].numpy(), atol=1e-6)
+
+
+def test_states_only_unknown_camera_is_one_line_exit_2(tiny_lift_hdf5, tmp_path, capsys):
+    src = _copy_without(tiny_lift_hdf5, tmp_path / "in.hdf5", drop_images=True)
+    assert main(["--input", str(src), "--output", str(tmp_path / "out"), "--camera", "nope_cam"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown camera 'nope_cam'" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.hdf5"]

@@ -99,3 +99,20 @@ def test_tiny_trained_run_loads(tiny_trained_run):
     obs = {"visual": torch.rand(1, t0, 3, 64, 64), "proprio": torch.zeros(1, t0, run.model.proprio_dim)}
     act = torch.zeros(1, t0 + 2, run.model.action_dim * run.model.frameskip)
     assert run.model.rollout(obs, act).shape[:2] == (1, t0 + 3)
+
+
+def test_wandb_mode_is_offline_without_a_key(monkeypatch, tmp_path):
+    from training.wandb_setup import resolve_mode
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("NETRC", raising=False)
+    assert resolve_mode(None) == "offline"
+    assert resolve_mode("disabled") == "disabled"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert resolve_mode(None) == "online"
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password abc\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    monkeypatch.delenv("WANDB_API_KEY")
+    assert resolve_mode(None) == "online"

@@ -84,7 +84,7 @@ def vectors_from_sim(demo: h5py.Group, env: RobosuiteEnv, with_frames: bool) -> 
     keys = ("state", "proprio", "velocity", "image") if with_frames else ("state", "proprio", "velocity")
     out: dict[str, list] = {k: [] for k in keys}
     for state in demo["states"][()]:
-        obs = env.reset_to(state)
+        obs = env.observe_state(state)
         for k in keys:
             out[k].append(obs[k])
     arrays = {k: np.stack(v) for k, v in out.items()}

@@ -142,17 +142,31 @@ class RobosuiteEnv:
         state = np.asarray(sim_state, dtype=np.float64)
         if model_xml is not None:
             self.load_model_xml(model_xml)
+        self._check_state(state)
         self.env.reset()
         sim = self.env.sim
-        expected = 1 + sim.model.nq + sim.model.nv
-        if state.shape != (expected,):
-            raise ValueError(f"sim_state has shape {state.shape}, {self.env_name} expects ({expected},)")
         sim.set_state_from_flattened(state)
         sim.forward()
         restore_nullspace_target(self.env, initial_sim_state)
         restore_gripper_ramp(self.env, past_actions)
         self.env.update_state()
         return self.observation()
+
+    def observe_state(self, sim_state: np.ndarray) -> dict[str, np.ndarray]:
+        """Observation of a recorded state without resetting or restoring controllers (rendering only).
+
+        Faster than :meth:`reset_to` (no soft reset); do not step from here, use reset_to for that.
+        """
+        state = np.asarray(sim_state, dtype=np.float64)
+        self._check_state(state)
+        self.env.sim.set_state_from_flattened(state)
+        return self.observation()
+
+    def _check_state(self, state: np.ndarray) -> None:
+        sim = self.env.sim
+        expected = 1 + sim.model.nq + sim.model.nv
+        if state.shape != (expected,):
+            raise ValueError(f"sim_state has shape {state.shape}, {self.env_name} expects ({expected},)")
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, dict]:
         """Apply one 7-D OSC action; returns (obs, reward, done, info) with ``info["success"]``."""

@@ -231,3 +231,12 @@ def test_replay_without_controller_restore_drifts(lift_env, demo):
 def test_reset_to_rejects_a_wrong_state_size(lift_env):
     with pytest.raises(ValueError, match="sim_state"):
         lift_env.reset_to(np.zeros(5))
+
+
+def test_observe_state_equals_reset_to_observation(lift_env, demo):
+    _, arrays = demo
+    a = lift_env.reset_to(arrays["states"][9], model_xml=arrays["model_file"])
+    lift_env.reset_to(arrays["states"][2])
+    b = lift_env.observe_state(arrays["states"][9])
+    for key in ("state", "proprio", "velocity", "image"):
+        np.testing.assert_array_equal(a[key], b[key])

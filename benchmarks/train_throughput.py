@@ -1,6 +1,6 @@
 """Training throughput from the feature cache vs re-encoding the frames every step (same model, same batch).
 
-    python benchmarks/train_throughput.py --data data/demo/lift/dino_wm [--img-size 112] [--batch-size 16]
+    python benchmarks/train_throughput.py --data data/demo/lift/dino_wm [--img-size 196] [--batch-size 8]
 
 Each mode runs in its own subprocess (so peak memory is per mode) and the table shows samples/s,
 seconds per step, the speed-up and the peak memory (max RSS on CPU, max allocated on CUDA).
@@ -81,9 +81,9 @@ def run_mode(args: argparse.Namespace) -> dict:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="converted dataset directory")
-    p.add_argument("--img-size", type=int, default=112)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--steps", type=int, default=5, help="timed training steps per mode")
+    p.add_argument("--img-size", type=int, default=196)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--steps", type=int, default=3, help="timed training steps per mode")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--random-encoder", action="store_true", help="random encoder weights (no DINOv2 file needed)")

@@ -13,8 +13,15 @@ from omegaconf import OmegaConf
 from datasets.normalizer import Normalizer
 from models.factory import build_world_model
 from models.loading import load_world_model
-from training.checkpoint import (latest_checkpoint, load_model_file, load_optim_file, resolve_checkpoint, rng_state,
-                                 save_checkpoint, set_rng_state)
+from training.checkpoint import (
+    latest_checkpoint,
+    load_model_file,
+    load_optim_file,
+    resolve_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from training.trainer import encoder_metadata
 
 CFG = {

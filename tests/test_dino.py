@@ -8,8 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.dino import (IMAGENET_MEAN, IMAGENET_STD, build_dino_encoder, hf_to_official, official_to_hf,
-                         vits14_config)
+from models.dino import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_dino_encoder,
+    hf_to_official,
+    official_to_hf,
+    vits14_config,
+)
 
 OFFICIAL_TOP = {"cls_token", "pos_embed", "mask_token", "patch_embed.proj.weight", "patch_embed.proj.bias",
                 "norm.weight", "norm.bias"}
@@ -28,7 +34,7 @@ def reference_dinov2(sd: dict[str, torch.Tensor], img: torch.Tensor, heads: int 
     x = torch.cat([sd["cls_token"].expand(len(x), -1, -1), x], 1) + sd["pos_embed"]
     n_blocks = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
     for i in range(n_blocks):
-        p = lambda n: sd[f"blocks.{i}.{n}"]  # noqa: E731
+        p = lambda n, i=i: sd[f"blocks.{i}.{n}"]  # noqa: E731
         h = F.layer_norm(x, (384,), p("norm1.weight"), p("norm1.bias"), eps=1e-6)
         b, n, d = h.shape
         qkv = (h @ p("attn.qkv.weight").T + p("attn.qkv.bias")).reshape(b, n, 3, heads, d // heads)

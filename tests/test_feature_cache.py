@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _synthetic_data import make_dataset
 
 from datasets.feature_cache import MANIFEST, build_feature_cache, cache_dir, load_feature_cache, main
 from datasets.robomimic_dset import RobomimicEpisodes
 from models.dino import build_dino_encoder
-from _synthetic_data import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

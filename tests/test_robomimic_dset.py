@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _synthetic_data import make_dataset
 
 import datasets.robomimic_dset as rd
 from datasets.normalizer import Normalizer
 from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset, split_episodes
-from _synthetic_data import make_dataset
 
 
 @pytest.fixture(scope="module")

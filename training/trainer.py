@@ -16,8 +16,15 @@ from tqdm import tqdm
 
 from models.factory import build_encoder, build_world_model
 from models.visual_world_model import VWorldModel
-from training.checkpoint import (latest_checkpoint, load_model_file, load_optim_file, load_train_state,
-                                 rng_state, save_checkpoint, set_rng_state)
+from training.checkpoint import (
+    latest_checkpoint,
+    load_model_file,
+    load_optim_file,
+    load_train_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from training.data import epoch_loader, prepare_data, write_run_info
 from training.wandb_setup import init_wandb
 

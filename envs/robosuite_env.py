@@ -66,6 +66,7 @@ class RobosuiteEnv:
             raise
         if self.render_enabled:
             if camera_name not in self.env.sim.model.camera_names:
+                self.env.close()
                 raise ValueError(f"unknown camera {camera_name!r} for {env_name}; "
                                  f"available: {list(self.env.sim.model.camera_names)}")
             _disable_multisampling(self.env.sim)

@@ -65,10 +65,10 @@ class RobosuiteEnv:
                 raise ValueError(f"cannot build {env_name} with camera {camera_name!r}: {exc}") from exc
             raise
         if self.render_enabled:
-            if camera_name not in self.env.sim.model.camera_names:
+            cameras = list(self.env.sim.model.camera_names)
+            if camera_name not in cameras:
                 self.env.close()
-                raise ValueError(f"unknown camera {camera_name!r} for {env_name}; "
-                                 f"available: {list(self.env.sim.model.camera_names)}")
+                raise ValueError(f"unknown camera {camera_name!r} for {env_name}; available: {cameras}")
             _disable_multisampling(self.env.sim)
         self.last_raw_obs: dict[str, Any] = {}
         self.model_key: str | None = None  # model_key of the xml loaded by load_model_xml, if any

@@ -107,11 +107,14 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
 
 @hydra.main(config_path="conf", config_name="plan", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
     try:
         summary = run_plan(cfg, out_dir)
     except PlanError as exc:
         print(f"plan.py: error: {exc}", file=sys.stderr)
+        if str(hc.mode) == "RunMode.MULTIRUN":  # one bad sweep point (e.g. a goal_H too long) must not end the sweep
+            return
         sys.exit(2)
     enc = "" if summary.get("encoder_pretrained") is not False else " [RANDOM frozen encoder]"
     print(f"{summary['planner']}: success_rate {summary['success_rate']:.2f} over {summary['n_evals']} episodes "

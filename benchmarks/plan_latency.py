@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         ctx = make_context(model, b, args.horizon, device)
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(device)
-        batched = timed(lambda: planner.plan(ctx), device)
+        batched = timed(lambda c=ctx: planner.plan(c), device)
         mem = peak_memory_mb(device)
-        loop = None if args.no_loop else timed(lambda: [planner.plan(split(ctx, i)) for i in range(b)], device)
+        loop = None if args.no_loop else timed(lambda c=ctx, n=b: [planner.plan(split(c, i)) for i in range(n)], device)
         rows.append((b, batched, loop, mem))
         ratio = f", loop/batched {loop / batched:.2f}x" if loop else ""
         print(f"n_evals {b:3d}: batched {batched:8.2f} s/re-plan ({batched / b:.2f} s per episode)"

@@ -56,23 +56,53 @@ class PlanResult:
     cost: torch.Tensor | None = None
 
 
+def supports_latent_rollout(model) -> bool:
+    """True for world models exposing the DINO-WM step API (``replace_actions_from_z``, ``predict``, ``num_hist``)."""
+    return all(hasattr(model, k) for k in ("replace_actions_from_z", "predict", "num_hist", "encode_obs"))
+
+
+def rollout_from_latents(model, z_obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """``model.rollout`` from already encoded observations ``z_obs`` [b, T0, P, D] (same semantics).
+
+    Planning scores thousands of action sequences from the same observation; encoding it once per
+    episode instead of once per sequence saves the proprio encoder and projection over every patch.
+    Each step feeds the last ``num_hist`` frames with their action slices set from ``act``.
+    Returns [b, L + 1, P, D] for ``act`` [b, L, A].
+    """
+    t0, total = z_obs.shape[1], act.shape[1]
+    if total < t0:
+        raise ValueError(f"act has {total} steps, fewer than the {t0} observed frames")
+    frames = list(z_obs.unbind(1))
+    for t in range(t0, total + 1):
+        lo = max(0, t - model.num_hist)
+        z = model.replace_actions_from_z(torch.stack(frames[lo:t], dim=1), act[:, lo:t])
+        frames.append(model.predict(z)[:, -1])
+    return torch.stack(frames, dim=1)
+
+
 def rollout_predictions(model, obs_0: dict[str, torch.Tensor], past_actions: torch.Tensor,
-                        actions: torch.Tensor) -> torch.Tensor:
+                        actions: torch.Tensor, z_obs: torch.Tensor | None = None) -> torch.Tensor:
     """Predicted latents after each planned action.
 
     Args:
         model: world model with ``rollout(obs_0, act)`` (DINO-WM semantics: ``act`` [b, L, A] with
             L >= T0 gives [b, L + 1, P, D], where frame ``T0 + k`` is the prediction after ``act[:, T0-1+k]``).
-        obs_0: {"visual": [b, T0, 3, H, W], "proprio": [b, T0, p]}.
+        obs_0: {"visual" or "features": [b, T0, ...], "proprio": [b, T0, p]}.
         past_actions: [b, T0 - 1, A].
         actions: [b, h, A] planned actions (the first one is applied at the current frame).
+        z_obs: [b, T0, P, D] the encoded ``obs_0`` if already known (then the model's step API is used).
     Returns:
         [b, h, P, D]: frame ``k`` is the prediction after ``actions[:, k]``.
     """
     t0 = obs_0["proprio"].shape[1]
     act = torch.cat([past_actions.to(actions), actions], dim=1)
-    z = model.rollout(obs_0, act)
+    z = model.rollout(obs_0, act) if z_obs is None else rollout_from_latents(model, z_obs, act)
     return z[:, t0:]
+
+
+def encode_context(model, ctx: PlanContext) -> torch.Tensor | None:
+    """[B, T0, P, D] encoded ``ctx.obs_0`` when the model supports latent rollouts, else None."""
+    return model.encode_obs(ctx.obs_0) if supports_latent_rollout(model) else None
 
 
 def expand_obs(obs_0: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -86,7 +116,7 @@ def evaluate_candidates(model, objective: LatentGoalObjective, ctx: PlanContext,
     """Objective of every candidate sequence of every episode, in batched chunks.
 
     All ``B * N`` rollouts go through the model together, ``chunk_size`` of them per forward pass
-    (this bounds memory; it is not a loop over episodes).
+    (this bounds memory; it is not a loop over episodes). Observations are encoded once per episode.
 
     Args:
         candidates: [B, N, h, A] normalised action sequences.
@@ -96,11 +126,13 @@ def evaluate_candidates(model, objective: LatentGoalObjective, ctx: PlanContext,
     b, n = candidates.shape[:2]
     flat = rearrange(candidates, "b n h a -> (b n) h a")
     episode_of = torch.arange(b, device=flat.device).repeat_interleave(n)
+    z_obs = encode_context(model, ctx)
     costs = []
     for start in range(0, b * n, max(1, chunk_size)):
         idx = episode_of[start:start + chunk_size]
         obs = expand_obs(ctx.obs_0, idx)
-        z = rollout_predictions(model, obs, ctx.past_actions[idx], flat[start:start + chunk_size])
+        z = rollout_predictions(model, obs, ctx.past_actions[idx], flat[start:start + chunk_size],
+                                z_obs=None if z_obs is None else z_obs[idx])
         costs.append(objective(z, ctx.z_goal[idx]))
     return rearrange(torch.cat(costs), "(b n) -> b n", b=b)
 

@@ -6,7 +6,14 @@ import logging
 
 import torch
 
-from planning.base import PlanContext, PlanResult, evaluate_candidates, per_episode_noise, rollout_predictions
+from planning.base import (
+    PlanContext,
+    PlanResult,
+    encode_context,
+    evaluate_candidates,
+    per_episode_noise,
+    rollout_predictions,
+)
 from planning.objectives import LatentGoalObjective
 
 log = logging.getLogger(__name__)
@@ -71,5 +78,5 @@ class CEMPlanner:
             mu = elite.mean(dim=1)
             sigma = elite.std(dim=1, unbiased=False).clamp_min(self.min_std) if self.topk > 1 \
                 else torch.full_like(mu, self.min_std)
-        z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, mu)
+        z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, mu, z_obs=encode_context(self.model, ctx))
         return PlanResult(actions=mu, z_pred=z, cost=self.objective(z, ctx.z_goal))

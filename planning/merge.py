@@ -42,6 +42,9 @@ def find_logs(dirs: list[str | Path]) -> list[Path]:
             found.append(d / LOGS_FILE)
         else:
             below = sorted(p for p in d.rglob(LOGS_FILE) if not p.parent.name.startswith("merged"))
+            for job in sorted(p.parent.parent for p in d.rglob(".hydra/config.yaml")):
+                if not (job / LOGS_FILE).is_file():
+                    log.warning("%s has no %s (the job failed or is still running): left out", job, LOGS_FILE)
             if not below:
                 raise MergeError(f"no {LOGS_FILE} in or below {d}")
             found += below

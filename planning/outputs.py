@@ -61,7 +61,7 @@ def summarize(episodes: list[dict], info: dict) -> dict:
     out.update({f"{k}_rate": mean(k) for k in _RATE_KEYS})
     out.update({f"mean_{k}": mean(k) for k in _MEAN_KEYS})
     out["planning_seconds_total"] = float(sum(r["planning_seconds"] for r in eps))
-    out["planning_seconds_per_episode"] = mean("planning_seconds")
+    out["planning_seconds_per_episode"] = out["mean_planning_seconds"] = mean("planning_seconds")
     out["planning_seconds_per_replan"] = (out["planning_seconds_total"] / sum(r["n_replans"] for r in eps)
                                           if n and sum(r["n_replans"] for r in eps) else None)
     return out

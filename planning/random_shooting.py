@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from planning.base import PlanContext, PlanResult, evaluate_candidates, per_episode_uniform, rollout_predictions
+from planning.base import (
+    PlanContext,
+    PlanResult,
+    encode_context,
+    evaluate_candidates,
+    per_episode_uniform,
+    rollout_predictions,
+)
 from planning.objectives import LatentGoalObjective
 
 
@@ -67,5 +74,5 @@ class RandomShootingPlanner:
                 better = c < best_cost
                 best = torch.where(better[:, None, None], pick, best)
                 best_cost = torch.minimum(c, best_cost)
-        z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, best)
+        z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, best, z_obs=encode_context(self.model, ctx))
         return PlanResult(actions=best, z_pred=z, cost=self.objective(z, ctx.z_goal))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from planning.base import PlanContext, PlanResult, rollout_predictions
+from planning.base import PlanContext, PlanResult, encode_context, rollout_predictions
 
 
 class ReplayPlanner:
@@ -27,6 +27,6 @@ class ReplayPlanner:
         actions = ctx.reference_actions[:, : ctx.horizon]
         if self.model is None:
             return PlanResult(actions=actions)
-        z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, actions)
+        z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, actions, z_obs=encode_context(self.model, ctx))
         cost = self.objective(z, ctx.z_goal) if self.objective is not None else None
         return PlanResult(actions=actions, z_pred=z, cost=cost)

@@ -93,3 +93,17 @@ def test_missing_run_dir_is_a_one_line_error(tmp_path):
     sh = subprocess.run(["bash", "plan.sh"], cwd=ROOT, capture_output=True, text=True, timeout=60,
                         env={"CKPT": str(tmp_path / "nope"), "PATH": "/usr/bin:/bin"})
     assert sh.returncode == 2 and sh.stderr.count("\n") == 1 and "does not exist" in sh.stderr
+
+
+def test_horizon_study_multirun_and_table(tiny_trained_run, tmp_path):
+    sweep = tmp_path / "sweep"
+    run_cli(["plan.py", "-m", "--config-name=plan_projected_latent", f"ckpt_base_path={tiny_trained_run}",
+             "planner=replay", "n_evals=1", "goal_H=2,9", "progress=false", "outputs.videos=false",
+             "outputs.plots=false", f"hydra.sweep.dir={sweep}"])
+    assert (sweep / "gH2_shard0of1" / "summary.json").is_file()
+    assert not (sweep / "gH9_shard0of1" / "logs.json").exists()  # 45 env steps: no tiny episode is that long
+    proc = run_cli(["-m", "planning.merge", "--by", "goal_H", str(sweep)])
+    assert "| 2 | replay | 1.000 |" in proc.stdout
+    rows = json.loads((sweep / "goal_H_table.json").read_text())
+    assert [r["goal_H"] for r in rows] == [2] and rows[0]["n_evals"] == 1
+    assert (sweep / "success_vs_goal_H.png").is_file()

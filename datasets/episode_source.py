@@ -80,7 +80,11 @@ def vectors_from_sim(demo: h5py.Group, env: RobosuiteEnv, with_frames: bool) -> 
     """state / proprio / velocity [T, D] (and frames [T, S, S, 3] if asked) from the recorded states."""
     xml = model_xml_of(demo)
     if xml is not None:
-        env.load_model_xml(xml)
+        try:
+            env.load_model_xml(xml)
+        except Exception as exc:  # e.g. an xml from another robosuite version whose assets are gone
+            log.warning("%s: cannot load its model_file (%s: %s); rendering in the env's own model, "
+                        "object sizes may differ slightly", demo.name, type(exc).__name__, exc)
     keys = ("state", "proprio", "velocity", "image") if with_frames else ("state", "proprio", "velocity")
     out: dict[str, list] = {k: [] for k in keys}
     for state in demo["states"][()]:

@@ -114,12 +114,17 @@ class RobosuiteEnv:
         """Rebuild the simulator from an episode's model xml (no-op if that xml is already loaded).
 
         Needed for exact replays: robosuite randomises some model properties (Lift's cube size)
-        when it builds the model. Takes 1-2 s with a renderer.
+        when it builds the model. Takes 1-2 s with a renderer. Raises (ValueError / ParseError)
+        for an xml that does not parse or compile; the env then keeps its current model.
         """
         key = model_key(xml)
         if key == self.model_key:
             return
-        self.env.reset_from_xml_string(localize_model_xml(xml))
+        xml = localize_model_xml(xml)
+        import mujoco
+
+        mujoco.MjModel.from_xml_string(xml)  # raises (leaving this env intact) if it does not compile
+        self.env.reset_from_xml_string(xml)
         if self.render_enabled:
             _disable_multisampling(self.env.sim)
         self.model_key = key

@@ -240,3 +240,13 @@ def test_observe_state_equals_reset_to_observation(lift_env, demo):
     b = lift_env.observe_state(arrays["states"][9])
     for key in ("state", "proprio", "velocity", "image"):
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_bad_model_xml_leaves_the_env_usable(lift_env, demo):
+    _, arrays = demo
+    lift_env.load_model_xml(arrays["model_file"])
+    bad = arrays["model_file"].replace("<worldbody>", "<worldbody><geom type='nonsense'/>", 1)
+    with pytest.raises(ValueError):  # MuJoCo's compile error
+        lift_env.load_model_xml(bad)
+    obs = lift_env.reset_to(arrays["states"][3], model_xml=arrays["model_file"])
+    np.testing.assert_allclose(obs["state"][:3], arrays["obs"]["object"][3, :3], atol=1e-6)

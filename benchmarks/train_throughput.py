@@ -42,8 +42,10 @@ def run_mode(args: argparse.Namespace) -> dict:
     ids = list(range(len(ep)))
     norm = Normalizer.fit(ep.actions, ep.proprios, ep.states, ep.seq_lengths, ids)
     feats = offsets = None
-    if args.mode == "cache":
+    if args.mode == "build":
         build_feature_cache(args.data, encoder, device=device, progress=False)
+        return {"mode": "build"}
+    if args.mode == "cache":
         feats, offsets = load_feature_cache(args.data, encoder)
     ds = WindowDataset(ep, ids, norm, int(cfg.num_hist), int(cfg.num_pred), int(cfg.frameskip), feats, offsets)
     model = build_world_model(cfg, ep.meta.proprio_dim, ep.meta.state_dim, encoder=encoder).to(device).train()
@@ -88,7 +90,7 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--random-encoder", action="store_true", help="random encoder weights (no DINOv2 file needed)")
     p.add_argument("--override", action="append", default=[], help="extra Hydra override (repeatable)")
-    p.add_argument("--mode", choices=["cache", "frames"], help=argparse.SUPPRESS)
+    p.add_argument("--mode", choices=["build", "cache", "frames"], help=argparse.SUPPRESS)
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not (Path(args.data) / "meta.json").is_file():
@@ -98,13 +100,14 @@ def main() -> int:
         print(json.dumps(run_mode(args)))
         return 0
     rows = []
-    for mode in ("cache", "frames"):
+    for mode in ("build", "cache", "frames"):  # the cache is built first, in its own process
         cmd = [sys.executable, __file__, *sys.argv[1:], "--mode", mode]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             print(f"error: mode {mode} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
             return 1
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    rows = rows[1:]
     r = rows[0]
     print(f"train throughput, img_size {r['img_size']} ({r['patches']} patches), batch {r['batch_size']}, "
           f"device {args.device}")

@@ -116,3 +116,10 @@ def test_wandb_mode_is_offline_without_a_key(monkeypatch, tmp_path):
     (tmp_path / ".netrc").chmod(0o600)
     monkeypatch.delenv("WANDB_API_KEY")
     assert resolve_mode(None) == "online"
+
+
+def test_training_from_frames_without_the_cache(syn, tmp_path):
+    proc = train(syn, tmp_path / "frames", "debug=true", "encoder.cache=false", "model.decoder=true")
+    assert "re-encodes the frames" in proc.stdout + proc.stderr
+    run = load_world_model(tmp_path / "frames")
+    assert run.model.has_decoder and run.step > 0

@@ -86,9 +86,8 @@ class MPC:
 
     def _past_actions(self, hist_act) -> torch.Tensor:
         k = self.history_frames - 1
-        a_dim = self.model.action_dim * self.frameskip if hasattr(self.model, "action_dim") else None
         if k == 0:
-            return torch.zeros(len(hist_act), 0, a_dim or 7 * self.frameskip, device=self.device)
+            return torch.zeros(len(hist_act), 0, self.model.action_dim * self.frameskip, device=self.device)
         raw = torch.as_tensor(np.stack([np.stack(h[-k:]) for h in hist_act]), dtype=torch.float32, device=self.device)
         return self.normalizer.normalize_action(raw)
 

@@ -107,3 +107,20 @@ def test_horizon_study_multirun_and_table(tiny_trained_run, tmp_path):
     rows = json.loads((sweep / "goal_H_table.json").read_text())
     assert [r["goal_H"] for r in rows] == [2] and rows[0]["n_evals"] == 1
     assert (sweep / "success_vs_goal_H.png").is_file()
+
+
+def test_decoder_run_videos_show_imagined_frames(tiny_lift_dataset, tmp_path):
+    from tests.conftest import TINY_TRAIN_OVERRIDES
+
+    run_dir = tmp_path / "decoder_run"
+    run_cli(["train_robomimic_compress.py", "env=demo_lift", f"env.data_path={tiny_lift_dataset}", "debug=true",
+             "encoder.pretrained=false", "wandb.mode=disabled", "model.decoder=true", f"hydra.run.dir={run_dir}",
+             *TINY_TRAIN_OVERRIDES])
+    out = tmp_path / "plan"
+    run_cli(["plan.py", "--config-name=plan_robomimic_align_recon", f"ckpt_base_path={run_dir}", "n_evals=1",
+             "goal_H=2", "planner=replay", "progress=false", f"hydra.run.dir={out}"])
+    rec = json.loads((out / "logs.json").read_text())["episodes"][0]
+    frames = _read_mp4(out / rec["video"])
+    assert frames.shape[2] == 3 * frames.shape[1]  # executed | goal | decoded imagined frame
+    imagined = frames[:, :, 2 * frames.shape[1]:]
+    assert imagined[0].max() < 20 and imagined[-1].std() > 1  # black before the first plan, then a picture

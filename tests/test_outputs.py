@@ -1,0 +1,50 @@
+"""Summary arithmetic, atomic json and the side-by-side video frames."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from planning.mpc import EpisodeTrace
+from planning.outputs import episode_frames, summarize, write_json
+
+
+def _rec(i, success, dist, secs=2.0):
+    return {"eval_index": i, "success": success, "task_success": success, "success_any": True,
+            "goal_reached": dist < 0.02, "start_is_success": False, "goal_is_success": True,
+            "final_latent_dist": 0.1 * i, "final_object_dist": dist, "final_eef_dist": dist,
+            "start_object_dist": 0.03, "planning_seconds": secs, "n_replans": 4}
+
+
+def test_summary_rates_and_means():
+    s = summarize([_rec(1, False, 0.05), _rec(0, True, 0.01)], {"planner": "cem"})
+    assert s["planner"] == "cem" and s["n_evals"] == 2
+    assert s["success_rate"] == 0.5 and s["successes"] == [True, False] and s["eval_indices"] == [0, 1]
+    assert s["goal_reached_rate"] == 0.5 and s["success_any_rate"] == 1.0 and s["goal_is_success_rate"] == 1.0
+    assert s["mean_final_object_dist"] == pytest.approx(0.03)
+    assert s["planning_seconds_total"] == 4.0 and s["planning_seconds_per_replan"] == 0.5
+    assert summarize([], {})["success_rate"] == 0.0
+
+
+def test_write_json_is_atomic_and_handles_numpy(tmp_path):
+    write_json(tmp_path / "a.json", {"x": np.float32(1.5), "y": np.arange(3), "b": np.bool_(True)})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1.5, "y": [0, 1, 2], "b": True}
+    with pytest.raises(TypeError):
+        write_json(tmp_path / "a.json", {"x": object()})
+    assert json.loads((tmp_path / "a.json").read_text())["x"] == 1.5  # the old file survives a failed write
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_episode_frames_panels():
+    tr = EpisodeTrace()
+    for t in range(3):
+        tr.frames.append(np.full((8, 8, 3), t, np.uint8))
+        tr.imagined.append(None if t == 0 else np.full((4, 4, 3), 200, np.uint8))
+    goal = np.full((8, 8, 3), 99, np.uint8)
+    two = episode_frames(tr, goal, with_imagined=False)
+    assert two.shape == (3, 8, 16, 3) and np.all(two[:, :, 8:] == 99)
+    three = episode_frames(tr, goal, with_imagined=True)
+    assert three.shape == (3, 8, 24, 3)
+    assert np.all(three[0, :, 16:] == 0) and np.all(three[2, :, 16:] == 200)  # decoded frame upsampled

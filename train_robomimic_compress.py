@@ -51,11 +51,11 @@ def main(cfg: DictConfig) -> None:
                   "convert_robomimic_to_dino_wm.py or run ./setup_and_prepare.sh --demo", data_path)
         sys.exit(2)
     _select_gpus(cfg)
-    from training.trainer import train
+    from training.trainer import RunMismatchError, train
 
     try:
         code = train(cfg, run_dir, data_path)
-    except FileNotFoundError as e:  # e.g. no DINOv2 weights reachable
+    except (FileNotFoundError, RunMismatchError) as e:  # no DINOv2 weights reachable; resuming another run
         log.error("%s", e)
         sys.exit(2)
     if code:

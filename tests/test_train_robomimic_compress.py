@@ -123,3 +123,14 @@ def test_training_from_frames_without_the_cache(syn, tmp_path):
     assert "re-encodes the frames" in proc.stdout + proc.stderr
     run = load_world_model(tmp_path / "frames")
     assert run.model.has_decoder and run.step > 0
+
+
+def test_no_reachable_dinov2_weights_is_one_clear_error(syn, tmp_path):
+    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
+           "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
+    cmd = [sys.executable, "train_robomimic_compress.py", "env=demo_lift", f"env.data_path={syn}",
+           f"hydra.run.dir={tmp_path / 'run'}", "img_size=28", "wandb.mode=disabled", "gpu.auto_select=false"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2
+    assert "encoder.weights_path" in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+    assert latest_checkpoint(tmp_path / "run") is None

@@ -38,6 +38,10 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
+class RunMismatchError(RuntimeError):
+    """The run dir's checkpoint does not belong to this config (other encoder weights or model shape)."""
+
+
 def build_accelerator(cfg: Any) -> Accelerator:
     t = cfg.training
     return Accelerator(mixed_precision=str(t.mixed_precision), gradient_accumulation_steps=int(t.grad_accum),
@@ -49,7 +53,7 @@ def load_trainable(model: VWorldModel, sd: dict[str, torch.Tensor]) -> None:
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.startswith("encoder.")]
     if missing or unexpected:
-        raise RuntimeError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise RunMismatchError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
 
 
 def encoder_metadata(model: VWorldModel) -> dict[str, str]:
@@ -116,7 +120,7 @@ def train(cfg: Any, run_dir: Path, data_path: Path) -> int:
     if resuming:
         sd, meta = load_model_file(ckpt)
         if meta.get("encoder_weights_hash") != encoder.weights_hash:
-            raise RuntimeError(f"encoder weights hash {encoder.weights_hash} differs from the checkpoint's "
+            raise RunMismatchError(f"encoder weights hash {encoder.weights_hash} differs from the checkpoint's "
                                f"{meta.get('encoder_weights_hash')}: not the encoder this run trained with")
         load_trainable(model, sd)
         opt = load_optim_file(ckpt)

@@ -6,8 +6,9 @@
 
 A merged summary is computed by the same ``planning.outputs.summarize`` as a single job, on the
 union of the shards' per-episode records, so it equals the single job's (same seeds => same
-evaluations). Shards must agree on the run, planner, goal_H, seed and n_evals; an evaluation found
-twice is an error; missing evaluations are reported (``complete: false``).
+evaluations). Shards must agree on the run, goal_H, seed, n_evals and the planner / objective / MPC /
+episode settings; an evaluation found twice is an error; missing evaluations are reported
+(``complete: false``). ``--by`` groups by (planner, KEY), merging the shards of each group.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from planning.outputs import LOGS_FILE, SUMMARY_FILE, summarize, write_json
 
 log = logging.getLogger(__name__)
 _SAME = ("planner", "goal_H", "frameskip", "ckpt_base_path", "model_epoch", "success_metric", "n_evals_requested")
+_SAME_CONFIG = ("seed", "planner", "objective", "mpc", "episodes", "eval", "history_frames", "goal_source",
+                "dataset_path", "model_epoch")
 _TABLE_COLS = ("success_rate", "task_success_rate", "goal_reached_rate", "mean_final_object_dist",
                "mean_final_latent_dist", "n_evals", "planning_seconds_per_replan")
 
@@ -55,12 +58,10 @@ def merge_logs(logs: list[dict], sources: list[str]) -> tuple[dict, dict]:
     """Merge shard logs (dicts as written to logs.json) -> (merged logs, merged summary)."""
     if not logs:
         raise MergeError("nothing to merge")
-    ref = logs[0]["info"]
-    seed = logs[0]["config"].get("seed")
+    ref, ref_cfg = logs[0]["info"], logs[0]["config"]
     for lg, src in zip(logs, sources):
         diff = [k for k in _SAME if lg["info"].get(k) != ref.get(k)]
-        if lg["config"].get("seed") != seed:
-            diff.append("seed")
+        diff += [f"config.{k}" for k in _SAME_CONFIG if lg["config"].get(k) != ref_cfg.get(k) and k not in diff]
         if diff:
             raise MergeError(f"{src} differs from {sources[0]} in {', '.join(diff)}: not shards of one job")
     episodes, seen = [], {}
@@ -96,15 +97,15 @@ def load(paths: list[Path]) -> list[dict]:
 
 
 def table_rows(logs: list[dict], sources: list[str], key: str) -> list[dict]:
-    """Group logs by ``info[key]`` (shards of a group are merged) -> one row per value, sorted."""
+    """Group logs by (planner, ``info[key]``) (shards of a group are merged) -> one row per group, sorted."""
     groups: dict = {}
     for lg, src in zip(logs, sources):
         if key not in lg["info"]:
             raise MergeError(f"{src} has no {key!r} in its info")
-        groups.setdefault(lg["info"][key], []).append((lg, src))
+        groups.setdefault((str(lg["info"]["planner"]), lg["info"][key]), []).append((lg, src))
     rows = []
-    for value in sorted(groups, key=lambda v: (isinstance(v, str), v)):
-        members = groups[value]
+    for planner, value in sorted(groups, key=lambda g: (g[0], isinstance(g[1], str), g[1])):
+        members = groups[(planner, value)]
         _, summary = merge_logs([m[0] for m in members], [m[1] for m in members])
         rows.append({key: value, "planner": summary["planner"], **{c: summary[c] for c in _TABLE_COLS},
                      "complete": summary["complete"]})

@@ -63,13 +63,16 @@ def plot_success(path: str | Path, records: list[dict], title: str) -> None:
 
 def plot_horizon(path: str | Path, rows: list[dict], title: str, key: str = "goal_H") -> None:
     """Success rate (and mean final object distance) against ``key`` (goal_H by default)."""
-    rows = sorted(rows, key=lambda r: r[key])
-    h = [r[key] for r in rows]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(h, [r["success_rate"] for r in rows], "-o", label="success rate")
-    ax.set_xlabel("goal_H (planning steps)" if key == "goal_H" else key), ax.set_ylabel("success rate"), ax.set_ylim(-0.05, 1.05)
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
     ax2 = ax.twinx()
-    ax2.plot(h, [r["mean_final_object_dist"] for r in rows], "--s", color="tab:gray", label="final obj dist")
+    for i, planner in enumerate(sorted({r["planner"] for r in rows})):
+        mine = sorted((r for r in rows if r["planner"] == planner), key=lambda r: r[key])
+        h, color = [r[key] for r in mine], f"C{i}"
+        ax.plot(h, [r["success_rate"] for r in mine], "-o", color=color, label=f"{planner}: success rate")
+        ax2.plot(h, [r["mean_final_object_dist"] for r in mine], "--s", color=color, alpha=0.5,
+                 label=f"{planner}: final obj dist")
+    ax.set_xlabel("goal_H (planning steps)" if key == "goal_H" else key), ax.set_ylabel("success rate")
+    ax.set_ylim(-0.05, 1.05)
     ax2.set_ylabel("mean final object dist [m]")
     ax.grid(alpha=0.3)
     fig.legend(fontsize=7, loc="upper right")

@@ -18,8 +18,8 @@ def _record(i: int, success: bool, dist: float) -> dict:
             "planning_seconds": 1.0, "n_replans": 5}
 
 
-def _info(goal_h: int = 5, n: int = 4, index: int = 0, count: int = 1) -> dict:
-    return {"planner": "cem", "goal_H": goal_h, "frameskip": 5, "ckpt_base_path": "/r", "model_epoch": "latest",
+def _info(goal_h: int = 5, n: int = 4, index: int = 0, count: int = 1, planner: str = "cem") -> dict:
+    return {"planner": planner, "goal_H": goal_h, "frameskip": 5, "ckpt_base_path": "/r", "model_epoch": "latest",
             "success_metric": "task", "n_evals_requested": n, "shard": {"index": index, "count": count}}
 
 
@@ -63,11 +63,15 @@ def test_table_by_goal_h(tmp_path, capsys):
             d = tmp_path / "multirun" / f"gH{h}_shard{k}of2"
             d.mkdir(parents=True)
             _write(d, [_record(k, succ[k], 0.01 * h)], _info(goal_h=h, n=2, index=k, count=2))
+    d = tmp_path / "multirun" / "random_gH5"  # another planner in the same sweep: its own rows
+    d.mkdir()
+    _write(d, [_record(0, False, 0.2), _record(1, False, 0.2)], _info(goal_h=5, n=2, planner="random"))
     assert main(["--by", "goal_H", str(tmp_path / "multirun")]) == 0
     out = capsys.readouterr().out
     assert "| goal_H |" in out
     rows = json.loads((tmp_path / "multirun" / "goal_H_table.json").read_text())
-    assert [(r["goal_H"], r["success_rate"], r["n_evals"]) for r in rows] == [(3, 1.0, 2), (5, 0.5, 2), (10, 0.0, 2)]
+    assert [(r["planner"], r["goal_H"], r["success_rate"], r["n_evals"]) for r in rows] == [
+        ("cem", 3, 1.0, 2), ("cem", 5, 0.5, 2), ("cem", 10, 0.0, 2), ("random", 5, 0.0, 2)]
     assert rows[1]["mean_final_object_dist"] == pytest.approx(0.05)
     assert (tmp_path / "multirun" / "goal_H_table.csv").read_text().startswith("goal_H,planner,success_rate")
     png = tmp_path / "multirun" / "success_vs_goal_H.png"

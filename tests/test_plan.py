@@ -100,8 +100,8 @@ def test_horizon_study_multirun_and_table(tiny_trained_run, tmp_path):
     run_cli(["plan.py", "-m", "--config-name=plan_projected_latent", f"ckpt_base_path={tiny_trained_run}",
              "planner=replay", "n_evals=1", "goal_H=2,9", "progress=false", "outputs.videos=false",
              "outputs.plots=false", f"hydra.sweep.dir={sweep}"])
-    assert (sweep / "gH2_shard0of1" / "summary.json").is_file()
-    assert not (sweep / "gH9_shard0of1" / "logs.json").exists()  # 45 env steps: no tiny episode is that long
+    assert (sweep / "replay_gH2_shard0of1" / "summary.json").is_file()
+    assert not (sweep / "replay_gH9_shard0of1" / "logs.json").exists()  # 45 env steps: no tiny episode is that long
     proc = run_cli(["-m", "planning.merge", "--by", "goal_H", str(sweep)])
     assert "| 2 | replay | 1.000 |" in proc.stdout
     rows = json.loads((sweep / "goal_H_table.json").read_text())

@@ -75,6 +75,6 @@ def plot_horizon(path: str | Path, rows: list[dict], title: str, key: str = "goa
     ax.set_ylim(-0.05, 1.05)
     ax2.set_ylabel("mean final object dist [m]")
     ax.grid(alpha=0.3)
-    fig.legend(fontsize=7, loc="upper right")
+    fig.legend(fontsize=7, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title)
     save_figure(fig, path)

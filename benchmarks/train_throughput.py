@@ -2,8 +2,8 @@
 
     python benchmarks/train_throughput.py --data data/demo/lift/dino_wm [--img-size 196] [--batch-size 8]
 
-Each mode runs in its own subprocess (so peak memory is per mode) and the table shows samples/s,
-seconds per step, the speed-up and the peak memory (max RSS on CPU, max allocated on CUDA).
+Each mode runs in its own subprocess (so peak memory is per mode) and the table shows samples/s and
+the median seconds per step, the speed-up and the peak memory (max RSS on CPU, max allocated on CUDA).
 Uses the training config (``conf/``) with ``env=demo_lift`` plus the overrides given.
 """
 
@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -65,14 +66,16 @@ def run_mode(args: argparse.Namespace) -> dict:
 
     for _ in range(args.warmup):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
+    times = []
     for _ in range(args.steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    dt = (time.perf_counter() - t0) / args.steps
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    dt = statistics.median(times)  # robust to stalls on a shared machine
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"mode": args.mode, "s_per_step": dt, "samples_per_s": args.batch_size / dt, "peak_mem_mb": peak / 2**20,
@@ -85,7 +88,7 @@ def main() -> int:
     p.add_argument("--data", required=True, help="converted dataset directory")
     p.add_argument("--img-size", type=int, default=196)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--steps", type=int, default=3, help="timed training steps per mode")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps per mode (median reported)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--random-encoder", action="store_true", help="random encoder weights (no DINOv2 file needed)")

@@ -47,7 +47,10 @@ EIGHT = [gpu(0, 70, 90), gpu(1, 40, 10), gpu(2, 8, 0), gpu(3, 60, 100),
 def env(monkeypatch):
     """A clean GPU-related environment for each test (monkeypatch restores os.environ)."""
     for key in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "MUJOCO_EGL_DEVICE_ID"):
-        monkeypatch.delenv(key, raising=False)
+        # setenv first: delenv of an absent key records nothing, so values the code under test
+        # writes into os.environ would leak into later tests (and their subprocesses).
+        monkeypatch.setenv(key, "unset-by-fixture")
+        monkeypatch.delenv(key)
     return monkeypatch
 
 

@@ -67,8 +67,10 @@ say "training (feature cache first) -> $TRAIN_RUN"
   "encoder.pretrained=$PRETRAINED" training.resume=true "hydra.run.dir=$TRAIN_RUN" "${TRAIN_ARGS[@]}" \
   || { echo "run_demo.sh: training failed (see the message above)" >&2; exit 1; }
 
+# CEM budget: the full one (300 samples x 30 iterations) on a GPU, a small one (planner/cem_cpu.yaml) on CPU.
+CEM=cem; command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 || CEM=cem_cpu
 PLAN_DIRS=()
-for planner in cem random replay; do
+for planner in "$CEM" random replay; do
   dir="$PLAN_OUT/$(basename "$TRAIN_RUN")_${planner}_gH${GOAL_H}"
   PLAN_DIRS+=("$dir")
   if [[ -f "$dir/summary.json" && "$FORCE_PLAN" == 0 ]]; then say "planning with $planner: already done ($dir)"; continue; fi

@@ -41,23 +41,27 @@ def collect(train_run: Path, plan_dirs: list[Path]) -> dict[str, Any]:
             "planner": s.get("planner", d.name),
             "success_rate": s.get("success_rate"),
             "n_evals": s.get("n_evals"),
+            "goal_reached_rate": s.get("goal_reached_rate"),
             "final_latent_dist": s.get("mean_final_latent_dist"),
             "final_object_dist_m": s.get("mean_final_object_dist"),
             "plan_seconds_per_episode": s.get("mean_planning_seconds"),
             "dir": str(d),
             "encoder_pretrained": s.get("encoder_pretrained"),
         })
+    # every planning summary records whether the run's encoder was pretrained
+    flags = {r["encoder_pretrained"] for r in rows if r["encoder_pretrained"] is not None}
     return {"train_run": str(train_run), "train_step": train_state.get("step"),
             "train_epoch": train_state.get("epoch"),
-            "encoder_pretrained": train_state.get("encoder_pretrained"), "planners": rows}
+            "encoder_pretrained": flags.pop() if len(flags) == 1 else None, "planners": rows}
 
 
 def render_table(summary: dict[str, Any]) -> str:
     """Markdown table of the planners plus the output locations."""
-    lines = ["| planner | success rate | n | final latent dist | final object dist (m) | plan s/episode |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| planner | success rate | goal reached | n | final latent dist | final object dist (m) | plan s/episode |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in summary["planners"]:
-        lines.append(f"| {r['planner']} | {_fmt(r['success_rate'], '.2f')} | {_fmt(r['n_evals'], 'd')} | "
+        lines.append(f"| {r['planner']} | {_fmt(r['success_rate'], '.2f')} | {_fmt(r['goal_reached_rate'], '.2f')} | "
+                     f"{_fmt(r['n_evals'], 'd')} | "
                      f"{_fmt(r['final_latent_dist'])} | {_fmt(r['final_object_dist_m'])} | "
                      f"{_fmt(r['plan_seconds_per_episode'], '.1f')} |")
     enc = summary.get("encoder_pretrained")

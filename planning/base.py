@@ -29,6 +29,10 @@ class PlanContext:
         action_low / action_high: [A] env action bounds mapped into normalised space.
         init_actions: [B, h0, A] warm start (the unexecuted rest of the previous plan) or None.
         reference_actions: [B, h, A] the dataset's own actions from the current step (replay) or None.
+        fixed_dims: [A] bool, or None: action dims that never varied in the training data (e.g. the OSC
+            rotation of scripted demos, normalised std at the floor). The model learned nothing about
+            them (its action encoder only ever saw 0 there), so model-based planners keep them at 0
+            (the data's value): noise there would only perturb the predictions the plan is scored on.
     """
 
     obs_0: dict[str, torch.Tensor]
@@ -40,6 +44,7 @@ class PlanContext:
     action_high: torch.Tensor
     init_actions: torch.Tensor | None = None
     reference_actions: torch.Tensor | None = None
+    fixed_dims: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -135,6 +140,13 @@ def evaluate_candidates(model, objective: LatentGoalObjective, ctx: PlanContext,
                                 z_obs=None if z_obs is None else z_obs[idx])
         costs.append(objective(z, ctx.z_goal[idx]))
     return rearrange(torch.cat(costs), "(b n) -> b n", b=b)
+
+
+def pin_fixed_dims(ctx: PlanContext, actions: torch.Tensor) -> torch.Tensor:
+    """``actions`` [..., A] (normalised) with ``ctx.fixed_dims`` set to 0, the training data's only value."""
+    if ctx.fixed_dims is None:
+        return actions
+    return actions.masked_fill(ctx.fixed_dims.to(actions.device), 0.0)
 
 
 def per_episode_noise(generators: list[torch.Generator], shape: tuple[int, ...], device, dtype=torch.float32):

@@ -12,6 +12,7 @@ from planning.base import (
     encode_context,
     evaluate_candidates,
     per_episode_noise,
+    pin_fixed_dims,
     rollout_predictions,
 )
 from planning.objectives import LatentGoalObjective
@@ -23,7 +24,8 @@ class CEMPlanner:
     """CEM in normalised action space; every episode x sample goes through one batched rollout per iteration.
 
     Per iteration: draw ``num_samples`` sequences ``mu + sigma * eps`` per episode (sample 0 is ``mu``
-    itself), clip them to the env bounds (in normalised space), score them all with the objective,
+    itself), clip them to the env bounds (in normalised space), pin the dims the training data never
+    varied (``ctx.fixed_dims``) to 0, score them all with the objective,
     refit ``mu``/``sigma`` to the ``topk`` best of each episode, ``sigma >= min_std``.
 
     Args:
@@ -56,7 +58,7 @@ class CEMPlanner:
         if self.warm_start and ctx.init_actions is not None:
             k = min(ctx.init_actions.shape[1], ctx.horizon)
             mu[:, :k] = ctx.init_actions[:, :k].to(device)
-        return mu
+        return pin_fixed_dims(ctx, mu)
 
     @torch.no_grad()
     def plan(self, ctx: PlanContext) -> PlanResult:
@@ -71,7 +73,7 @@ class CEMPlanner:
             eps = per_episode_noise(ctx.generators, shape, device)
             samples = mu.unsqueeze(1) + sigma.unsqueeze(1) * eps  # [B, N, h, A]
             samples[:, 0] = mu
-            samples = torch.maximum(torch.minimum(samples, high), low)
+            samples = pin_fixed_dims(ctx, torch.maximum(torch.minimum(samples, high), low))
             costs = evaluate_candidates(self.model, self.objective, ctx, samples, self.chunk_size)  # [B, N]
             top = torch.topk(costs, self.topk, dim=1, largest=False).indices  # [B, k]
             elite = torch.gather(samples, 1, top[:, :, None, None].expand(-1, -1, *samples.shape[2:]))

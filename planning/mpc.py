@@ -18,7 +18,7 @@ from einops import rearrange
 from tqdm import tqdm
 
 from planning.base import PlanContext
-from planning.observations import action_bounds, images_to_uint8, precompute_features, to_model_obs
+from planning.observations import action_bounds, constant_action_dims, images_to_uint8, precompute_features, to_model_obs
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,8 @@ class MPC:
         b, fs = len(envs), self.frameskip
         low, high = envs[0].action_low, envs[0].action_high
         low_n, high_n = action_bounds(self.normalizer, low, high, fs)
+        fixed = constant_action_dims(self.normalizer, fs).to(self.device)
+        fixed = fixed if bool(fixed.any()) else None
         hist_img = [list(h["images"]) + [o["image"]] for h, o in zip(history, start_obs)]
         hist_prop = [list(h["proprios"]) + [o["proprio"]] for h, o in zip(history, start_obs)]
         hist_act = [list(h["actions"]) for h in history]
@@ -130,7 +132,8 @@ class MPC:
             ctx = PlanContext(obs_0=self._context_obs(hist_img, hist_prop), past_actions=self._past_actions(hist_act),
                               z_goal=z_goal, horizon=horizon, generators=generators, action_low=low_n.to(self.device),
                               action_high=high_n.to(self.device), init_actions=prev,
-                              reference_actions=None if ref is None else ref[:, done:done + horizon])
+                              reference_actions=None if ref is None else ref[:, done:done + horizon],
+                              fixed_dims=fixed)
             t = time.perf_counter()
             res = self.planner.plan(ctx)
             plan_seconds.append(time.perf_counter() - t)

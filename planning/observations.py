@@ -37,3 +37,14 @@ def action_bounds(normalizer, low: np.ndarray, high: np.ndarray, frameskip: int)
     lo = normalizer.normalize_action(torch.as_tensor(np.tile(low, frameskip), dtype=torch.float32))
     hi = normalizer.normalize_action(torch.as_tensor(np.tile(high, frameskip), dtype=torch.float32))
     return torch.minimum(lo, hi), torch.maximum(lo, hi)
+
+
+def constant_action_dims(normalizer, frameskip: int) -> torch.Tensor:
+    """[7 * frameskip] bool: action dims whose training-data std is at the normaliser's floor.
+
+    Such a dim took one value in every training frame (scripted demos never rotate the gripper), so its
+    normalised bounds are huge (env bound / 1e-6) and the model never saw it vary: see ``PlanContext.fixed_dims``.
+    """
+    from datasets.normalizer import _MIN_STD
+
+    return (normalizer.action_std.detach().cpu() <= 10 * _MIN_STD).repeat(int(frameskip))

@@ -17,6 +17,7 @@ from planning.base import (
     encode_context,
     evaluate_candidates,
     per_episode_uniform,
+    pin_fixed_dims,
     rollout_predictions,
 )
 from planning.objectives import LatentGoalObjective
@@ -64,7 +65,7 @@ class RandomShootingPlanner:
         device = ctx.z_goal.device
         best, best_cost = None, None
         for _ in range(self.opt_steps):
-            cand = uniform_sequences(ctx, self.num_samples, device)  # [B, N, h, A]
+            cand = pin_fixed_dims(ctx, uniform_sequences(ctx, self.num_samples, device))  # [B, N, h, A]
             costs = evaluate_candidates(self.model, self.objective, ctx, cand, self.chunk_size)
             c, i = costs.min(dim=1)
             pick = cand[torch.arange(cand.shape[0], device=device), i]

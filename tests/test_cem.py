@@ -80,3 +80,20 @@ def test_random_action_planner_uniform_in_bounds_ignores_goal():
     assert acts.shape == (2, H, A)
     assert torch.all(acts >= ctx.action_low) and torch.all(acts <= ctx.action_high)
     assert acts.std() > 0.1
+
+
+def test_cem_keeps_dims_the_data_never_varied_at_zero():
+    """Dims with ``ctx.fixed_dims`` (std at the normaliser's floor: huge normalised bounds) must not get
+    noise: the model never saw them move, so noise there only perturbs the scored predictions."""
+    model = ToyLinearWorldModel(action_dim=A)
+    opt = _optimum(2)
+    opt[..., 1] = 0.0
+    ctx = toy_context(model, opt)
+    ctx.action_low, ctx.action_high = ctx.action_low.clone(), ctx.action_high.clone()
+    ctx.action_low[1], ctx.action_high[1] = -1e6, 1e6  # what (env bound - mean) / 1e-6 gives
+    ctx.fixed_dims = torch.tensor([False, True, False, False])
+    res = CEMPlanner(model, LatentGoalObjective(), horizon=H, num_samples=50, topk=5, opt_steps=5).plan(ctx)
+    assert torch.all(res.actions[..., 1] == 0)
+    assert res.actions[..., 0].abs().sum() > 0
+    rs = RandomShootingPlanner(model, LatentGoalObjective(), horizon=H, num_samples=20, opt_steps=2).plan(ctx)
+    assert torch.all(rs.actions[..., 1] == 0)

@@ -100,3 +100,25 @@ def test_fixed_horizon_without_shrinking():
     _run(MPC(planner, model, norm, FS, n_taken_actions=1, max_iter=3, shrink_horizon=False, progress=False),
          envs, torch.zeros(1, 1, P, D))
     assert [c[0] for c in planner.calls] == [4, 4, 4]
+
+
+class ContextRecorder(RecordingPlanner):
+    def plan(self, ctx):
+        self.calls.append(ctx.fixed_dims)
+        return PlanResult(actions=torch.zeros(ctx.batch_size, ctx.horizon, 7 * FS))
+
+
+def test_mpc_marks_action_dims_constant_in_the_training_data():
+    """Scripted demos never rotate (action std 0 -> the normaliser's 1e-6 floor): the MPC tells the
+    planner which dims of the [7 * FS] planning action those are, so it does not sample noise there."""
+    model, _, envs, z_goal = _setup(b=1)
+    std = torch.tensor([0.4, 0.2, 0.6, 1e-6, 1e-6, 1e-6, 0.9])
+    norm = Normalizer(torch.zeros(7), std, torch.zeros(P * D), torch.ones(P * D), torch.zeros(3), torch.ones(3))
+    planner = ContextRecorder(horizon=1)
+    _run(MPC(planner, model, norm, FS, n_taken_actions=1, max_iter=1, progress=False), envs, z_goal[:1])
+    expected = torch.tensor([False, False, False, True, True, True, False] * FS)
+    assert torch.equal(planner.calls[0].cpu(), expected)
+    planner = ContextRecorder(horizon=1)  # nothing constant: no mask
+    ones = Normalizer(torch.zeros(7), torch.ones(7), torch.zeros(P * D), torch.ones(P * D), torch.zeros(3), torch.ones(3))
+    _run(MPC(planner, model, ones, FS, n_taken_actions=1, max_iter=1, progress=False), envs, z_goal[:1])
+    assert planner.calls[0] is None

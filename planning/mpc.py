@@ -18,7 +18,13 @@ from einops import rearrange
 from tqdm import tqdm
 
 from planning.base import PlanContext
-from planning.observations import action_bounds, constant_action_dims, images_to_uint8, precompute_features, to_model_obs
+from planning.observations import (
+    action_bounds,
+    constant_action_dims,
+    images_to_uint8,
+    precompute_features,
+    to_model_obs,
+)
 
 log = logging.getLogger(__name__)
 

@@ -100,7 +100,7 @@ else
     fi
   fi
   say "installing dino-wm-robomimic and its dependencies"
-  step install "$PY" -m pip install -e ".[dev]"
+  step install "$PY" -m pip install -e ".[dev,slurm]"
   echo "$WANT" >"$STAMP"
 fi
 

@@ -29,6 +29,7 @@ def test_local_launcher_runs_two_planning_shards_that_merge_into_one_result(tiny
 
 @pytest.mark.parametrize("preset", ["slurm", "slurm_planning"])
 def test_slurm_presets_compose(preset):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason='needs the slurm extra: pip install -e ".[slurm]"')
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -82,7 +82,8 @@ fi
 
 STAMP_DIR="$("$PY" -c 'import sys; print(sys.prefix)')"
 STAMP="$STAMP_DIR/.dino_wm_installed"
-WANT="$(cat pyproject.toml | sha256sum | cut -c1-16)-cuda$CUDA"
+EXTRAS="dev,slurm"
+WANT="$(sha256sum <pyproject.toml | cut -c1-16)-cuda$CUDA-$EXTRAS"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
   say "packages already installed (delete $STAMP to force)"
 else
@@ -100,7 +101,7 @@ else
     fi
   fi
   say "installing dino-wm-robomimic and its dependencies"
-  step install "$PY" -m pip install -e ".[dev,slurm]"
+  step install "$PY" -m pip install -e ".[$EXTRAS]"
   echo "$WANT" >"$STAMP"
 fi
 

@@ -76,6 +76,7 @@ class WindowDataset(Dataset):
       "proprio"  float32 [T, proprio_dim]  normalised
       "state"    float32 [T, state_dim]    normalised
       "action"   float32 [T, A] normalised: the env-step actions t*fs .. t*fs+fs-1 after frame t
+                 (zero past the episode's end: only the last frame's chunk can be, and it is never used)
     Frames are decoded once per episode at construction (uint8 in memory), never per sample.
     ``features`` is an array [n_frames, P, 384] (fp16 memmap) with episode i at ``offsets[i]``.
     """
@@ -86,7 +87,9 @@ class WindowDataset(Dataset):
         self.ep, self.ids, self.norm = episodes, list(episode_ids), normalizer
         self.num_frames, self.fs = num_hist + num_pred, frameskip
         self.features, self.offsets = features, offsets
-        span = (self.num_frames - 1) * frameskip + frameskip  # env steps covered incl. the last actions
+        # A window may end at an episode's last frame: the last frame's action chunk is never an input
+        # (frame t's actions only condition the prediction of frame t+1), so it is zero past the end.
+        span = (self.num_frames - 1) * frameskip + 1  # env steps from the first to the last frame
         self.index: list[tuple[int, int]] = [
             (e, s) for e in self.ids for s in range(max(0, episodes.seq_len(e) - span + 1))]
         if not self.index:
@@ -104,7 +107,12 @@ class WindowDataset(Dataset):
     def __getitem__(self, idx: int) -> dict[str, Tensor]:
         e, s = self.index[idx]
         t = torch.arange(self.num_frames) * self.fs + s  # frame indices [T]
-        act = self.action[e, s : s + self.num_frames * self.fs].reshape(self.num_frames, -1)
+        n = self.num_frames * self.fs
+        act = self.action[e, s : s + n]
+        valid = min(n, self.ep.seq_len(e) - s)  # recorded env-step actions in this window
+        if valid < n:
+            act = torch.cat([act[:valid], act.new_zeros(n - valid, act.shape[-1])])
+        act = act.reshape(self.num_frames, -1)
         item = {"proprio": self.proprio[e, t], "state": self.state[e, t], "action": act}
         if self.features is not None:
             rows = self.offsets[e] + t.numpy()

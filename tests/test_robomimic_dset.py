@@ -38,12 +38,12 @@ def test_windows_shapes_and_concatenated_actions(syn, monkeypatch):
     ep = RobomimicEpisodes(syn)
     norm = Normalizer.fit(ep.actions, ep.proprios, ep.states, ep.seq_lengths, [0, 1])
     ds = WindowDataset(ep, [0, 1], norm, num_hist=2, num_pred=1, frameskip=3)
-    # windows need T * frameskip = 9 env steps: 20 - 9 + 1 + 19 - 9 + 1 windows
-    assert len(ds) == 12 + 11
+    # windows span (T - 1) * frameskip + 1 = 7 env steps: 20 - 7 + 1 + 19 - 7 + 1 windows
+    assert len(ds) == 14 + 13
     for i in range(len(ds)):
         ds[i]
     assert len(calls) == 2  # each episode decoded once, not per sample
-    item = ds[12 + 4]  # episode 1, start 4
+    item = ds[14 + 4]  # episode 1, start 4
     assert item["visual"].shape == (3, 3, 28, 28) and 0 <= item["visual"].min() and item["visual"].max() <= 1
     assert item["proprio"].shape == (3, 9) and item["state"].shape == (3, 10) and item["action"].shape == (3, 21)
     raw = norm.denormalize_action(item["action"])
@@ -70,3 +70,16 @@ def test_too_short_episodes_are_refused(syn):
     norm = Normalizer.fit(ep.actions, ep.proprios, ep.states, ep.seq_lengths, [0])
     with pytest.raises(ValueError, match="no window"):
         WindowDataset(ep, [0], norm, num_hist=5, num_pred=1, frameskip=5)
+
+
+def test_windows_reach_the_last_frame_of_every_episode(syn):
+    """The final frames (e.g. the lifted cube) must be prediction targets too; the last frame's
+    action chunk, never a model input, is zero where the episode has no recorded actions."""
+    ep = RobomimicEpisodes(syn)
+    norm = Normalizer.fit(ep.actions, ep.proprios, ep.states, ep.seq_lengths, [0, 1])
+    ds = WindowDataset(ep, [1], norm, num_hist=2, num_pred=1, frameskip=3)
+    last = ds[len(ds) - 1]  # episode 1 (19 frames): start 12, frames 12, 15, 18
+    torch.testing.assert_close(norm.denormalize_state(last["state"])[2], ep.states[1, 18])
+    assert last["action"].shape == (3, 21)
+    assert last["action"][2, 7:].abs().sum() == 0  # steps 19, 20 do not exist
+    torch.testing.assert_close(norm.denormalize_action(last["action"])[1], ep.actions[1, 15:18].reshape(-1))

@@ -96,7 +96,11 @@ class VWorldModel(nn.Module):
         Frames 0..T0-1 are the encoded observations; frame T0+k is the prediction after act[:, T0-1+k]
         (each step feeds the last ``num_hist`` frames, their action slices set from ``act``).
         """
-        z_obs = self.encode_obs(obs_0)
+        return self.rollout_latents(self.encode_obs(obs_0), act)
+
+    def rollout_latents(self, z_obs: Tensor, act: Tensor) -> Tensor:
+        """``rollout`` from already encoded observations: z_obs [B, T0, P, 64], act [B, T0+H, A]
+        -> [B, T0+H+1, P, 64] (planners encode an observation once and roll out many action sequences)."""
         t0, total = z_obs.shape[1], act.shape[1]
         if total < t0:
             raise ValueError(f"act has {total} steps, fewer than the {t0} observed frames")

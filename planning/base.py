@@ -62,27 +62,8 @@ class PlanResult:
 
 
 def supports_latent_rollout(model) -> bool:
-    """True for world models exposing the DINO-WM step API (``replace_actions_from_z``, ``predict``, ``num_hist``)."""
-    return all(hasattr(model, k) for k in ("replace_actions_from_z", "predict", "num_hist", "encode_obs"))
-
-
-def rollout_from_latents(model, z_obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-    """``model.rollout`` from already encoded observations ``z_obs`` [b, T0, P, D] (same semantics).
-
-    Planning scores thousands of action sequences from the same observation; encoding it once per
-    episode instead of once per sequence saves the proprio encoder and projection over every patch.
-    Each step feeds the last ``num_hist`` frames with their action slices set from ``act``.
-    Returns [b, L + 1, P, D] for ``act`` [b, L, A].
-    """
-    t0, total = z_obs.shape[1], act.shape[1]
-    if total < t0:
-        raise ValueError(f"act has {total} steps, fewer than the {t0} observed frames")
-    frames = list(z_obs.unbind(1))
-    for t in range(t0, total + 1):
-        lo = max(0, t - model.num_hist)
-        z = model.replace_actions_from_z(torch.stack(frames[lo:t], dim=1), act[:, lo:t])
-        frames.append(model.predict(z)[:, -1])
-    return torch.stack(frames, dim=1)
+    """True for world models that can roll out from encoded observations (``rollout_latents``)."""
+    return hasattr(model, "rollout_latents") and hasattr(model, "encode_obs")
 
 
 def rollout_predictions(model, obs_0: dict[str, torch.Tensor], past_actions: torch.Tensor,
@@ -101,7 +82,7 @@ def rollout_predictions(model, obs_0: dict[str, torch.Tensor], past_actions: tor
     """
     t0 = obs_0["proprio"].shape[1]
     act = torch.cat([past_actions.to(actions), actions], dim=1)
-    z = model.rollout(obs_0, act) if z_obs is None else rollout_from_latents(model, z_obs, act)
+    z = model.rollout(obs_0, act) if z_obs is None else model.rollout_latents(z_obs, act)
     return z[:, t0:]
 
 

@@ -9,7 +9,6 @@ from planning.base import (
     PlanContext,
     encode_context,
     evaluate_candidates,
-    rollout_from_latents,
     rollout_predictions,
 )
 from planning.objectives import LatentGoalObjective
@@ -39,7 +38,7 @@ def test_latent_rollout_matches_model_rollout_and_chunking():
     obs = {"visual": torch.rand(b, t0, 3, 28, 28), "proprio": torch.randn(b, t0, 5)}
     act = torch.randn(b, t0 - 1 + h, 14)
     ref = model.rollout(obs, act)
-    torch.testing.assert_close(rollout_from_latents(model, model.encode_obs(obs), act), ref)
+    torch.testing.assert_close(model.rollout_latents(model.encode_obs(obs), act), ref)
     pred = rollout_predictions(model, obs, act[:, : t0 - 1], act[:, t0 - 1:], z_obs=model.encode_obs(obs))
     torch.testing.assert_close(pred, ref[:, t0:])
     assert pred.shape[1] == h

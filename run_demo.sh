@@ -65,7 +65,7 @@ TRAIN_RUN="$OUT/train"
 say "training (feature cache first) -> $TRAIN_RUN"
 "$PY" train_robomimic_compress.py env=demo_lift "env.data_path=$DATA" \
   "encoder.pretrained=$PRETRAINED" training.resume=true "hydra.run.dir=$TRAIN_RUN" "${TRAIN_ARGS[@]}" \
-  || { echo "run_demo.sh: training failed (see the message above)" >&2; exit 1; }
+  || { echo "run_demo.sh: training failed (see the message above; with no DINOv2 weights reachable use --weights PATH or --random-encoder, README \"DINOv2 weights\")" >&2; exit 1; }
 
 # CEM budget: the full one (300 samples x 30 iterations) on a GPU, a small one (planner/cem_cpu.yaml) on CPU.
 CEM=cem; command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 || CEM=cem_cpu

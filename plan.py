@@ -34,10 +34,13 @@ def pick_device(cfg: DictConfig) -> str:
     """GPU through gpu_utils (before CUDA is initialised) or CPU; ``device: cpu`` forces the CPU."""
     if str(cfg.device) != "auto":
         return str(cfg.device)
-    from gpu_utils import select_gpus_for_run
+    from gpu_utils import GpuSelectionError, select_gpus_for_run
 
-    ids = select_gpus_for_run(num_gpus=1, min_free_memory_gb=float(cfg.gpu.min_free_memory_gb),
-                              auto_select=bool(cfg.gpu.auto_select))
+    try:
+        ids = select_gpus_for_run(num_gpus=1, min_free_memory_gb=float(cfg.gpu.min_free_memory_gb),
+                                  auto_select=bool(cfg.gpu.auto_select))
+    except (GpuSelectionError, ValueError) as exc:  # every GPU too full, or bad selection settings
+        raise PlanError(str(exc)) from exc
     return f"cuda:{ids[0]}" if ids else "cpu"
 
 

@@ -30,12 +30,13 @@ def _select_gpus(cfg: DictConfig) -> None:
 
     if not cfg.gpu.auto_select or is_multiprocess():
         return
+    from gpu_utils import GpuSelectionError, select_gpus_for_run
+
     try:
-        from gpu_utils import select_gpus_for_run
-    except ImportError:
-        log.info("gpu_utils.select_gpus_for_run not available: using the default device")
-        return
-    gpus = select_gpus_for_run(int(cfg.num_gpus), float(cfg.min_free_memory_gb), auto_select=True)
+        gpus = select_gpus_for_run(int(cfg.num_gpus), float(cfg.min_free_memory_gb), auto_select=True)
+    except (GpuSelectionError, ValueError) as e:  # every GPU too full, or bad selection settings
+        log.error("GPU selection: %s", e)
+        sys.exit(2)
     log.info("GPUs selected: %s", gpus if gpus else "none (CPU)")
 
 

@@ -95,6 +95,13 @@ def test_missing_run_dir_is_a_one_line_error(tmp_path):
     assert sh.returncode == 2 and sh.stderr.count("\n") == 1 and "does not exist" in sh.stderr
 
 
+def test_bad_gpu_selection_settings_are_a_one_line_error(tiny_trained_run, tmp_path):
+    proc = subprocess.run([sys.executable, "plan.py", f"ckpt_base_path={tiny_trained_run}", "gpu.min_free_memory_gb=-1",
+                           f"hydra.run.dir={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("plan.py: error: min_free_memory_gb must be")
+
+
 def test_horizon_study_multirun_and_table(tiny_trained_run, tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(["plan.py", "-m", "--config-name=plan_projected_latent", f"ckpt_base_path={tiny_trained_run}",

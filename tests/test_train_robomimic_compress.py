@@ -72,6 +72,12 @@ def test_bad_data_path_is_one_clear_error(tmp_path):
     assert proc.returncode == 2 and "not a converted dataset directory" in proc.stderr + proc.stdout
 
 
+def test_bad_gpu_selection_settings_are_one_clear_error(syn, tmp_path):
+    proc = train(syn, tmp_path / "run", "min_free_memory_gb=-1", "gpu.auto_select=true", check=False)
+    assert proc.returncode == 2 and "GPU selection: min_free_memory_gb must be" in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
 def test_two_process_cpu_accelerate_launch(syn, tmp_path):
     if shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists():
         pytest.fail("accelerate CLI not installed")

@@ -160,6 +160,9 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
     input_path, output_dir = Path(input_path).resolve(), Path(output_dir)
     if output_dir.exists() and not overwrite:
         raise InputError(f"{output_dir}: output directory exists (pass --overwrite to replace it)")
+    if output_dir.resolve() == input_path.parent or output_dir.resolve() in input_path.parents:
+        raise InputError(f"{output_dir}: the output directory holds the input {input_path.name}; "
+                         "choose another --output (replacing it would delete the input)")
     if image_size is not None and image_size < 8:
         raise InputError(f"--image-size must be >= 8, got {image_size}")
     with open_input(input_path) as f:

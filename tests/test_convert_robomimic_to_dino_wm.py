@@ -193,6 +193,18 @@ def test_not_hdf5_and_existing_dir(tmp_path, capsys, tiny_lift_hdf5):
     assert "--overwrite" in capsys.readouterr().err and list((tmp_path / "exists").iterdir()) == []
 
 
+def test_overwrite_never_deletes_the_input(tmp_path, capsys, tiny_lift_hdf5):
+    import shutil
+
+    src = tmp_path / "data" / "demo.hdf5"
+    src.parent.mkdir()
+    shutil.copy(tiny_lift_hdf5, src)
+    for out in (src.parent, tmp_path):  # the input's folder, or a folder above it
+        assert main(["--input", str(src), "--output", str(out), "--overwrite"]) == 2
+        assert "holds the input" in capsys.readouterr().err
+    assert src.is_file() and src.stat().st_size == tiny_lift_hdf5.stat().st_size
+
+
 def test_cli_subprocess_exit_code(tmp_path):
     import subprocess
     import sys

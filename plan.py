@@ -13,7 +13,6 @@ videos/eval_XXX_epY.mp4, plots/*.png. See conf/plan.yaml for every key.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 from pathlib import Path
@@ -71,9 +70,10 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     fs = int(model.frameskip)
     t0 = int(cfg.history_frames or model.num_hist)
     pool = list(run.split.get(cfg.episodes.split) or [])
-    if not pool:
-        log.warning("the run has no %r episodes; planning on all %d dataset episodes", cfg.episodes.split, len(data))
-        pool = list(range(len(data)))
+    if not pool:  # never fall back to the training episodes silently: that would evaluate on seen data
+        raise PlanError(f"the run has no {cfg.episodes.split!r} episodes to plan on (its split: "
+                        f"{ {k: len(v) for k, v in run.split.items()} }); pass episodes.split=train to plan on "
+                        "training episodes")
     try:
         specs = select_episodes([data.seq_len(i) for i in range(len(data))], pool, int(cfg.n_evals), int(cfg.goal_H),
                                 fs, int(cfg.seed), start_mode=cfg.episodes.start_mode, min_start=(t0 - 1) * fs)
@@ -86,7 +86,12 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     planner_cfg.pop("name", None)  # the planner class carries its own name
     planner = instantiate(planner_cfg, model=model, objective=objective)
     n_taken = int(cfg.mpc.n_taken_actions)
-    max_iter = int(cfg.mpc.max_iter or math.ceil(int(cfg.goal_H) / n_taken))
+    if cfg.mpc.max_iter is None and int(cfg.goal_H) % n_taken:
+        raise PlanError(f"goal_H={cfg.goal_H} is not a multiple of mpc.n_taken_actions={n_taken}: the last re-plan "
+                        "would run past the goal time (set mpc.max_iter explicitly to allow that)")
+    if int(cfg.planner.get("horizon", n_taken)) < n_taken:
+        raise PlanError(f"planner.horizon={cfg.planner.horizon} is shorter than mpc.n_taken_actions={n_taken}")
+    max_iter = int(cfg.mpc.max_iter or int(cfg.goal_H) // n_taken)
     mpc = MPC(planner, model, run.normalizer, fs, n_taken_actions=n_taken, max_iter=max_iter,
               shrink_horizon=bool(cfg.mpc.shrink_horizon), history_frames=t0, eef_scale=float(cfg.eef_scale),
               decode_imagined=bool(cfg.decode_imagined) and bool(getattr(model, "has_decoder", False)),

@@ -102,6 +102,13 @@ def test_bad_gpu_selection_settings_are_a_one_line_error(tiny_trained_run, tmp_p
     assert proc.stderr.strip().splitlines()[-1].startswith("plan.py: error: min_free_memory_gb must be")
 
 
+def test_budget_that_would_run_past_the_goal_is_refused(tiny_trained_run, tmp_path):
+    import plan
+
+    with pytest.raises(plan.PlanError, match="not a multiple of mpc.n_taken_actions"):
+        plan_inprocess(tiny_trained_run, tmp_path / "out", ["mpc.n_taken_actions=2", "planner=random"])
+
+
 def test_horizon_study_multirun_and_table(tiny_trained_run, tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(["plan.py", "-m", "--config-name=plan_projected_latent", f"ckpt_base_path={tiny_trained_run}",

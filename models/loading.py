@@ -36,15 +36,17 @@ def load_world_model(run_dir: str | Path, model_epoch: str | int = "latest",
                      device: str | torch.device = "cpu") -> LoadedRun:
     """Load ``run_dir`` (a training run dir) at checkpoint ``model_epoch`` ("latest" or a step number).
 
-    The model is rebuilt from ``run_dir/.hydra/config.yaml`` and ``run_dir/run_info.json`` only;
+    The model is rebuilt from the run's own config (frozen in ``run_info.json`` at its first launch;
+    ``.hydra/config.yaml`` for older runs) and ``run_dir/run_info.json`` only;
     the frozen encoder is rebuilt from the same source and its weights hash is verified.
     """
     run_dir = Path(run_dir)
     cfg_path = run_dir / ".hydra" / "config.yaml"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path} not found: is {run_dir} a training run directory?")
-    cfg = OmegaConf.load(cfg_path)
     info = json.loads((run_dir / "run_info.json").read_text())
+    # the config frozen at the run's first launch (Hydra rewrites .hydra/config.yaml on every rerun)
+    cfg = OmegaConf.create(info["config"]) if "config" in info else OmegaConf.load(cfg_path)
     ckpt = resolve_checkpoint(run_dir, model_epoch)
     sd, meta = load_model_file(ckpt)
     dims = info["dims"]

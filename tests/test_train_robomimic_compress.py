@@ -52,15 +52,23 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(syn, tmp_path):
     assert st["epoch"] == 4 and st["step"] == load_train_state(latest_checkpoint(tmp_path / "full"))["step"]
     train(syn, tmp_path / "part", "training.epochs=4")  # a rerun of a finished run trains no further
     assert load_train_state(latest_checkpoint(tmp_path / "part"))["step"] == st["step"]
+    # the model config is frozen at the first launch: a resume that changes it is refused, and
+    # planning keeps rebuilding the model the checkpoint was trained with
+    proc = train(syn, tmp_path / "part", "training.epochs=5", "model.residual=false", check=False)
+    assert proc.returncode == 2 and "different model/data config (model.residual)" in proc.stderr + proc.stdout
+    from models.loading import load_world_model
+
+    assert load_world_model(tmp_path / "part").model.residual is True
 
 
 def test_nonfinite_loss_stops_cleanly_and_keeps_the_last_checkpoint(syn, tmp_path):
-    run = tmp_path / "run"
-    train(syn, run, "training.epochs=1")
+    run, data = tmp_path / "run", tmp_path / "data"
+    make_dataset(data, n_episodes=4, t_max=24, size=28)
+    train(data, run, "training.epochs=1")
     good = latest_checkpoint(run)
     before = {p.name: p.read_bytes() for p in good.iterdir()}
-    bad = make_dataset(tmp_path / "nan", n_episodes=4, t_max=24, size=28, nan_actions=True)
-    proc = train(bad, run, "training.epochs=3", check=False)
+    torch.save(torch.full_like(torch.load(data / "actions.pth", weights_only=True), float("nan")), data / "actions.pth")
+    proc = train(data, run, "training.epochs=3", check=False)  # the same run and data path, now with NaN actions
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "non-finite loss" in proc.stderr + proc.stdout
     assert latest_checkpoint(run) == good

@@ -25,7 +25,8 @@ from training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from training.data import epoch_loader, prepare_data, write_run_info
+from training.data import epoch_loader, load_run_info, prepare_data, write_run_info
+from training.run_config import changed_model_keys, frozen_config, same_path
 from training.wandb_setup import init_wandb
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,20 @@ def load_trainable(model: VWorldModel, sd: dict[str, torch.Tensor]) -> None:
     missing = [k for k in missing if not k.startswith("encoder.")]
     if missing or unexpected:
         raise RunMismatchError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def check_resume_matches(run_dir: Path, cfg: Any, data_path: Path) -> None:
+    """Resuming must keep the model and its data: raise RunMismatchError naming what changed."""
+    info = load_run_info(run_dir)
+    if info is None:
+        return
+    if "dataset_path" in info and not same_path(info["dataset_path"], data_path):
+        raise RunMismatchError(f"this run trained on {info['dataset_path']}, not {data_path}: "
+                               "resume with the same env.data_path, or use another hydra.run.dir")
+    changed = changed_model_keys(info.get("config", {}), frozen_config(cfg)) if "config" in info else []
+    if changed:
+        raise RunMismatchError(f"resuming {run_dir} with a different model/data config ({', '.join(changed[:6])}): "
+                               "only training.*, wandb.*, gpu settings and debug may change; use another hydra.run.dir")
 
 
 def encoder_metadata(model: VWorldModel) -> dict[str, str]:
@@ -101,6 +116,8 @@ def train(cfg: Any, run_dir: Path, data_path: Path) -> int:
         log.info("resuming from %s (training.resume=%s)", ckpt, t.resume)
     elif t.resume:
         log.warning("training.resume=true but %s has no checkpoint: starting from scratch", run_dir)
+    if resuming:
+        check_resume_matches(run_dir, cfg, data_path)
     set_seed(int(t.seed))
     encoder = build_encoder(cfg)
     data = prepare_data(cfg, data_path, run_dir, encoder, accelerator, resuming)
@@ -111,7 +128,7 @@ def train(cfg: Any, run_dir: Path, data_path: Path) -> int:
                                  "dims": {"proprio_dim": data.episodes.meta.proprio_dim,
                                           "state_dim": data.episodes.meta.state_dim,
                                           "action_dim": data.episodes.meta.action_dim},
-                                 "encoder": encoder_metadata(model)})
+                                 "encoder": encoder_metadata(model), "config": frozen_config(cfg)})
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=float(t.lr), weight_decay=float(t.weight_decay))
     warmup = int(t.warmup_steps)

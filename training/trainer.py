@@ -228,6 +228,11 @@ def train(cfg: Any, run_dir: Path, data_path: Path) -> int:
             run.finish(exit_code=NONFINITE_EXIT)
         accelerator.end_training()
         return NONFINITE_EXIT
+    except BaseException:  # any other failure: close wandb and the process group before re-raising
+        if run is not None:
+            run.finish(exit_code=1)
+        accelerator.end_training()
+        raise
     if run is not None:
         run.finish()
     accelerator.end_training()

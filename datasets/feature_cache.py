@@ -14,15 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from datasets.atomic_dir import atomic_directory
 from datasets.meta import DatasetMeta
 from datasets.robomimic_dset import RobomimicEpisodes
 
@@ -85,8 +84,7 @@ def build_feature_cache(data_path: str | Path, encoder, batch_size: int = 64, de
     final.parent.mkdir(parents=True, exist_ok=True)
     episodes = RobomimicEpisodes(data_path)
     encoder = encoder.to(device)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
+    with atomic_directory(final) as tmp:
         out = np.lib.format.open_memmap(tmp / FEATURES, mode="w+", dtype=np.float16,
                                         shape=(expected["n_frames"], encoder.num_patches, encoder.emb_dim))
         row = 0
@@ -103,12 +101,6 @@ def build_feature_cache(data_path: str | Path, encoder, batch_size: int = 64, de
         out.flush()
         del out
         (tmp / MANIFEST).write_text(json.dumps(expected))  # the manifest is written last
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("feature cache written: %s (%d frames)", final, expected["n_frames"])
     return final
 

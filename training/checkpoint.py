@@ -11,14 +11,14 @@ import base64
 import json
 import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, safe_open, save_file
+
+from datasets.atomic_dir import atomic_directory
 
 CKPT_DIR = "checkpoints"
 LATEST = "latest"
@@ -63,18 +63,11 @@ def save_checkpoint(run_dir: str | Path, step: int, model_state: dict[str, torch
     root = Path(run_dir) / CKPT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
-    try:
+    with atomic_directory(final) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in model_state.items()}, tmp / MODEL_FILE,
                   metadata={k: str(v) for k, v in metadata.items()})
         torch.save(optim_state, tmp / OPTIM_FILE)
         (tmp / STATE_FILE).write_text(json.dumps({**train_state, "step": step}, indent=1))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     _point_latest(root, final.name)
     return final
 

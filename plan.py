@@ -74,6 +74,18 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
         raise PlanError(f"the run has no {cfg.episodes.split!r} episodes to plan on (its split: "
                         f"{ {k: len(v) for k, v in run.split.items()} }); pass episodes.split=train to plan on "
                         "training episodes")
+    if cfg.episodes.get("success_goals_only", True):
+        from planning.evaluator import successful_episodes
+
+        checker = RobosuiteEnv.from_meta(data.meta, render=False)
+        kept = successful_episodes(checker, data, pool)
+        checker.close()
+        if len(kept) < len(pool):
+            log.info("%d of %d %s episodes end in a task success and are used as goals", len(kept), len(pool),
+                     cfg.episodes.split)
+        if not kept:
+            raise PlanError(f"none of the run's {len(pool)} {cfg.episodes.split!r} episodes ends in a task success")
+        pool = kept
     try:
         specs = select_episodes([data.seq_len(i) for i in range(len(data))], pool, int(cfg.n_evals), int(cfg.goal_H),
                                 fs, int(cfg.seed), start_mode=cfg.episodes.start_mode, min_start=(t0 - 1) * fs)
@@ -97,7 +109,8 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
               decode_imagined=bool(cfg.decode_imagined) and bool(getattr(model, "has_decoder", False)),
               device=device, progress=bool(cfg.progress))
     settings = EvalSettings(frameskip=fs, history_frames=t0, success_metric=cfg.eval.success_metric,
-                            goal_tolerance=float(cfg.eval.goal_tolerance))
+                            goal_tolerance=float(cfg.eval.goal_tolerance),
+                            gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))
     log.info("planning %d of %d evaluations (shard %d/%d) with %s on %s, goal_H=%d (%d env steps), %d re-plans",
              len(mine), len(specs), cfg.shard.index, cfg.shard.count, planner.name, device, cfg.goal_H,
              cfg.goal_H * fs, max_iter)

@@ -15,8 +15,11 @@ Layout (as robomimic writes it)::
     data/demo_i/obs/<cam>_image  uint8 [T, H, W, 3], right side up (only if cameras are asked for)
     mask/train, mask/valid    byte strings of demo names (about 10% valid)
 
-Only successful episodes are kept (an episode ends at the first step the task's check succeeds).
-Placement randomisation is robosuite's own, seeded with ``seed``.
+Only successful episodes are kept. After the first step whose result passes the task's check the
+policy keeps going for ``hold_steps`` more steps (it holds the lifted / placed object), and the episode
+is kept only if the check still passes at its end: the last frames are then success states, so a
+planning goal taken there is a state where the task is really done. Placement randomisation is
+robosuite's own, seeded with ``seed``.
 
 CLI: ``python -m datasets.generate_demos --task lift --n-episodes 24 --output data/demo/lift/demo.hdf5``
 """
@@ -30,13 +33,14 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 from tqdm import tqdm
 
-from datasets.scripted_policy import ScriptedPolicy
+from datasets.scripted_policy import PERTURBATIONS, ScriptedPolicy
 from datasets.state_layout import object_vector
 from envs.controller_config import composite_controller_config
 from envs.robosuite_env import RobosuiteEnv
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 
 TASKS = {"lift": "Lift", "can": "PickPlaceCan"}
 MAX_STEPS = {"lift": 200, "can": 500}
+HOLD_STEPS = {"lift": 15, "can": 10}  # steps recorded after the first success (the goal region)
 DEFAULT_CAMERAS = ("agentview", "robot0_eye_in_hand")
 LOW_DIM_SKIP = ("robot0_proprio-state", "object-state")
 
@@ -69,15 +74,19 @@ def _low_dim(raw: dict, env_name: str) -> dict[str, np.ndarray]:
     return out
 
 
-def run_episode(env: RobosuiteEnv, policy: ScriptedPolicy, cameras: Sequence[str], max_steps: int) -> dict | None:
-    """Run one scripted episode; the recorded arrays if it succeeds, else None."""
+def run_episode(env: RobosuiteEnv, policy: ScriptedPolicy, cameras: Sequence[str], max_steps: int,
+                hold_steps: int = 0, perturbation: str | None = None) -> dict | None:
+    """Run one scripted episode; the recorded arrays if it succeeds (and still succeeds ``hold_steps``
+    steps after its first success), else None. With a ``perturbation`` (an exploration episode) it is
+    recorded whatever happens, until ``hold_steps`` steps after the policy's last phase (or ``max_steps``)."""
     obs = env.reset()
-    policy.reset()
+    policy.reset(perturbation)
     if env.env_name == "PickPlaceCan":
         policy.goal_pos = env.env.target_bin_placements[env.env.object_id]
     rec: dict[str, list] = {"states": [], "actions": [], "rewards": [], "obs": []}
     images: dict[str, list] = {c: [] for c in cameras}
-    for _ in range(max_steps):
+    first_success = finished = None
+    for t in range(max_steps + hold_steps):
         rec["states"].append(env.get_sim_state())
         rec["obs"].append(_low_dim(env.last_raw_obs, env.env_name))
         for cam in cameras:
@@ -86,18 +95,31 @@ def run_episode(env: RobosuiteEnv, policy: ScriptedPolicy, cameras: Sequence[str
         obs, reward, _, info = env.step(action)
         rec["actions"].append(action)
         rec["rewards"].append(reward)
-        if info["success"]:
-            obs_keys = rec["obs"][0].keys()
-            n = len(rec["actions"])
-            return {
-                "states": np.stack(rec["states"]).astype(np.float64),
-                "actions": np.stack(rec["actions"]).astype(np.float64),
-                "rewards": np.asarray(rec["rewards"], dtype=np.float64),
-                "dones": np.eye(1, n, n - 1, dtype=np.int64)[0],
-                "obs": {k: np.stack([o[k] for o in rec["obs"]]) for k in obs_keys}
-                | {f"{c}_image": np.stack(images[c]).astype(np.uint8) for c in cameras},
-            }
+        if perturbation is not None:
+            finished = t if finished is None and policy.done else finished
+            if (finished is not None and t - finished >= hold_steps) or t + 1 >= max_steps:
+                return _episode_arrays(rec, images, cameras)
+            continue
+        if info["success"] and first_success is None:
+            first_success = t
+        if first_success is None and t + 1 >= max_steps:
+            return None
+        if first_success is not None and t - first_success >= hold_steps:
+            return _episode_arrays(rec, images, cameras) if info["success"] else None
     return None
+
+
+def _episode_arrays(rec: dict, images: dict, cameras: Sequence[str]) -> dict:
+    obs_keys = rec["obs"][0].keys()
+    n = len(rec["actions"])
+    return {
+        "states": np.stack(rec["states"]).astype(np.float64),
+        "actions": np.stack(rec["actions"]).astype(np.float64),
+        "rewards": np.asarray(rec["rewards"], dtype=np.float64),
+        "dones": np.eye(1, n, n - 1, dtype=np.int64)[0],
+        "obs": {k: np.stack([o[k] for o in rec["obs"]]) for k in obs_keys}
+        | {f"{c}_image": np.stack(images[c]).astype(np.uint8) for c in cameras},
+    }
 
 
 def _write_demo(grp: h5py.Group, ep: dict, model_xml: str) -> None:
@@ -109,61 +131,95 @@ def _write_demo(grp: h5py.Group, ep: dict, model_xml: str) -> None:
         grp.create_dataset(f"obs/{key}", data=value)
 
 
-def _write_masks(f: h5py.File, names: list[str]) -> None:
+def _write_masks(f: h5py.File, names: list[str], explore: list[str]) -> None:
+    """About 10% of the successful demos are ``mask/valid``; exploration episodes are always train."""
     n_valid = max(1, round(0.1 * len(names))) if len(names) > 1 else 0
     valid = names[len(names) - n_valid:] if n_valid else []
-    train = [n for n in names if n not in valid]
-    f.create_dataset("mask/train", data=np.array(train, dtype="S"))
+    train = [n for n in [*names, *explore] if n not in valid]
+    f.create_dataset("mask/train", data=np.array(sorted(train, key=lambda n: int(n.split("_")[1])), dtype="S"))
     f.create_dataset("mask/valid", data=np.array(valid, dtype="S"))
+
+
+@dataclass
+class _Tally:
+    names: list = field(default_factory=list)  # successful demos
+    explore: list = field(default_factory=list)  # exploration episodes (see scripted_policy.PERTURBATIONS)
+    steps: list = field(default_factory=list)
+    attempts: int = 0
+
+    @property
+    def written(self) -> int:
+        return len(self.names) + len(self.explore)
+
+
+def _collect(data: h5py.Group, env: RobosuiteEnv, policy: ScriptedPolicy, task: str, cameras: list[str],
+             n_success: int, n_explore: int, hold_steps: int, max_attempts: int, rng, bar) -> _Tally:
+    """Run episodes until ``n_success`` successful demos and ``n_explore`` exploration episodes are written."""
+    tally = _Tally()
+    while len(tally.names) < n_success or len(tally.explore) < n_explore:
+        if tally.attempts >= max_attempts:
+            raise RuntimeError(f"only {len(tally.names)}/{n_success} successful {task} episodes "
+                               f"in {tally.attempts} attempts")
+        tally.attempts += 1
+        explore = len(tally.explore) < n_explore and (len(tally.names) >= n_success or rng.random() < 0.5)
+        kind = str(rng.choice(PERTURBATIONS)) if explore else None
+        ep = run_episode(env, policy, cameras, MAX_STEPS[task], hold_steps, perturbation=kind)
+        if ep is None:
+            bar.set_postfix(success=f"{len(tally.names)}/{tally.attempts}")
+            continue
+        name = f"demo_{tally.written}"
+        grp = data.create_group(name)
+        _write_demo(grp, ep, env.model_xml())
+        if kind is not None:
+            grp.attrs["scripted_perturbation"] = kind
+        (tally.explore if explore else tally.names).append(name)
+        tally.steps.append(len(ep["actions"]))
+        bar.update(1)
+        bar.set_postfix(success=f"{len(tally.names)}/{tally.attempts}")
+    return tally
 
 
 def generate_demos(task: str, n_episodes: int, output_path: str | Path,
                    camera_names: Sequence[str] | None = DEFAULT_CAMERAS, image_size: int = 84,
-                   seed: int = 0, max_attempts: int | None = None, progress: bool = True) -> dict:
-    """Write ``n_episodes`` successful scripted demos of ``task`` ("lift" / "can") to ``output_path``.
+                   seed: int = 0, max_attempts: int | None = None, progress: bool = True,
+                   hold_steps: int | None = None, explore_fraction: float = 0.0) -> dict:
+    """Write ``n_episodes`` scripted episodes of ``task`` ("lift" / "can") to ``output_path``.
 
-    Returns stats: ``successes``, ``attempts``, ``success_rate``, ``seconds_per_episode``
-    (wall time per attempted episode), ``steps_per_episode`` (mean over kept episodes), ``path``.
-    Raises RuntimeError (and writes nothing) if ``max_attempts`` (default 2n + 10) run out first.
+    ``round(explore_fraction * n_episodes)`` of them are exploration episodes (a deliberate mistake,
+    see ``scripted_policy.PERTURBATIONS``; kept whatever happens, attribute ``scripted_perturbation``,
+    always in ``mask/train``), the rest successful demos. ``hold_steps`` (default ``HOLD_STEPS[task]``)
+    steps are recorded after the first success. Returns stats: ``successes``, ``explore``, ``attempts``,
+    ``success_rate``, ``seconds_per_episode`` (wall time per attempted episode), ``steps_per_episode``
+    (mean over kept episodes), ``path``. Raises RuntimeError (and writes nothing) if ``max_attempts``
+    (default 2n + 10) run out first.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
-    if n_episodes < 1:
-        raise ValueError("n_episodes must be >= 1")
+    if n_episodes < 1 or not 0.0 <= explore_fraction < 1.0:
+        raise ValueError("n_episodes must be >= 1 and explore_fraction in [0, 1)")
     cameras = list(camera_names or [])
-    env_name = TASKS[task]
     env_kwargs = demo_env_kwargs(cameras, image_size)
-    max_attempts = max_attempts or 2 * n_episodes + 10
+    n_explore = int(round(explore_fraction * n_episodes))
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(f".{output_path.name}.tmp-{os.getpid()}")
     rng = np.random.default_rng(seed)
-    env = RobosuiteEnv(env_name, {**env_kwargs, "seed": seed}, camera_name=cameras[0] if cameras else "agentview",
+    env = RobosuiteEnv(TASKS[task], {**env_kwargs, "seed": seed}, camera_name=cameras[0] if cameras else "agentview",
                        image_size=image_size, render=bool(cameras))
     policy = ScriptedPolicy(task, goal_pos=np.zeros(3), rng=rng)
-    attempts, names, steps, t0 = 0, [], [], time.perf_counter()
+    t0 = time.perf_counter()
     bar = tqdm(total=n_episodes, desc=f"{task} demos", unit="ep", disable=not progress)
     try:
         with h5py.File(tmp, "w") as f:
             data = f.create_group("data")
-            while len(names) < n_episodes:
-                if attempts >= max_attempts:
-                    raise RuntimeError(f"only {len(names)}/{n_episodes} successful {task} episodes "
-                                       f"in {attempts} attempts")
-                attempts += 1
-                ep = run_episode(env, policy, cameras, MAX_STEPS[task])
-                if ep is not None:
-                    name = f"demo_{len(names)}"
-                    _write_demo(data.create_group(name), ep, env.model_xml())
-                    names.append(name)
-                    steps.append(len(ep["actions"]))
-                    bar.update(1)
-                bar.set_postfix(success=f"{len(names)}/{attempts}")
-            data.attrs["total"] = int(sum(steps))
-            data.attrs["env_args"] = json.dumps({"env_name": env_name, "type": 1, "env_kwargs": env_kwargs})
+            tally = _collect(data, env, policy, task, cameras, n_episodes - n_explore, n_explore,
+                             HOLD_STEPS[task] if hold_steps is None else int(hold_steps),
+                             max_attempts or 2 * n_episodes + 10, rng, bar)
+            data.attrs["total"] = int(sum(tally.steps))
+            data.attrs["env_args"] = json.dumps({"env_name": TASKS[task], "type": 1, "env_kwargs": env_kwargs})
             import robosuite
             data.attrs["robosuite_version"] = robosuite.__version__
-            _write_masks(f, names)
+            _write_masks(f, tally.names, tally.explore)
         os.replace(tmp, output_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -172,9 +228,10 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
         bar.close()
         env.close()
     seconds = time.perf_counter() - t0
-    return {"task": task, "successes": len(names), "attempts": attempts,
-            "success_rate": len(names) / attempts, "seconds_per_episode": seconds / attempts,
-            "steps_per_episode": float(np.mean(steps)), "seconds": seconds, "path": str(output_path)}
+    return {"task": task, "successes": len(tally.names), "explore": len(tally.explore), "attempts": tally.attempts,
+            "success_rate": len(tally.names) / max(1, tally.attempts - len(tally.explore)),
+            "seconds_per_episode": seconds / tally.attempts, "steps_per_episode": float(np.mean(tally.steps)),
+            "seconds": seconds, "path": str(output_path)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,6 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=84, help="camera image size in pixels (default 84)")
     parser.add_argument("--seed", type=int, default=0, help="seed of placement randomisation and action noise")
     parser.add_argument("--max-attempts", type=int, default=None, help="give up after this many episodes")
+    parser.add_argument("--hold-steps", type=int, default=None,
+                        help="steps recorded after the first success, holding it (default: lift 15, can 10)")
+    parser.add_argument("--explore-fraction", type=float, default=0.0,
+                        help="fraction of exploration episodes with a deliberate mistake (missed grasp, drop), "
+                             "kept in mask/train only (default 0)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.n_episodes < 1 or args.image_size < 8:
@@ -197,11 +259,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     cameras = [] if args.no_cameras else [c for c in args.cameras.split(",") if c]
     try:
         stats = generate_demos(args.task, args.n_episodes, args.output, cameras, args.image_size,
-                               args.seed, args.max_attempts)
+                               args.seed, args.max_attempts, hold_steps=args.hold_steps,
+                               explore_fraction=args.explore_fraction)
     except (RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {stats['successes']} {args.task} demos ({stats['successes']}/{stats['attempts']} successful, "
+    print(f"wrote {stats['successes']} {args.task} demos + {stats['explore']} exploration episodes "
+          f"({stats['successes']}/{stats['attempts'] - stats['explore']} successful, "
           f"{stats['seconds_per_episode']:.2f} s/episode, {stats['steps_per_episode']:.0f} steps/episode) "
           f"to {stats['path']}")
     return 0

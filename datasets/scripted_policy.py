@@ -50,6 +50,31 @@ def _phases(task: str) -> list[Phase]:
     raise ValueError(f"no scripted policy for task {task!r} (known: lift, can)")
 
 
+# Deliberate mistakes for exploration episodes: a world model trained only on perfect demonstrations
+# never sees a grasp fail, so a planner can exploit it (close the gripper in the air and "lift").
+PERTURBATIONS = ("high_grasp", "lateral_miss", "drop")
+
+
+def perturbed_phases(task: str, kind: str, rng: np.random.Generator) -> list[Phase]:
+    """The task's phases with one mistake: ``high_grasp`` closes 3-7 cm above the object,
+    ``lateral_miss`` descends 2.5-5 cm beside it, ``drop`` opens the gripper right after lifting."""
+    phases = _phases(task)
+    names = [p.name for p in phases]
+    if kind == "high_grasp":
+        phases[names.index("descend")].offset = phases[names.index("descend")].offset + [0, 0, rng.uniform(0.03, 0.07)]
+    elif kind == "lateral_miss":
+        angle = rng.uniform(0, 2 * np.pi)
+        shift = rng.uniform(0.025, 0.05) * np.array([np.cos(angle), np.sin(angle), 0.0])
+        for name in ("above", "descend"):
+            phases[names.index(name)].offset = phases[names.index(name)].offset + shift
+    elif kind == "drop":
+        i = names.index("lift")
+        phases = phases[: i + 1] + [Phase("drop", np.zeros(3), OPEN, 0.0, 15, "hold")]
+    else:
+        raise ValueError(f"unknown perturbation {kind!r} (known: {', '.join(PERTURBATIONS)})")
+    return phases
+
+
 class ScriptedPolicy:
     """Phase-machine policy; call :meth:`reset` at each episode start, then ``policy(obs)``.
 
@@ -72,7 +97,10 @@ class ScriptedPolicy:
         self.rng = rng or np.random.default_rng(0)
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, perturbation: str | None = None) -> None:
+        """Start an episode; ``perturbation`` (one of ``PERTURBATIONS``) makes it an exploration episode."""
+        self.perturbation = perturbation
+        self.phases = _phases(self.task) if perturbation is None else perturbed_phases(self.task, perturbation, self.rng)
         self.index = 0
         self.count = 0
         self.grasp_pos: np.ndarray | None = None

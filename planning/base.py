@@ -33,6 +33,8 @@ class PlanContext:
             rotation of scripted demos, normalised std at the floor). The model learned nothing about
             them (its action encoder only ever saw 0 there), so model-based planners keep them at 0
             (the data's value): noise there would only perturb the predictions the plan is scored on.
+        hold_actions: [B, A] normalised "do nothing" action chunk (zero arm motion, the gripper kept at
+            its last command), or None.
     """
 
     obs_0: dict[str, torch.Tensor]
@@ -45,6 +47,7 @@ class PlanContext:
     init_actions: torch.Tensor | None = None
     reference_actions: torch.Tensor | None = None
     fixed_dims: torch.Tensor | None = None
+    hold_actions: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:

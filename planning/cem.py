@@ -37,6 +37,10 @@ class CEMPlanner:
         min_std: lower bound on the std after each refit.
         chunk_size: at most this many (episode, sample) rollouts per model forward (memory bound).
         warm_start: start ``mu`` from the previous plan's unexecuted actions when the MPC gives them.
+        action_repeat: search one env action per planning step, repeated over the model's
+            ``frameskip`` env steps (``A / frameskip`` dims per step instead of ``A``): the scripted and
+            teleoperated data change their actions slowly, and a 5x smaller search space is what
+            lets a few hundred samples find a multi-step plan.
     """
 
     name = "cem"
@@ -44,13 +48,14 @@ class CEMPlanner:
 
     def __init__(self, model, objective: LatentGoalObjective, horizon: int = 5, num_samples: int = 300,
                  topk: int = 30, opt_steps: int = 30, var_scale: float = 1.0, min_std: float = 0.05,
-                 chunk_size: int = 4096, warm_start: bool = True):
+                 chunk_size: int = 4096, warm_start: bool = True, action_repeat: bool = False):
         if not 0 < topk <= num_samples:
             raise ValueError(f"need 0 < topk <= num_samples, got topk={topk}, num_samples={num_samples}")
         self.model, self.objective = model, objective
         self.horizon, self.num_samples, self.topk, self.opt_steps = int(horizon), int(num_samples), int(topk), int(opt_steps)
         self.var_scale, self.min_std = float(var_scale), float(min_std)
         self.chunk_size, self.warm_start = int(chunk_size), bool(warm_start)
+        self.repeat = int(getattr(model, "frameskip", 1)) if action_repeat else 1
 
     def initial_mean(self, ctx: PlanContext, a_dim: int, device) -> torch.Tensor:
         """[B, h, A] starting mean: the warm start where given, zeros (the data mean) elsewhere."""
@@ -60,25 +65,37 @@ class CEMPlanner:
             mu[:, :k] = ctx.init_actions[:, :k].to(device)
         return pin_fixed_dims(ctx, mu)
 
+    def _expand(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., A / repeat] searched actions -> [..., A] model action chunks (each env action repeated)."""
+        return x.tile(self.repeat) if self.repeat > 1 else x
+
+    def _reduce(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., A] chunks -> [..., A / repeat]: the mean env action of each chunk."""
+        return x.unflatten(-1, (self.repeat, -1)).mean(-2) if self.repeat > 1 else x
+
     @torch.no_grad()
     def plan(self, ctx: PlanContext) -> PlanResult:
         """Plan ``ctx.horizon`` actions for every episode of ``ctx``; returns the final mean sequence."""
         device = ctx.z_goal.device
-        low, high = ctx.action_low.to(device), ctx.action_high.to(device)
-        a_dim = low.shape[-1]
-        mu = self.initial_mean(ctx, a_dim, device)
+        low, high = self._reduce(ctx.action_low.to(device)), self._reduce(ctx.action_high.to(device))
+        a_full = ctx.action_low.shape[-1]
+        mu = self._reduce(self.initial_mean(ctx, a_full, device))  # [B, h, a]
         sigma = torch.full_like(mu, self.var_scale)
-        shape = (self.num_samples, ctx.horizon, a_dim)
+        shape = (self.num_samples, ctx.horizon, mu.shape[-1])
         for _ in range(self.opt_steps):
             eps = per_episode_noise(ctx.generators, shape, device)
-            samples = mu.unsqueeze(1) + sigma.unsqueeze(1) * eps  # [B, N, h, A]
+            samples = mu.unsqueeze(1) + sigma.unsqueeze(1) * eps  # [B, N, h, a]
             samples[:, 0] = mu
-            samples = pin_fixed_dims(ctx, torch.maximum(torch.minimum(samples, high), low))
-            costs = evaluate_candidates(self.model, self.objective, ctx, samples, self.chunk_size)  # [B, N]
+            samples = torch.maximum(torch.minimum(samples, high), low)
+            samples = self._reduce(pin_fixed_dims(ctx, self._expand(samples)))
+            costs = evaluate_candidates(self.model, self.objective, ctx, self._expand(samples),
+                                        self.chunk_size)  # [B, N]
             top = torch.topk(costs, self.topk, dim=1, largest=False).indices  # [B, k]
             elite = torch.gather(samples, 1, top[:, :, None, None].expand(-1, -1, *samples.shape[2:]))
             mu = elite.mean(dim=1)
             sigma = elite.std(dim=1, unbiased=False).clamp_min(self.min_std) if self.topk > 1 \
                 else torch.full_like(mu, self.min_std)
-        z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, mu, z_obs=encode_context(self.model, ctx))
-        return PlanResult(actions=mu, z_pred=z, cost=self.objective(z, ctx.z_goal))
+        actions = self._expand(mu)
+        z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, actions,
+                                z_obs=encode_context(self.model, ctx))
+        return PlanResult(actions=actions, z_pred=z, cost=self.objective(z, ctx.z_goal))

@@ -4,7 +4,8 @@ Success fields per episode (all recorded; ``success`` is the one ``success_rate`
 
 * ``task_success``: the task's own check (e.g. Lift: cube lifted) after the last executed step.
 * ``success_any``: the task's check held after some executed step (robomimic's rollout convention).
-* ``goal_reached``: the object position ended within ``goal_tolerance`` metres of the goal frame's.
+* ``goal_reached``: the object position ended within ``goal_tolerance`` metres of the goal frame's and
+  the gripper opening within ``gripper_tolerance`` metres of the goal's (open vs closed on the object).
 * ``start_is_success`` / ``goal_is_success``: the task's check at the start and at the goal state
   (read in the simulator before planning), so a reader can see whether the goal was a success
   state and whether the start already was one.
@@ -33,6 +34,16 @@ class EvalSettings:
     history_frames: int = 1
     success_metric: str = "task"  # "task" (the task's own check at the end) or "goal" (goal_reached)
     goal_tolerance: float = 0.02  # metres, object position
+    gripper_tolerance: float = 0.01  # metres, finger opening (robot0_gripper_qpos[0] - [1])
+
+
+def gripper_opening(meta, proprio: np.ndarray) -> float | None:
+    """Finger opening (m) from a raw proprio vector, via the dataset's ``robot0_gripper_qpos`` slice."""
+    sl = next((s for s in meta.proprio_slices if s.name == "robot0_gripper_qpos"), None)
+    if sl is None or sl.size < 2:
+        return None
+    q = np.asarray(proprio)[sl.start:sl.stop]
+    return float(q[0] - q[1])
 
 
 def seed_simulation(seed: int) -> None:
@@ -51,8 +62,9 @@ def _history(data, spec: EpisodeSpec, frames: np.ndarray, k: int, fs: int) -> di
     ep, s = spec.episode, spec.start
     idx = [s - j * fs for j in range(k, 0, -1)]
     acts = [data.actions[ep, i:i + fs].reshape(-1).numpy() for i in idx]
+    last = data.actions[ep, s - 1].numpy() if s > 0 else np.r_[np.zeros(6), -1.0]  # gripper open at reset
     return {"images": [frames[i] for i in idx], "proprios": [data.proprios[ep, i].numpy() for i in idx],
-            "actions": acts}
+            "actions": acts, "last_action": last}
 
 
 def episode_xml(data, episode: int) -> str | None:
@@ -80,6 +92,21 @@ def goal_observation(env, data, spec: EpisodeSpec, frames: np.ndarray, xml: str 
     env.reset_to(data.sim_states[ep, last - 1].numpy(), data.actions[ep, :last - 1].numpy(), init, model_xml=xml)
     obs, _, _, info = env.step(data.actions[ep, last - 1].numpy())
     return obs, bool(info["success"])
+
+
+def successful_episodes(env, data, episodes: list[int]) -> list[int]:
+    """The ``episodes`` whose last recorded frame passes the task's own check in the simulator.
+
+    Planning goals are taken at an episode's end; a dataset can also hold episodes that end in a
+    failure (e.g. the scripted generator's exploration episodes), which are no goal for the task.
+    """
+    keep = []
+    for ep in episodes:
+        last = data.seq_len(ep) - 1
+        env.reset_to(data.sim_states[ep, last].numpy())
+        if env.is_success():
+            keep.append(int(ep))
+    return keep
 
 
 def _reference_actions(data, spec: EpisodeSpec, n_env_steps: int) -> np.ndarray:
@@ -137,8 +164,12 @@ def evaluate_batch(model, normalizer, data, envs: list, specs: list[EpisodeSpec]
         goal_obj, goal_eef = goals[i]["state"][:3], goals[i]["proprio"][:3]
         obj_d = float(np.linalg.norm(tr.obj[-1] - goal_obj))
         eef_d = float(np.linalg.norm(tr.eef[-1] - goal_eef))
+        g_final, g_goal = (gripper_opening(data.meta, o["proprio"]) for o in (tr.final_obs, goals[i]))
+        grip_d = None if g_final is None or g_goal is None else abs(g_final - g_goal)
+        grip_ok = grip_d is None or grip_d < settings.gripper_tolerance
         rec = {**spec.to_dict(), **pre[i], "task_success": bool(tr.success[-1]),
-               "success_any": bool(any(tr.success[1:])), "goal_reached": obj_d < settings.goal_tolerance,
+               "success_any": bool(any(tr.success[1:])), "goal_reached": bool(obj_d < settings.goal_tolerance and grip_ok),
+               "final_gripper_dist": grip_d,
                "final_latent_dist": float(lat[i]), "final_object_dist": obj_d, "final_eef_dist": eef_d,
                "start_object_dist": float(np.linalg.norm(tr.obj[0] - goal_obj)),
                "goal_object_pos": [float(x) for x in goal_obj], "goal_eef_pos": [float(x) for x in goal_eef],

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 _SAME = ("planner", "goal_H", "frameskip", "ckpt_base_path", "model_epoch", "success_metric", "n_evals_requested")
 _SAME_CONFIG = ("seed", "planner", "objective", "mpc", "episodes", "eval", "history_frames", "goal_source",
                 "dataset_path", "model_epoch")
-_TABLE_COLS = ("success_rate", "task_success_rate", "goal_reached_rate", "mean_final_object_dist",
+_TABLE_COLS = ("success_rate", "task_success_rate", "goal_reached_rate", "mean_final_object_dist", "mean_final_eef_dist",
+               "start_is_success_rate",
                "mean_final_latent_dist", "n_evals", "planning_seconds_per_replan")
 
 

@@ -97,6 +97,14 @@ class MPC:
         raw = torch.as_tensor(np.stack([np.stack(h[-k:]) for h in hist_act]), dtype=torch.float32, device=self.device)
         return self.normalizer.normalize_action(raw)
 
+    def _hold_actions(self, last_raw: np.ndarray) -> torch.Tensor:
+        """last executed raw actions [B, 7] -> normalised [B, 7 * fs] chunks of zero arm motion that keep
+        each gripper command (the do-nothing action)."""
+        hold = np.zeros_like(last_raw)
+        hold[:, -1] = last_raw[:, -1]
+        raw = torch.as_tensor(np.tile(hold, (1, self.frameskip)), dtype=torch.float32, device=self.device)
+        return self.normalizer.normalize_action(raw)
+
     def _commanded_path(self, eef: np.ndarray, actions_raw: np.ndarray) -> np.ndarray:
         """eef [3] + raw actions [h * fs, 7] -> [h * fs + 1, 3] path commanded by the OSC position deltas."""
         steps = np.clip(actions_raw[:, :3], -1, 1) * self.eef_scale
@@ -111,7 +119,8 @@ class MPC:
             envs: B envs already reset to their start states (``RobosuiteEnv``-like).
             start_obs: B observations of those states ({"image", "state", "proprio"}).
             history: B dicts {"images": [k, H, W, 3], "proprios": [k, p], "actions": [k, 7 * fs]} of the
-                ``k = history_frames - 1`` dataset frames / action chunks before the start (k may be 0).
+                ``k = history_frames - 1`` dataset frames / action chunks before the start (k may be 0),
+                optionally "last_action" [7]: the recorded env action before the start (gripper state).
             z_goal: [B, 1, P, D] goal latents.
             generators: B seeded CPU generators (planner noise).
             reference_actions: raw [B, budget_steps, 7 * fs] dataset actions from the start (replay) or None.
@@ -124,6 +133,8 @@ class MPC:
         hist_img = [list(h["images"]) + [o["image"]] for h, o in zip(history, start_obs)]
         hist_prop = [list(h["proprios"]) + [o["proprio"]] for h, o in zip(history, start_obs)]
         hist_act = [list(h["actions"]) for h in history]
+        last_raw = np.stack([np.asarray(h.get("last_action", np.r_[np.zeros(6), -1.0]), dtype=np.float32)
+                             for h in history])  # [B, 7]
         traces = [EpisodeTrace() for _ in range(b)]
         for tr, o, env in zip(traces, start_obs, envs):
             tr.frames.append(o["image"]), tr.imagined.append(None), tr.eef.append(o["proprio"][:3].copy())
@@ -139,7 +150,7 @@ class MPC:
                               z_goal=z_goal, horizon=horizon, generators=generators, action_low=low_n.to(self.device),
                               action_high=high_n.to(self.device), init_actions=prev,
                               reference_actions=None if ref is None else ref[:, done:done + horizon],
-                              fixed_dims=fixed)
+                              fixed_dims=fixed, hold_actions=self._hold_actions(last_raw))
             t = time.perf_counter()
             res = self.planner.plan(ctx)
             plan_seconds.append(time.perf_counter() - t)
@@ -160,6 +171,7 @@ class MPC:
                         tr.frames.append(obs["image"]), tr.eef.append(obs["proprio"][:3].copy())
                         tr.obj.append(obs["state"][:3].copy()), tr.success.append(bool(info["success"]))
                         tr.actions.append(a.copy())
+                        last_raw[i] = a
                         tr.imagined.append(None if imagined is None else imagined[i, j])
                     hist_img[i].append(obs["image"]), hist_prop[i].append(obs["proprio"])
                     hist_act[i].append(raw[i, j * fs:(j + 1) * fs].reshape(-1))

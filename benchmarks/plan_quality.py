@@ -1,0 +1,127 @@
+#!/usr/bin/env python
+"""Planning quality of a trained run: success against goal_H for CEM and the baselines, on held-out episodes.
+
+    python benchmarks/plan_quality.py --run outputs/demo/train --out plan_outputs/quality
+    python benchmarks/plan_quality.py --run RUN --goal-h 3,5,9 --planners cem_cpu,random,replay,hold --n 20
+    python benchmarks/plan_quality.py --run RUN --plan-arg objective.alpha=1 --cem-arg planner.num_samples=128
+
+Every cell (planner x goal_H) is one ``plan.py`` job on the run's *validation* episodes
+(``episodes.split=val``): the goal is the episode's terminal state (the scripted demos hold the task's
+success state for their last steps, so the goal is a state where the task is done) and the start is
+``goal_H x frameskip`` env steps before it; the largest goal_H that the episodes allow starts at the
+episode's first frame, i.e. the planner has to do the whole task. ``--n`` evaluations per cell (episodes
+are reused with another seed when there are fewer). A goal_H longer than the episodes allow is reported
+and skipped. Finished cells (their summary.json exists) are not rerun, so an interrupted benchmark
+resumes. At the end ``planning.merge --by goal_H`` writes ``goal_H_table.{md,csv,json}`` and
+``success_vs_goal_H.png`` into ``--out``; the table is printed with the wall time.
+
+Metrics per cell: task success (the env's own check after the last step), goal reached (object within
+``eval.goal_tolerance`` of the goal's and the gripper opening matching the goal's), final object / eef
+distances, start-is-success rate, seconds per re-plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+log = logging.getLogger("plan_quality")
+DEFAULT_GOAL_H = "3,5,10,15,20,25"
+DEFAULT_PLANNERS = "cem,random,replay,hold"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, type=Path, help="training run dir (holds .hydra/ and checkpoints/)")
+    p.add_argument("--out", type=Path, default=None, help="output dir (default plan_outputs/quality_<run name>)")
+    p.add_argument("--goal-h", default=DEFAULT_GOAL_H, help=f"comma-separated goal horizons (default {DEFAULT_GOAL_H})")
+    p.add_argument("--planners", default=DEFAULT_PLANNERS,
+                   help=f"comma-separated conf/planner names (default {DEFAULT_PLANNERS}; cem_cpu on a CPU)")
+    p.add_argument("--n", type=int, default=20, help="evaluations per cell (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed (episode order, planner noise)")
+    p.add_argument("--plan-arg", action="append", default=[], metavar="OVERRIDE",
+                   help="extra Hydra override for every plan.py job (repeatable), e.g. objective.alpha=1")
+    p.add_argument("--cem-arg", action="append", default=[], metavar="OVERRIDE",
+                   help="extra Hydra override for the model-based planners only (cem*, random_shooting), "
+                        "e.g. planner.num_samples=128")
+    p.add_argument("--videos", action="store_true", help="write per-episode videos and plots (slower)")
+    p.add_argument("--config-name", default="plan_projected_latent", help="plan.py config (default plan_projected_latent)")
+    args = p.parse_args(argv)
+    if args.n < 1:
+        p.error("--n must be >= 1")
+    if not (args.run / ".hydra" / "config.yaml").is_file():
+        p.error(f"--run {args.run} is not a training run dir (no .hydra/config.yaml)")
+    return args
+
+
+def cell_dir(out: Path, planner: str, goal_h: int) -> Path:
+    return out / f"{planner}_gH{goal_h}"
+
+
+def run_cell(args: argparse.Namespace, out: Path, planner: str, goal_h: int) -> str:
+    """Run one plan.py job unless it already finished; returns "done", "cached" or "skipped: <reason>"."""
+    d = cell_dir(out, planner, goal_h)
+    if (d / "summary.json").is_file():
+        return "cached"
+    media = [] if args.videos else ["outputs.videos=false", "outputs.plots=false"]
+    cmd = [sys.executable, str(ROOT / "plan.py"), f"--config-name={args.config_name}",
+           f"ckpt_base_path={args.run.resolve()}", f"planner={planner}", f"n_evals={args.n}", f"goal_H={goal_h}",
+           f"seed={args.seed}", "episodes.split=val", "episodes.start_mode=end", "progress=false",
+           f"hydra.run.dir={d}", *media, *args.plan_arg,
+           *(args.cem_arg if planner.startswith(("cem", "random_shooting")) else [])]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ})
+    if proc.returncode == 2:  # bad cell (e.g. goal_H longer than the episodes): one line, go on
+        reason = (proc.stderr.strip().splitlines() or ["exit 2"])[-1]
+        return f"skipped: {reason}"
+    if proc.returncode != 0:
+        raise RuntimeError(f"plan.py failed for {planner} goal_H={goal_h} (exit {proc.returncode}):\n"
+                           f"{proc.stderr[-3000:]}")
+    return "done"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    out = args.out or ROOT / "plan_outputs" / f"quality_{args.run.resolve().name}"
+    out.mkdir(parents=True, exist_ok=True)
+    horizons = [int(h) for h in args.goal_h.split(",") if h]
+    planners = [p for p in args.planners.split(",") if p]
+    t0 = time.perf_counter()
+    status = {}
+    for goal_h in horizons:
+        for planner in planners:
+            t = time.perf_counter()
+            st = run_cell(args, out, planner, goal_h)
+            status[f"{planner}_gH{goal_h}"] = st
+            log.info("%-10s goal_H=%-3d %s (%.0f s)", planner, goal_h, st, time.perf_counter() - t)
+            if st.startswith("skipped"):
+                break  # the other planners of this goal_H would be skipped for the same reason
+    from planning.merge import main as merge_main
+
+    done = [cell_dir(out, p, h) for h in horizons for p in planners if (cell_dir(out, p, h) / "summary.json").is_file()]
+    if not done:
+        print("plan_quality: error: no cell finished (see the reasons above)", file=sys.stderr)
+        return 2
+    rc = merge_main(["--by", "goal_H", "--out", str(out), *map(str, done)])
+    wall = time.perf_counter() - t0
+    (out / "benchmark.json").write_text(json.dumps({"run": str(args.run.resolve()), "n": args.n, "seed": args.seed,
+                                                    "planners": planners, "goal_H": horizons,
+                                                    "plan_args": args.plan_arg, "cem_args": args.cem_arg,
+                                                    "cells": status,
+                                                    "wall_seconds": wall}, indent=1))
+    print(f"wall time {wall:.0f} s; cells: " + ", ".join(f"{k} {v}" for k, v in status.items()))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

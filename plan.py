@@ -107,7 +107,7 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     mpc = MPC(planner, model, run.normalizer, fs, n_taken_actions=n_taken, max_iter=max_iter,
               shrink_horizon=bool(cfg.mpc.shrink_horizon), history_frames=t0, eef_scale=float(cfg.eef_scale),
               decode_imagined=bool(cfg.decode_imagined) and bool(getattr(model, "has_decoder", False)),
-              device=device, progress=bool(cfg.progress))
+              device=device, progress=bool(cfg.progress), binary_gripper=bool(cfg.mpc.get("binary_gripper", False)))
     settings = EvalSettings(frameskip=fs, history_frames=t0, success_metric=cfg.eval.success_metric,
                             goal_tolerance=float(cfg.eval.goal_tolerance),
                             gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))

@@ -21,7 +21,7 @@ Usage: ./run_demo.sh [--random-encoder] [--weights PATH] [--n-evals N] [--goal-h
 
 Runs the whole pipeline on offline demo data generated in robosuite (no network needed):
 set-up, 24 scripted Lift demos, conversion, DINOv2 feature cache, training (CPU: a few minutes),
-planning with CEM and the random and replay baselines, and a summary table.
+planning with CEM beside the random, replay and do-nothing (hold) baselines, and a summary table.
 
   --random-encoder     use a random frozen DINOv2 ViT-S/14 (encoder.pretrained=false); every output
                        says so. Without it the official weights are needed (see README, "DINOv2 weights").
@@ -31,7 +31,7 @@ planning with CEM and the random and replay baselines, and a summary table.
   --replan             rerun the planning evaluations even when they are finished
   --train-arg X        extra Hydra override for training (repeatable)
   --plan-arg X         extra Hydra override for planning (repeatable)
-Outputs: outputs/demo/train (training run), plan_outputs/demo/{cem,random,replay}.
+Outputs: outputs/demo/train (training run), plan_outputs/demo/{cem,random,replay,hold}.
 EOF
 }
 
@@ -67,10 +67,11 @@ say "training (feature cache first) -> $TRAIN_RUN"
   "encoder.pretrained=$PRETRAINED" training.resume=true "hydra.run.dir=$TRAIN_RUN" "${TRAIN_ARGS[@]}" \
   || { echo "run_demo.sh: training failed (see the message above; with no DINOv2 weights reachable use --weights PATH or --random-encoder, README \"DINOv2 weights\")" >&2; exit 1; }
 
-# CEM budget: the full one (300 samples x 30 iterations) on a GPU, a small one (planner/cem_cpu.yaml) on CPU.
+# CEM budget: the full one (300 samples x 30 iterations) on a GPU, a small one (planner/cem_cpu.yaml) on CPU;
+# random actions, the dataset's own actions (replay) and doing nothing (hold) are the baselines.
 CEM=cem; command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 || CEM=cem_cpu
 PLAN_DIRS=()
-for planner in "$CEM" random replay; do
+for planner in "$CEM" random replay hold; do
   dir="$PLAN_OUT/$(basename "$TRAIN_RUN")_${planner}_gH${GOAL_H}"
   PLAN_DIRS+=("$dir")
   if [[ -f "$dir/summary.json" && "$FORCE_PLAN" == 0 ]]; then say "planning with $planner: already done ($dir)"; continue; fi

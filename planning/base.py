@@ -16,6 +16,24 @@ from planning.objectives import LatentGoalObjective
 
 
 @dataclass
+class GripperLevels:
+    """Where the gripper command sits in a normalised action chunk and its two normalised values.
+
+    dims: [A] bool, the gripper entries (the last dim of each env action); open / close: [A] the
+    normalised values of the raw commands -1 (open) and +1 (close) (only read where ``dims``)."""
+
+    dims: torch.Tensor
+    open: torch.Tensor
+    close: torch.Tensor
+
+    def snap(self, actions: torch.Tensor) -> torch.Tensor:
+        """actions [..., A] normalised -> the same with every gripper entry set to the nearer of open / close."""
+        dims, lo, hi = (t.to(actions.device) for t in (self.dims, self.open, self.close))
+        snapped = torch.where((actions - lo).abs() <= (actions - hi).abs(), lo, hi)
+        return torch.where(dims, snapped, actions)
+
+
+@dataclass
 class PlanContext:
     """The state of a batch of episodes at one re-plan.
 
@@ -35,6 +53,9 @@ class PlanContext:
             (the data's value): noise there would only perturb the predictions the plan is scored on.
         hold_actions: [B, A] normalised "do nothing" action chunk (zero arm motion, the gripper kept at
             its last command), or None.
+        gripper: ``GripperLevels`` when the gripper command is binary (open / close, as in every
+            robomimic and scripted demo): model-based planners then score only open / close values,
+            the ones the model was trained on and the ones the MPC executes; None: continuous.
     """
 
     obs_0: dict[str, torch.Tensor]
@@ -48,6 +69,7 @@ class PlanContext:
     reference_actions: torch.Tensor | None = None
     fixed_dims: torch.Tensor | None = None
     hold_actions: torch.Tensor | None = None
+    gripper: GripperLevels | None = None
 
     @property
     def batch_size(self) -> int:

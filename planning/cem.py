@@ -25,7 +25,8 @@ class CEMPlanner:
 
     Per iteration: draw ``num_samples`` sequences ``mu + sigma * eps`` per episode (sample 0 is ``mu``
     itself), clip them to the env bounds (in normalised space), pin the dims the training data never
-    varied (``ctx.fixed_dims``) to 0, score them all with the objective,
+    varied (``ctx.fixed_dims``) to 0, snap the gripper to open / close when ``ctx.gripper`` says the
+    command is binary, score them all with the objective,
     refit ``mu``/``sigma`` to the ``topk`` best of each episode, ``sigma >= min_std``.
 
     Args:
@@ -87,7 +88,10 @@ class CEMPlanner:
             samples = mu.unsqueeze(1) + sigma.unsqueeze(1) * eps  # [B, N, h, a]
             samples[:, 0] = mu
             samples = torch.maximum(torch.minimum(samples, high), low)
-            samples = self._reduce(pin_fixed_dims(ctx, self._expand(samples)))
+            samples = pin_fixed_dims(ctx, self._expand(samples))
+            if ctx.gripper is not None:
+                samples = ctx.gripper.snap(samples)
+            samples = self._reduce(samples)
             costs = evaluate_candidates(self.model, self.objective, ctx, self._expand(samples),
                                         self.chunk_size)  # [B, N]
             top = torch.topk(costs, self.topk, dim=1, largest=False).indices  # [B, k]
@@ -95,7 +99,7 @@ class CEMPlanner:
             mu = elite.mean(dim=1)
             sigma = elite.std(dim=1, unbiased=False).clamp_min(self.min_std) if self.topk > 1 \
                 else torch.full_like(mu, self.min_std)
-        actions = self._expand(mu)
+        actions = self._expand(mu) if ctx.gripper is None else ctx.gripper.snap(self._expand(mu))
         z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, actions,
                                 z_obs=encode_context(self.model, ctx))
         return PlanResult(actions=actions, z_pred=z, cost=self.objective(z, ctx.z_goal))

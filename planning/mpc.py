@@ -17,7 +17,7 @@ import torch
 from einops import rearrange
 from tqdm import tqdm
 
-from planning.base import PlanContext
+from planning.base import GripperLevels, PlanContext
 from planning.observations import (
     action_bounds,
     constant_action_dims,
@@ -67,11 +67,15 @@ class MPC:
         history_frames: observed frames given to the model (1 .. num_hist).
         eef_scale: metres per unit of OSC position action (for the commanded eef path in plots).
         decode_imagined: decode the predicted frames (runs trained with a decoder) for the videos.
+        binary_gripper: the gripper command (last dim of each env action) is open (-1) or close (+1)
+            only, as in the demonstrations: planners search those two values and the MPC executes
+            the sign of whatever a planner returns. A half-closed command grasps nothing.
     """
 
     def __init__(self, planner, model, normalizer, frameskip: int, n_taken_actions: int = 1, max_iter: int = 5,
                  shrink_horizon: bool = True, history_frames: int = 1, eef_scale: float = 0.05,
-                 decode_imagined: bool = False, device: str | torch.device = "cpu", progress: bool = True):
+                 decode_imagined: bool = False, device: str | torch.device = "cpu", progress: bool = True,
+                 binary_gripper: bool = False):
         if n_taken_actions < 1 or max_iter < 1:
             raise ValueError(f"n_taken_actions and max_iter must be >= 1, got {n_taken_actions}, {max_iter}")
         self.planner, self.model, self.normalizer = planner, model, normalizer
@@ -79,6 +83,18 @@ class MPC:
         self.shrink_horizon, self.history_frames = bool(shrink_horizon), max(1, int(history_frames))
         self.eef_scale, self.decode_imagined = float(eef_scale), bool(decode_imagined)
         self.device, self.progress = torch.device(device), progress
+        self.binary_gripper = bool(binary_gripper)
+
+    def _gripper_levels(self, a_dim: int) -> GripperLevels | None:
+        """The normalised open / close values of the gripper dims of a [a_dim * fs] chunk, or None."""
+        if not self.binary_gripper:
+            return None
+        raw = torch.zeros(2, a_dim)
+        raw[:, -1] = torch.tensor([-1.0, 1.0])
+        levels = self.normalizer.normalize_action(raw.tile(self.frameskip)).to(self.device)
+        dims = torch.zeros(a_dim, dtype=torch.bool)
+        dims[-1] = True
+        return GripperLevels(dims=dims.tile(self.frameskip).to(self.device), open=levels[0], close=levels[1])
 
     @property
     def budget_steps(self) -> int:
@@ -130,6 +146,7 @@ class MPC:
         low_n, high_n = action_bounds(self.normalizer, low, high, fs)
         fixed = constant_action_dims(self.normalizer, fs).to(self.device)
         fixed = fixed if bool(fixed.any()) else None
+        gripper = self._gripper_levels(len(low))
         hist_img = [list(h["images"]) + [o["image"]] for h, o in zip(history, start_obs)]
         hist_prop = [list(h["proprios"]) + [o["proprio"]] for h, o in zip(history, start_obs)]
         hist_act = [list(h["actions"]) for h in history]
@@ -150,13 +167,15 @@ class MPC:
                               z_goal=z_goal, horizon=horizon, generators=generators, action_low=low_n.to(self.device),
                               action_high=high_n.to(self.device), init_actions=prev,
                               reference_actions=None if ref is None else ref[:, done:done + horizon],
-                              fixed_dims=fixed, hold_actions=self._hold_actions(last_raw))
+                              fixed_dims=fixed, hold_actions=self._hold_actions(last_raw), gripper=gripper)
             t = time.perf_counter()
             res = self.planner.plan(ctx)
             plan_seconds.append(time.perf_counter() - t)
             raw = self.normalizer.denormalize_action(res.actions).cpu().numpy()  # [B, h, 7 * fs]
             raw = rearrange(raw, "b h (f a) -> b (h f) a", f=fs)
             raw = np.clip(raw, low, high)
+            if self.binary_gripper:
+                raw[..., -1] = np.where(raw[..., -1] > 0, 1.0, -1.0)
             imagined = None
             if self.decode_imagined and res.z_pred is not None and getattr(self.model, "has_decoder", False):
                 imagined = images_to_uint8(self.model.decode(res.z_pred[:, : self.n_taken]))  # [B, n, H, W, 3]

@@ -124,3 +124,37 @@ def test_cem_action_repeat_reduces_the_warm_start_to_step_means():
     res = CEMPlanner(model, LatentGoalObjective(), horizon=H, num_samples=2, topk=1, opt_steps=0, var_scale=0.0,
                      action_repeat=True).plan(ctx)
     torch.testing.assert_close(res.actions[0, 0], torch.tensor([0.4, 0.2, 0.4, 0.2]))
+
+
+def test_cem_binary_gripper_scores_and_returns_only_open_or_close():
+    """With ``ctx.gripper`` every scored candidate and the returned plan hold one of the two normalised
+    gripper values in the gripper dims, and the other dims stay continuous."""
+    from planning.base import GripperLevels
+
+    model = ToyLinearWorldModel(action_dim=A)
+    ctx = toy_context(model, _optimum(2))
+    dims = torch.tensor([False, False, False, True])
+    ctx.gripper = GripperLevels(dims=dims, open=torch.full((A,), -0.7), close=torch.full((A,), 0.9))
+    seen = []
+    real_rollout = model.rollout
+
+    def spy(obs, act):
+        seen.append(act[..., 3].flatten())
+        return real_rollout(obs, act)
+
+    model.rollout = spy
+    res = CEMPlanner(model, LatentGoalObjective(), horizon=H, num_samples=30, topk=5, opt_steps=3).plan(ctx)
+    levels = torch.tensor([-0.7, 0.9])
+    vals = torch.cat(seen[1:])  # [0] is the toy context's own goal rollout
+    assert torch.all((vals[:, None] - levels).abs().min(dim=1).values < 1e-6)
+    final = res.actions[..., 3].flatten()
+    assert torch.all((final[:, None] - levels).abs().min(dim=1).values < 1e-6)
+    assert res.actions[..., :3].unique().numel() > 10
+
+
+def test_gripper_levels_snap_to_the_nearer_level():
+    from planning.base import GripperLevels
+
+    g = GripperLevels(dims=torch.tensor([False, True]), open=torch.tensor([0.0, -1.0]), close=torch.tensor([0.0, 2.0]))
+    x = torch.tensor([[0.3, 0.4], [0.3, 0.6], [-5.0, -3.0]])
+    torch.testing.assert_close(g.snap(x), torch.tensor([[0.3, -1.0], [0.3, 2.0], [-5.0, -1.0]]))

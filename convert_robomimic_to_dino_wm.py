@@ -40,7 +40,7 @@ from datasets.video_io import write_video
 log = logging.getLogger("convert_robomimic_to_dino_wm")
 
 DEFAULT_RENDER_SIZE = 84
-MIN_IMAGE_SIZE = 8
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024  # --image-size bounds (the model reads 224 or less)
 PIX_FMT = "yuv444p"  # full colour resolution: training frames, decoded by ffmpeg (not browsers)
 
 
@@ -78,10 +78,10 @@ def _camera_names(info: SourceInfo, camera: str) -> list[str]:
 
 def _check_output(input_path: Path, output_dir: Path, overwrite: bool) -> None:
     """Refuse an output path that exists (unless --overwrite may replace it) or that holds the input."""
-    if output_dir.resolve() == input_path.parent or output_dir.resolve() in input_path.parents:
-        raise InputError(f"{output_dir}: the output directory holds the input {input_path.name}; "
-                         "choose another --output (replacing it would delete the input)")
     try:
+        if output_dir.resolve() == input_path.parent or output_dir.resolve() in input_path.parents:
+            raise InputError(f"{output_dir}: the output directory holds the input {input_path.name}; "
+                             "choose another --output (replacing it would delete the input)")
         if not (output_dir.exists() or output_dir.is_symlink()):
             return
         if not overwrite:
@@ -92,7 +92,7 @@ def _check_output(input_path: Path, output_dir: Path, overwrite: bool) -> None:
         if any(output_dir.iterdir()) and not (output_dir / META_FILE).is_file():
             raise InputError(f"{output_dir}: is not a converted dataset (no {META_FILE}); --overwrite only "
                              "replaces a converted dataset directory")
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, for Python < 3.13's resolve()
         raise InputError(f"{output_dir}: cannot inspect the output path ({exc})") from None
 
 
@@ -215,8 +215,8 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
     """
     input_path, output_dir = Path(input_path).resolve(), Path(output_dir)
     _check_output(input_path, output_dir, overwrite)
-    if image_size is not None and image_size < MIN_IMAGE_SIZE:
-        raise InputError(f"--image-size must be >= {MIN_IMAGE_SIZE}, got {image_size}")
+    if image_size is not None and not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise InputError(f"--image-size must be in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}], got {image_size}")
     with open_input(input_path) as f:
         info = validate(f, input_path, filter_key)
         from_file, size = _choose_source(info, camera, image_size)

@@ -63,8 +63,9 @@ def check_numeric(ds: h5py.Dataset, label: str, steps: int | None, store: type =
             bad = ~np.isfinite(chunk.astype(store))
             if bad.any():
                 t, d = np.argwhere(bad)[0]
+                value = f"{chunk[t, d]!r}" + (" overflows it" if np.isfinite(chunk[t, d]) else "")
                 raise ValueError(f"'{label}' has a non-finite {np.dtype(store).name} value "
-                                 f"({chunk[t, d]!r}) at step {start + t}, dim {d}")
+                                 f"({value}) at step {start + t}, dim {d}")
     return int(ds.shape[1])
 
 

@@ -79,7 +79,7 @@ def demo_keys(f: h5py.File, path: Path, filter_key: str | None) -> list[str]:
         if mask.dtype.kind not in "SUO" or mask.ndim != 1:
             raise InputError(f"{path}: 'mask/{filter_key}' must be a 1-D list of demo names, got "
                              f"dtype {mask.dtype} shape {mask.shape}")
-        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in mask[()]]
+        keys = [k.decode(errors="replace") if isinstance(k, bytes) else str(k) for k in mask[()]]
         missing = [k for k in keys if not isinstance(data.get(k), h5py.Group)]
         if missing:
             raise InputError(f"{path}: mask/{filter_key} lists {missing[0]}, which is not a demo group in 'data'")
@@ -98,6 +98,8 @@ def _str_list(value: Any) -> bool:
 def _env_kwargs_problem(kw: Any) -> str | None:
     if not isinstance(kw, dict):
         return f"'env_kwargs' is a {type(kw).__name__}, not a JSON object"
+    if kw.get("controller_configs") is not None and not isinstance(kw["controller_configs"], dict):
+        return f"'env_kwargs.controller_configs' must be a JSON object, got {kw['controller_configs']!r}"[:200]
     if "robots" in kw and not _str_list(kw["robots"]):
         return f"'env_kwargs.robots' must be a robot name or a list of names, got {kw['robots']!r}"
     if kw.get("camera_names") is not None and not _str_list(kw["camera_names"]):

@@ -201,6 +201,7 @@ BAD = {
     "nan_actions": (_replace("actions", _nan_at(3, 1), "demo_2"), [], "demo_2: 'actions' has a non-finite"),
     "unknown_camera": (None, ["--camera", "frontview_nope"], "unknown camera 'frontview_nope'"),
     "bad_filter_key": (None, ["--filter-key", "nope"], "mask/nope"),
+    "huge_image_size": (None, ["--image-size", "100000"], "--image-size must be in [8, 1024], got 100000"),
     # the cases of issue 14, in its order
     "1_nan_obs_object": (_replace("obs/object", _nan_at(5, 2)), [], "demo_1: 'obs/object' has a non-finite"),
     "2_action_width_6": (_in_every_demo("actions", lambda a: a[:, :6]),
@@ -254,7 +255,8 @@ def test_bad_input_gives_one_line_exit_2_and_no_output(case, tiny_lift_hdf5, tmp
     edit, extra, message = BAD[case]
     src = _copy_without(tiny_lift_hdf5, tmp_path / "in.hdf5", edit=edit)
     err = _assert_refused(src, extra, message, capsys)
-    assert f"error: {src}: " in err and ("demo_" not in message or f"{src}: {message}" in err)
+    assert message.startswith("--") or f"error: {src}: " in err
+    assert "demo_" not in message or f"{src}: {message}" in err
 
 
 def test_issue_6_truncated_hdf5_is_one_line(tiny_lift_hdf5, tmp_path, capsys):
@@ -289,6 +291,8 @@ def test_output_under_a_regular_file_is_one_line(tiny_lift_hdf5, tmp_path, capsy
     for out in (tmp_path / "afile" / "out", tmp_path / "afile" / "a" / "out"):
         _assert_refused(src, [], "a part of the path is a file, not a directory", capsys, out=out)
     assert (tmp_path / "afile").read_text() == "x"
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    _assert_refused(src, [], "cannot inspect the output path", capsys, out=tmp_path / "loop" / "out")
 
 
 def test_read_only_location_and_full_disk_leave_nothing(tiny_lift_hdf5, tmp_path, capsys, monkeypatch):

@@ -38,7 +38,7 @@ def _check(tmp_path, edit=None, env_name="Lift"):
 BAD = {
     # every numeric array that reaches the dataset must be finite, in the dtype it is stored in
     "nan_action": (_put("actions", 2, 1, np.nan), "'actions' has a non-finite float32 value (nan) at step 2, dim 1"),
-    "action_overflows_float32": (_put("actions", 4, 0, 1e39), "'actions' has a non-finite float32 value"),
+    "action_overflows_float32": (_put("actions", 4, 0, 1e39), "'actions' has a non-finite float32 value (1e+39 overflows it)"),
     "inf_state": (_put("states", 5, 3, -np.inf), "'states' has a non-finite float64 value"),
     "nan_obs_object": (_put("obs/object", 0, 9, np.nan), "'obs/object' has a non-finite"),
     "inf_obs_joint_vel": (_put("obs/robot0_joint_vel", 3, 6, np.inf), "'obs/robot0_joint_vel' has a non-finite"),

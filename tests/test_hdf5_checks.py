@@ -29,7 +29,8 @@ def _env_args(**changes):
     def edit(f):
         args = json.loads(f["data"].attrs["env_args"])
         for key, value in changes.items():
-            (args["env_kwargs"] if key in ("robots", "camera_names", "control_freq") else args)[key] = value
+            in_kwargs = key in ("robots", "camera_names", "control_freq", "controller_configs")
+            (args["env_kwargs"] if in_kwargs else args)[key] = value
         f["data"].attrs["env_args"] = json.dumps(args)
     return edit
 
@@ -80,6 +81,7 @@ BAD_ENV_ARGS = {
     "type_gym": (_env_args(type=2), "only robosuite envs"),
     "robots_int": (_env_args(robots=3), "env_kwargs.robots"),
     "cameras_ints": (_env_args(camera_names=[1, 2]), "env_kwargs.camera_names"),
+    "controller_configs_list": (_env_args(controller_configs=["OSC_POSE"]), "'env_kwargs.controller_configs' must"),
     "control_freq_negative": (_env_args(control_freq=-20), "control_freq"),
     "control_freq_text": (_env_args(control_freq="fast"), "control_freq"),
     "control_freq_inf": (_env_args(control_freq=float("inf")), "control_freq"),
@@ -100,6 +102,7 @@ BAD_MASKS = {
     "numbers": (lambda f: f.__setitem__("mask/x", np.arange(3)), "mask/x", "1-D list of demo names"),
     "twice": (lambda f: f.__setitem__("mask/x", np.array([b"demo_0", b"demo_0"])), "mask/x", "twice"),
     "empty": (lambda f: f.__setitem__("mask/x", np.array([], dtype="S6")), "mask/x", "no demos"),
+    "not_utf8": (lambda f: f.__setitem__("mask/x", np.array([b"demo_\xff"])), "mask/x", "not a demo group"),
 }
 
 

@@ -3,20 +3,24 @@
 
 Accepts files with camera images (``image_v15.hdf5``, the generated demos) and states-only files
 (``demo_v15.hdf5``): for those the frames are rendered by resetting the simulator to every
-recorded state. Streams episode by episode, builds the output in ``DIR.tmp-*`` and renames it at
-the end; the input is opened read-only.
+recorded state. Streams episode by episode, builds the output in a hidden ``.DIR.tmp-*`` beside it
+and renames it at the end (``datasets/atomic_dir.py``); the input is opened read-only.
+
+Before anything is written the input is checked, by the file alone (``datasets/hdf5_checks.py``,
+``datasets/demo_checks.py``) and against the simulator its ``env_args`` name
+(``datasets/env_checks.py``). Any bad input or unwritable output path: one line
+``error: FILE: DEMO: 'KEY' ...`` on stderr, exit code 2, nothing written, the input untouched.
 
     python convert_robomimic_to_dino_wm.py --input demo.hdf5 --output data/lift [--camera agentview]
-        [--image-size 84] [--filter-key train] [--overwrite] [--lossless]
+        [--image-size 84] [--filter-key train] [--overwrite] [--lossless] [--allow-unknown-env]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -24,15 +28,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datasets.episode_source import (
-    detect_object_layout,
-    episode_from_hdf5,
-    episode_from_sim,
-    has_low_dim,
-    model_xml_of,
-)
+from datasets.atomic_dir import atomic_directory
+from datasets.env_checks import check_actions, check_model_files, check_state_width, object_layout, open_env
+from datasets.episode_source import episode_from_hdf5, episode_from_sim, model_xml_of
 from datasets.hdf5_checks import InputError, SourceInfo, open_input, validate
-from datasets.meta import TENSOR_FILES, DatasetMeta, video_path
+from datasets.meta import META_FILE, TENSOR_FILES, DatasetMeta, video_path
 from datasets.model_files import save_model_xml
 from datasets.state_layout import vector_slices
 from datasets.video_io import write_video
@@ -40,6 +40,7 @@ from datasets.video_io import write_video
 log = logging.getLogger("convert_robomimic_to_dino_wm")
 
 DEFAULT_RENDER_SIZE = 84
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024  # --image-size bounds (the model reads 224 or less)
 PIX_FMT = "yuv444p"  # full colour resolution: training frames, decoded by ffmpeg (not browsers)
 
 
@@ -51,27 +52,19 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _build_env(info: SourceInfo, camera: str, image_size: int, render: bool):
-    from envs.robosuite_env import RobosuiteEnv
-
-    try:
-        return RobosuiteEnv(info.env_name, info.env_kwargs, camera_name=camera, image_size=image_size,
-                            render=render)
-    except ValueError as exc:
-        if "camera" in str(exc):
-            raise InputError(f"{info.path}: unknown camera {camera!r} for {info.env_name} ({exc})") from None
-        raise
-
-
 def _choose_source(info: SourceInfo, camera: str, image_size: int | None) -> tuple[bool, int]:
-    """(frames from the file?, output image size); raise InputError for an unknown camera."""
+    """(frames from the file?, output image size); the stored size checked is that of ``camera``."""
     if info.image_cameras:
-        if camera not in info.image_cameras:
+        if camera not in info.image_shapes:
             raise InputError(f"{info.path}: {info.demo_keys[0]}: unknown camera {camera!r}: no "
                              f"'obs/{camera}_image' (cameras in the file: {info.image_cameras})")
-        h, w = info.image_shape[:2]
+        h, w = info.image_shapes[camera]
         if image_size is None and h != w:
-            raise InputError(f"{info.path}: images are {h}x{w}, not square: pass --image-size")
+            raise InputError(f"{info.path}: {info.demo_keys[0]}: 'obs/{camera}_image' frames are {h}x{w}, "
+                             "not square: pass --image-size")
+        if image_size is None and h < MIN_IMAGE_SIZE:
+            raise InputError(f"{info.path}: {info.demo_keys[0]}: 'obs/{camera}_image' frames are {h}x{w}, "
+                             f"smaller than {MIN_IMAGE_SIZE}: pass --image-size")
         return True, int(image_size or h)
     return False, int(image_size or DEFAULT_RENDER_SIZE)
 
@@ -83,123 +76,179 @@ def _camera_names(info: SourceInfo, camera: str) -> list[str]:
     return [camera, *dict.fromkeys(others)]
 
 
-def _write_tensors(out: Path, arrays: dict[str, np.ndarray]) -> None:
-    for key, fname in TENSOR_FILES.items():
-        torch.save(torch.from_numpy(arrays[key]), out / fname)
+def _check_output(input_path: Path, output_dir: Path, overwrite: bool) -> None:
+    """Refuse an output path that exists (unless --overwrite may replace it) or that holds the input."""
+    try:
+        if output_dir.resolve() == input_path.parent or output_dir.resolve() in input_path.parents:
+            raise InputError(f"{output_dir}: the output directory holds the input {input_path.name}; "
+                             "choose another --output (replacing it would delete the input)")
+        if not (output_dir.exists() or output_dir.is_symlink()):
+            return
+        if not overwrite:
+            raise InputError(f"{output_dir}: output directory exists (pass --overwrite to replace it)")
+        if output_dir.is_symlink() or not output_dir.is_dir():
+            raise InputError(f"{output_dir}: exists and is not a directory; --overwrite only replaces a "
+                             "converted dataset directory")
+        if any(output_dir.iterdir()) and not (output_dir / META_FILE).is_file():
+            raise InputError(f"{output_dir}: is not a converted dataset (no {META_FILE}); --overwrite only "
+                             "replaces a converted dataset directory")
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop, for Python < 3.13's resolve()
+        raise InputError(f"{output_dir}: cannot inspect the output path ({exc})") from None
 
 
-def _convert_into(tmp: Path, f, info: SourceInfo, camera: str, image_size: int, from_file: bool,
-                  lossless: bool, progress: bool) -> dict:
+def _make_parents(path: Path) -> list[Path]:
+    """Create the missing parents of ``path``; return those created (outermost first)."""
+    missing = [p for p in reversed(path.parents) if not p.exists()]
+    for p in missing:
+        p.mkdir()
+    return missing
+
+
+def _read_episode(f, info: SourceInfo, i: int, camera: str, size: int, from_file: bool, layout: str,
+                  env) -> dict[str, np.ndarray]:
+    """Episode ``i`` as arrays (frames, vectors, actions, sim states); read errors become InputError."""
+    key = info.demo_keys[i]
+    demo = f["data"][key]
+    try:
+        if from_file:
+            ep = episode_from_hdf5(demo, camera, size, info.env_name, layout, env)
+        else:
+            ep = episode_from_sim(demo, env, info.low_dim, info.env_name, layout)
+        ep["actions"], ep["sim_states"], ep["xml"] = demo["actions"][()], demo["states"][()], model_xml_of(demo)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        raise InputError(f"{info.path}: {key}: cannot read it ({type(exc).__name__}: {exc})") from None
+    for name in ("frames", "state", "proprio", "velocity"):
+        if ep[name].shape[0] != info.lengths[i]:
+            raise InputError(f"{info.path}: {key}: {name} has {ep[name].shape[0]} steps, 'actions' {info.lengths[i]}")
+    return ep
+
+
+def _convert_into(tmp: Path, f, info: SourceInfo, env, camera: str, image_size: int, from_file: bool,
+                  layout: str, lossless: bool, progress: bool) -> dict:
     """Fill ``tmp`` with videos + tensors; return meta fields found on the way."""
     n, t_max = len(info.demo_keys), max(info.lengths)
-    data = f["data"]
-    low_dim = all(has_low_dim(data[k]) for k in info.demo_keys)
-    env = None
-    if not from_file:
-        env = _build_env(info, camera, image_size, render=True)
-    elif not low_dim:  # images in the file, vectors from the simulator
-        env = _build_env(info, camera, image_size, render=False)
-    else:
-        try:
-            env = _build_env(info, camera, image_size, render=False)
-        except InputError:
-            raise
-        except Exception as exc:  # the env only serves the layout check here
-            log.warning("cannot build %s to check obs/object's layout (%s); assuming canonical", info.env_name, exc)
+    arrays: dict[str, np.ndarray] = {
+        "actions": np.zeros((n, t_max, info.action_dim), np.float32),
+        "seq_lengths": np.asarray(info.lengths, dtype=np.int64),
+        "sim_states": np.zeros((n, t_max, info.sim_state_dim), np.float64),
+    }
+    object_dim, model_files = None, []
+    for i in tqdm(range(n), desc="converting", unit="ep", disable=not progress):
+        ep, length = _read_episode(f, info, i, camera, image_size, from_file, layout, env), info.lengths[i]
+        for name, tensor_key in (("state", "states"), ("proprio", "proprios"), ("velocity", "velocities")):
+            if tensor_key not in arrays:
+                arrays[tensor_key] = np.zeros((n, t_max, ep[name].shape[-1]), np.float32)
+            arrays[tensor_key][i, :length] = ep[name]
+        object_dim = ep["state"].shape[-1] - 9
+        arrays["actions"][i, :length] = ep["actions"]
+        arrays["sim_states"][i, :length] = ep["sim_states"]
+        write_video(video_path(tmp, i), ep["frames"], fps=info.control_freq, lossless=lossless, pix_fmt=PIX_FMT)
+        model_files.append(save_model_xml(tmp, ep["xml"]))
+    for key, fname in TENSOR_FILES.items():
+        torch.save(torch.from_numpy(arrays[key]), tmp / fname)
+    return {"object_dim": object_dim, "model_files": model_files, "n_frames": int(sum(info.lengths))}
+
+
+def _write_output(output_dir: Path, fill) -> DatasetMeta:
+    """Build ``output_dir`` atomically with ``fill(tmp) -> DatasetMeta``; filesystem errors become InputError.
+
+    On any failure nothing is left: no output, no temporary directory, no parent created here.
+    """
+    created: list[Path] = []
     try:
-        first = data[info.demo_keys[0]]
-        layout = detect_object_layout(first, info.env_name, env) if low_dim else "canonical"
-        arrays: dict[str, np.ndarray] = {
-            "actions": np.zeros((n, t_max, info.action_dim), np.float32),
-            "seq_lengths": np.asarray(info.lengths, dtype=np.int64),
-            "sim_states": np.zeros((n, t_max, info.sim_state_dim), np.float64),
-        }
-        object_dim, model_files = None, []
-        fps = float(info.env_kwargs.get("control_freq", 20.0))
-        for i, key in enumerate(tqdm(info.demo_keys, desc="converting", unit="ep", disable=not progress)):
-            demo, length = data[key], info.lengths[i]
-            if from_file:
-                ep = episode_from_hdf5(demo, camera, image_size, info.env_name, layout, env)
-            else:
-                ep = episode_from_sim(demo, env, low_dim, info.env_name, layout)
-            for name, tensor_key in (("state", "states"), ("proprio", "proprios"), ("velocity", "velocities")):
-                if ep[name].shape[0] != length:
-                    raise InputError(f"{info.path}: {key}: obs give {ep[name].shape[0]} steps, 'actions' {length}")
-                if tensor_key not in arrays:
-                    arrays[tensor_key] = np.zeros((n, t_max, ep[name].shape[-1]), np.float32)
-                arrays[tensor_key][i, :length] = ep[name]
-            object_dim = ep["state"].shape[-1] - 9
-            arrays["actions"][i, :length] = demo["actions"][()]
-            arrays["sim_states"][i, :length] = demo["states"][()]
-            write_video(video_path(tmp, i), ep["frames"], fps=fps, lossless=lossless, pix_fmt=PIX_FMT)
-            model_files.append(save_model_xml(tmp, model_xml_of(demo)))
-        _write_tensors(tmp, arrays)
-        return {"object_dim": object_dim, "object_layout": layout, "fps": fps, "model_files": model_files,
-                "n_frames": int(sum(info.lengths))}
-    finally:
-        if env is not None:
-            env.close()
+        created = _make_parents(output_dir)
+        with atomic_directory(output_dir) as tmp:
+            meta = fill(tmp)
+            meta.save(tmp)
+        return meta
+    except BaseException as exc:
+        for p in reversed(created):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            raise InputError(f"{output_dir}: cannot create the output: a part of the path is a file, not a "
+                             f"directory ({exc})") from None
+        if isinstance(exc, OSError):
+            raise InputError(f"{output_dir}: cannot write the output ({exc})") from None
+        raise
+
+
+def _meta(info: SourceInfo, camera: str, size: int, found: dict, **fields) -> DatasetMeta:
+    """The dataset's meta.json from the file's facts, what conversion found and the other ``fields``."""
+    state_sl, proprio_sl, vel_sl = vector_slices(info.env_name, found["object_dim"])
+    return DatasetMeta(
+        env_name=info.env_name, env_kwargs=info.env_kwargs, camera_names=_camera_names(info, camera),
+        image_size=size, action_dim=info.action_dim, state_slices=state_sl, proprio_slices=proprio_sl,
+        velocity_slices=vel_sl, sim_state_dim=info.sim_state_dim, n_episodes=len(info.demo_keys),
+        n_frames=found["n_frames"], demo_keys=info.demo_keys, source_path=str(info.path),
+        env_type=info.env_type, control_freq=info.control_freq, fps=info.control_freq,
+        model_files=found["model_files"], **fields,
+    )
+
+
+def _simulator_checks(f, info: SourceInfo, env) -> str:
+    """Check the file against ``env`` (skipped if None); the obs/object layout."""
+    check_model_files(f, info)
+    if env is None:
+        return "canonical"
+    check_actions(f, info, env)
+    check_state_width(info, env)
+    return object_layout(f, info, env)
 
 
 def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agentview",
             image_size: int | None = None, filter_key: str | None = None, overwrite: bool = False,
-            lossless: bool = False, progress: bool = True) -> DatasetMeta:
+            lossless: bool = False, progress: bool = True, allow_unknown_env: bool = False) -> DatasetMeta:
     """Convert ``input_path`` (robomimic hdf5) into the dataset directory ``output_dir``.
 
     Args:
         camera: main camera; frames come from ``obs/<camera>_image`` or are rendered from it.
         image_size: output frame size; default the stored image size, or 84 when rendering.
         filter_key: convert only the demos listed in ``mask/<filter_key>`` (e.g. "train").
-        overwrite: replace an existing ``output_dir``.
+        overwrite: replace an existing ``output_dir`` (only an empty or converted dataset directory).
         lossless: store exact uint8 frames (``.npy``) instead of H.264 mp4.
+        allow_unknown_env: if ``env_args`` names what robosuite does not know (or the env does not
+            build), convert without the simulator checks (see ``datasets/env_checks.py``) instead
+            of refusing; files whose frames or vectors come from the simulator still need it.
     Raises:
-        InputError: bad input (message names file, demo and key); nothing is written then.
+        InputError: bad input or output path (message names file, demo and key); nothing is written then.
     """
-    import robosuite
-
     input_path, output_dir = Path(input_path).resolve(), Path(output_dir)
-    if output_dir.exists() and not overwrite:
-        raise InputError(f"{output_dir}: output directory exists (pass --overwrite to replace it)")
-    if output_dir.resolve() == input_path.parent or output_dir.resolve() in input_path.parents:
-        raise InputError(f"{output_dir}: the output directory holds the input {input_path.name}; "
-                         "choose another --output (replacing it would delete the input)")
-    if image_size is not None and image_size < 8:
-        raise InputError(f"--image-size must be >= 8, got {image_size}")
+    _check_output(input_path, output_dir, overwrite)
+    if image_size is not None and not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise InputError(f"--image-size must be in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}], got {image_size}")
     with open_input(input_path) as f:
         info = validate(f, input_path, filter_key)
         from_file, size = _choose_source(info, camera, image_size)
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output_dir.with_name(f"{output_dir.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        env = open_env(info, camera, size, render=not from_file, needed=not (from_file and info.low_dim),
+                       allow_unknown=allow_unknown_env)
         try:
-            found = _convert_into(tmp, f, info, camera, size, from_file, lossless, progress)
-            state_sl, proprio_sl, vel_sl = vector_slices(info.env_name, found["object_dim"])
-            meta = DatasetMeta(
-                env_name=info.env_name, env_kwargs=info.env_kwargs, camera_names=_camera_names(info, camera),
-                image_size=size, action_dim=info.action_dim, state_slices=state_sl, proprio_slices=proprio_sl,
-                velocity_slices=vel_sl, sim_state_dim=info.sim_state_dim, n_episodes=len(info.demo_keys),
-                n_frames=found["n_frames"], demo_keys=info.demo_keys, source_path=str(input_path),
-                source_sha256=sha256_of(input_path), env_type=info.env_type, filter_key=filter_key,
-                control_freq=found["fps"], fps=found["fps"], lossless=lossless,
-                robosuite_version=robosuite.__version__,
-                model_files=found["model_files"],
-                extra={"frames_source": "hdf5" if from_file else "rendered", "object_layout": found["object_layout"]},
-            )
-            meta.save(tmp)
-            if output_dir.exists():
-                trash = output_dir.with_name(f"{output_dir.name}.old-{os.getpid()}")
-                os.replace(output_dir, trash)
-                os.replace(tmp, output_dir)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                os.replace(tmp, output_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            layout = _simulator_checks(f, info, env)
+            import robosuite
+
+            fields = {"source_sha256": _input_sha256(input_path), "filter_key": filter_key, "lossless": lossless,
+                      "robosuite_version": robosuite.__version__,
+                      "extra": {"frames_source": "hdf5" if from_file else "rendered", "object_layout": layout,
+                                "simulator_checks": "done" if env is not None else "skipped"}}
+
+            def fill(tmp: Path) -> DatasetMeta:
+                found = _convert_into(tmp, f, info, env, camera, size, from_file, layout, lossless, progress)
+                return _meta(info, camera, size, found, **fields)
+
+            meta = _write_output(output_dir, fill)
+        finally:
+            if env is not None:
+                env.close()
     log.info("wrote %d episodes (%d frames, %dx%d %s frames) to %s", meta.n_episodes, meta.n_frames,
              size, size, meta.extra["frames_source"], output_dir)
     return meta
+
+
+def _input_sha256(path: Path) -> str:
+    try:
+        return sha256_of(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the input ({exc})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,13 +262,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--filter-key", default=None, help="convert only the demos in mask/<key> (e.g. train)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--lossless", action="store_true", help="store exact uint8 frames (.npy) instead of mp4")
+    parser.add_argument("--allow-unknown-env", action="store_true",
+                        help="convert even if env_args names an env, robot or controller type this robosuite "
+                             "does not know, or the env does not build: SKIPS the simulator checks (action "
+                             "width and range, state width against the env, obs/object against the simulator); "
+                             "files whose frames or vectors need the simulator still fail")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         meta = convert(args.input, args.output, args.camera, args.image_size, args.filter_key,
-                       args.overwrite, args.lossless)
+                       args.overwrite, args.lossless, allow_unknown_env=args.allow_unknown_env)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)

@@ -56,10 +56,12 @@ def _low_dim_obs(demo: h5py.Group) -> dict[str, np.ndarray]:
     return {k: obs[k][()] for k in keys}
 
 
-def detect_object_layout(demo: h5py.Group, env_name: str, env: RobosuiteEnv | None) -> str:
+def detect_object_layout(demo: h5py.Group, env_name: str, env: RobosuiteEnv | None,
+                         strict: bool = False) -> str:
     """Which order ``obs/object`` is stored in, found by matching the simulator at the first state.
 
-    Returns "canonical" when the env is unavailable or no layout matches (with a warning).
+    Returns "canonical" when the env is unavailable or no layout matches (with a warning; with
+    ``strict`` a ValueError instead: the obs then contradict the recorded states).
     """
     if env is None:
         return "canonical"
@@ -71,8 +73,10 @@ def detect_object_layout(demo: h5py.Group, env_name: str, env: RobosuiteEnv | No
         errors[layout] = float(np.abs(stored[:7] - live[:7]).max())
         if errors[layout] < 1e-3:
             return layout
-    log.warning("obs/object of %s matches no known layout at its first state (max errors %s); "
-                "assuming the canonical order", demo.name, errors)
+    message = f"'obs/object' matches the simulator at its first state in no known layout (max errors {errors})"
+    if strict:
+        raise ValueError(message)
+    log.warning("%s: %s; assuming the canonical order", demo.name, message)
     return "canonical"
 
 

@@ -63,3 +63,46 @@ def make_kwargs(env_kwargs: dict[str, Any], camera_name: str | None, image_size:
                   camera_depths=False)
     kw.pop("camera_segmentations", None)
     return kw
+
+
+def _types_in(cfg: dict[str, Any], where: str):
+    """(where, type) of every ``"type"`` entry below a controller config's top level."""
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            if "type" in value:
+                yield f"{where}.{key}", value["type"]
+            yield from _types_in(value, f"{where}.{key}")
+
+
+def unknown_names(env_name: str, env_kwargs: dict[str, Any]) -> list[str]:
+    """What in a stored ``env_args`` this robosuite install cannot resolve (empty if all is known).
+
+    Checks the env name, the robot names and every controller ``type`` (the composite type at the
+    top of a 1.5 config, the part type of a <= 1.4 config, each body part's and gripper's type).
+    Returns one short phrase per unknown name, e.g. ``"controller type 'FOO' (controller_configs.right)"``.
+    """
+    from robosuite.controllers import ALL_COMPOSITE_CONTROLLERS, ALL_PART_CONTROLLERS
+    from robosuite.environments.base import REGISTERED_ENVS
+    from robosuite.robots import ROBOT_CLASS_MAPPING
+
+    problems = [] if env_name in REGISTERED_ENVS else [f"env name {env_name!r}"]
+    problems += [f"robot {r!r}" for r in robot_names(env_kwargs) if r not in ROBOT_CLASS_MAPPING]
+    cfg = env_kwargs.get("controller_configs")
+    if not cfg:  # no config: the robot's default (see composite_controller_config)
+        return problems
+    if not isinstance(cfg, dict):
+        return [*problems, f"controller_configs of type {type(cfg).__name__} (expected a dict)"]
+    parts = [*ALL_PART_CONTROLLERS, "GRIP"]  # lists: a stored type may be any JSON value
+    top_type = cfg.get("type", "BASIC") if "body_parts" in cfg else cfg.get("type")
+    if top_type not in ([*ALL_COMPOSITE_CONTROLLERS] if "body_parts" in cfg else parts):
+        problems.append(f"controller type {top_type!r} (controller_configs.type)")
+    problems += [f"controller type {t!r} ({where}.type)" for where, t in _types_in(cfg, "controller_configs")
+                 if t not in parts]
+    return problems
+
+
+def controller_summary(env_kwargs: dict[str, Any]) -> str:
+    """The controller ``robosuite.make`` gets, in words, e.g. ``"BASIC (right OSC_POSE, right.gripper GRIP)"``."""
+    cfg = composite_controller_config(env_kwargs.get("controller_configs"), robot_names(env_kwargs)[0])
+    parts = [f"{where[1:]} {t}" for where, t in _types_in(cfg.get("body_parts", {}), "")]
+    return f"{cfg.get('type', 'BASIC')} ({', '.join(parts)})"

@@ -1,13 +1,18 @@
-"""A small synthetic dataset directory in the datasets/meta.py format (for unit tests without robosuite).
+"""Small synthetic data for unit tests without robosuite.
 
-A coloured square moves with the (integrated) actions; the "object" state is its position, so the
-frames, states, proprios and actions are consistent and learnable.
+- :func:`make_dataset`: a dataset directory in the datasets/meta.py format. A coloured square moves
+  with the (integrated) actions; the "object" state is its position, so the frames, states,
+  proprios and actions are consistent and learnable.
+- :func:`make_robomimic_hdf5`: a structurally valid robomimic hdf5 file (random values, a stub
+  model xml), for the converter's file checks (not for a conversion: it fits no simulator).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
@@ -48,4 +53,30 @@ def make_dataset(path: Path, n_episodes: int = 4, t_max: int = 24, size: int = 2
                 proprio_slices=[VectorSlice("eef", 0, 9)], velocity_slices=[VectorSlice("v", 0, 2)],
                 sim_state_dim=5, n_episodes=n_episodes, n_frames=int(sum(lengths)),
                 demo_keys=[f"demo_{i}" for i in range(n_episodes)], source_sha256=f"synthetic{seed}").save(path)
+    return path
+
+
+LOW_DIM_WIDTHS = {"object": 10, "robot0_eef_pos": 3, "robot0_eef_quat": 4, "robot0_gripper_qpos": 2,
+                  "robot0_joint_vel": 7, "robot0_gripper_qvel": 2}
+
+
+def make_robomimic_hdf5(path: Path, n_demos: int = 2, steps: int = 5, image_size: int = 8,
+                        cameras: tuple[str, ...] = ("agentview",), seed: int = 0) -> Path:
+    """A robomimic-layout Lift file: per demo actions [T, 7] in [-1, 1], states [T, 32], low-dim obs,
+    uint8 images [T, S, S, 3] per camera, a ``model_file``; ``mask/train`` lists every demo."""
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["env_args"] = json.dumps({"env_name": "Lift", "type": 1, "env_kwargs": {
+            "robots": ["Panda"], "control_freq": 20, "camera_names": list(cameras)}})
+        for i in range(n_demos):
+            demo = data.create_group(f"demo_{i}")
+            demo.attrs["model_file"] = f"<mujoco model='stub{i}'><worldbody/></mujoco>"
+            demo["actions"] = rng.uniform(-1, 1, (steps, 7))
+            demo["states"] = rng.normal(size=(steps, 32))
+            for key, width in LOW_DIM_WIDTHS.items():
+                demo[f"obs/{key}"] = rng.normal(size=(steps, width))
+            for cam in cameras:
+                demo[f"obs/{cam}_image"] = rng.integers(0, 256, (steps, image_size, image_size, 3), dtype=np.uint8)
+        f["mask/train"] = np.array([f"demo_{i}" for i in range(n_demos)], dtype="S")
     return path

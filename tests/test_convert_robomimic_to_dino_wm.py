@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import h5py
@@ -147,14 +148,45 @@ def _drop(key):
     return edit
 
 
-def _truncate_actions(f):
-    a = f["data/demo_1/actions"][()]
-    del f["data/demo_1/actions"]
-    f["data/demo_1/actions"] = a[:-1]
+def _replace(key, fn, demo="demo_1"):
+    def edit(f):
+        value = fn(f[f"data/{demo}/{key}"][()])
+        del f[f"data/{demo}/{key}"]
+        f[f"data/{demo}/{key}"] = value
+    return edit
 
 
-def _nan_actions(f):
-    f["data/demo_2/actions"][3, 1] = np.nan
+def _in_every_demo(key, fn):
+    def edit(f):
+        for demo in f["data"]:
+            _replace(key, fn, demo)(f)
+    return edit
+
+
+def _nan_at(t, d):
+    def fn(a):
+        a = a.astype(np.float64)
+        a[t, d] = np.nan
+        return a
+    return fn
+
+
+def _env_args(path, value):
+    """Set ``env_args[path]`` (dotted, e.g. ``env_kwargs.controller_configs.type``)."""
+    def edit(f):
+        args = json.loads(f["data"].attrs["env_args"])
+        node, keys = args, path.split(".")
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+        f["data"].attrs["env_args"] = json.dumps(args)
+    return edit
+
+
+def _model_file(xml):
+    def edit(f):
+        f["data/demo_1"].attrs["model_file"] = xml
+    return edit
 
 
 def _no_data(f):
@@ -165,22 +197,141 @@ BAD = {
     "no_data": (_no_data, [], "no 'data' group"),
     "no_actions": (_drop("actions"), [], "demo_1: missing 'actions'"),
     "no_states": (_drop("states"), [], "demo_1: missing 'states'"),
-    "length_mismatch": (_truncate_actions, [], "demo_1: 'actions' has"),
-    "nan_actions": (_nan_actions, [], "demo_2: 'actions' contains NaN"),
+    "length_mismatch": (_replace("actions", lambda a: a[:-1]), [], "demo_1: 'states' has"),
+    "nan_actions": (_replace("actions", _nan_at(3, 1), "demo_2"), [], "demo_2: 'actions' has a non-finite"),
     "unknown_camera": (None, ["--camera", "frontview_nope"], "unknown camera 'frontview_nope'"),
     "bad_filter_key": (None, ["--filter-key", "nope"], "mask/nope"),
+    "huge_image_size": (None, ["--image-size", "100000"], "--image-size must be in [8, 1024], got 100000"),
+    # the cases of issue 14, in its order
+    "1_nan_obs_object": (_replace("obs/object", _nan_at(5, 2)), [], "demo_1: 'obs/object' has a non-finite"),
+    "2_action_width_6": (_in_every_demo("actions", lambda a: a[:, :6]),
+                         [], "demo_0: 'actions' has width 6; Lift with controller BASIC (right OSC_POSE, "
+                         "right.gripper GRIP) takes 7"),
+    "3_unknown_env_name": (_env_args("env_name", "LiftXYZ"), [], "does not know env name 'LiftXYZ'"),
+    "3_unknown_part_controller": (_env_args("env_kwargs.controller_configs.body_parts.right.type", "OSC_FOO"), [],
+                                  "controller type 'OSC_FOO' (controller_configs.body_parts.right.type)"),
+    "3_unknown_top_controller": (_env_args("env_kwargs.controller_configs.type", "FANCY"), [],
+                                 "controller type 'FANCY' (controller_configs.type)"),
+    "4_non_square_main_camera": (_in_every_demo("obs/agentview_image", lambda a: a[:, :, :48]),
+                                 [], "demo_0: 'obs/agentview_image' frames are 64x48, not square"),
+    "5_no_model_file": (lambda f: f["data/demo_1"].attrs.__delitem__("model_file"), [],
+                        "demo_1: no 'model_file' attribute"),
+    "7_float_images": (_replace("obs/agentview_image", lambda a: a.astype(np.float32) / 255), [],
+                       "demo_1: 'obs/agentview_image' has dtype float32; images must be uint8"),
+    "8_model_file_not_xml": (_model_file("<mujoco><worldbody></mujoco>"), [],
+                             "demo_1: attribute 'model_file' is not valid XML"),
+    "8_model_file_does_not_compile": (_model_file("<mujoco><worldbody><geom type='blob'/></worldbody></mujoco>"),
+                                      [], "demo_1: attribute 'model_file' does not load in MuJoCo"),
+    "9_state_width_20": (_in_every_demo("states", lambda a: a[:, :20]),
+                         [], "demo_0: 'states' has width 20, but the flattened state of its 'model_file' has 32"),
+    # more values a file can get wrong
+    "actions_out_of_range": (_replace("actions", lambda a: a * 3), [], "demo_1: 'actions' value"),
+    "obs_object_off_the_recorded_state": (_replace("obs/object", lambda a: a + 0.05), [], "demo_1: 'obs/object' pose"),
+    "unknown_robot": (_env_args("env_kwargs.robots", ["Pandaa"]), [], "robot 'Pandaa'"),
+    "bad_env_kwarg": (_env_args("env_kwargs.no_such_kwarg", 1), [], "cannot build Lift from its env_kwargs"),
 }
+
+
+def _assert_refused(src, args, message, capsys, out=None):
+    """Exit 2, one stderr line with ``message``, nothing written beside ``src`` (or at ``out``), ``src``
+    byte-identical and not touched; returns the line."""
+    from convert_robomimic_to_dino_wm import sha256_of
+
+    before, listing = (sha256_of(src), src.stat().st_mtime_ns), sorted(src.parent.iterdir())
+    out = out or src.parent / "out"
+    out_before = out.exists()
+    capsys.readouterr()
+    assert main(["--input", str(src), "--output", str(out), *args]) == 2
+    lines = [x for x in re.split(r"[\r\n]+", capsys.readouterr().err) if x.strip() and not x.startswith("converting:")]
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("error: "), lines  # a progress bar aside
+    err = lines[0]
+    assert out.exists() == out_before and sorted(src.parent.iterdir()) == listing
+    assert (sha256_of(src), src.stat().st_mtime_ns) == before
+    return err
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_input_gives_one_line_exit_2_and_no_output(case, tiny_lift_hdf5, tmp_path, capsys):
     edit, extra, message = BAD[case]
     src = _copy_without(tiny_lift_hdf5, tmp_path / "in.hdf5", edit=edit)
+    err = _assert_refused(src, extra, message, capsys)
+    assert message.startswith("--") or f"error: {src}: " in err
+    assert "demo_" not in message or f"{src}: {message}" in err
+
+
+def test_issue_6_truncated_hdf5_is_one_line(tiny_lift_hdf5, tmp_path, capsys):
+    src = tmp_path / "in.hdf5"
+    src.write_bytes(tiny_lift_hdf5.read_bytes()[: tiny_lift_hdf5.stat().st_size // 3])
+    _assert_refused(src, [], "cannot open the hdf5 file (truncated or corrupt?)", capsys)
+
+
+def test_the_size_check_reads_the_converted_camera(tiny_lift_hdf5, tmp_path):
+    src = _copy_without(tiny_lift_hdf5, tmp_path / "in.hdf5",
+                        edit=BAD["4_non_square_main_camera"][0])  # agentview 64x48, eye-in-hand 64x64
+    meta = convert(src, tmp_path / "out", camera="robot0_eye_in_hand", filter_key="valid", progress=False)
+    assert meta.image_size == TINY_IMAGE_SIZE and read_video(video_path(tmp_path / "out", 0)).shape[1:3] == (64, 64)
+
+
+def test_allow_unknown_env_converts_without_the_simulator_checks(tiny_lift_hdf5, tmp_path, capsys, caplog):
+    src = _copy_without(tiny_lift_hdf5, tmp_path / "in.hdf5", edit=_env_args("env_name", "LiftXYZ"))
     out = tmp_path / "out"
-    assert main(["--input", str(src), "--output", str(out), *extra]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and message in err and str(src) in err
-    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.hdf5"]
+    assert main(["--input", str(src), "--output", str(out), "--filter-key", "valid", "--allow-unknown-env"]) == 0
+    meta = DatasetMeta.load(out)
+    assert meta.env_name == "LiftXYZ" and meta.extra["simulator_checks"] == "skipped"
+    assert "skipping the checks that need the simulator" in caplog.text and "action width" in caplog.text
+    (tmp_path / "so").mkdir()
+    states_only = _copy_without(src, tmp_path / "so" / "in.hdf5", drop_images=True)  # frames need the simulator
+    _assert_refused(states_only, ["--allow-unknown-env"], "needs the simulator for its frames", capsys)
+
+
+# ---------------------------------------------------------------- output path errors (issue 14 case 10)
+def test_output_under_a_regular_file_is_one_line(tiny_lift_hdf5, tmp_path, capsys):
+    src = _copy_without(tiny_lift_hdf5, tmp_path / "in.hdf5")
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile" / "out", tmp_path / "afile" / "a" / "out"):
+        _assert_refused(src, [], "a part of the path is a file, not a directory", capsys, out=out)
+    assert (tmp_path / "afile").read_text() == "x"
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    _assert_refused(src, [], "cannot inspect the output path", capsys, out=tmp_path / "loop" / "out")
+
+
+def test_read_only_location_and_full_disk_leave_nothing(tiny_lift_hdf5, tmp_path, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    import convert_robomimic_to_dino_wm as conv
+
+    src = _copy_without(tiny_lift_hdf5, tmp_path / "in.hdf5")
+    out = tmp_path / "new" / "deeper" / "out"  # the parents made for it go again on failure
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system", str(out.parent))
+
+    with monkeypatch.context() as m:  # root ignores chmod, so the filesystem's answer is simulated
+        m.setattr(tempfile, "mkdtemp", read_only)
+        _assert_refused(src, [], "cannot write the output ([Errno 30] Read-only file system", capsys, out=out)
+    written = []
+
+    def disk_full(path, *a, **k):
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        written.append(path)
+        conv_write(path, *a, **k)
+
+    conv_write = conv.write_video
+    monkeypatch.setattr(conv, "write_video", disk_full)
+    _assert_refused(src, [], "No space left on device", capsys, out=out)
+    assert written and not (tmp_path / "new").exists()
+
+
+def test_overwrite_replaces_only_a_converted_dataset(tiny_lift_hdf5, tmp_path, capsys):
+    src = _copy_without(tiny_lift_hdf5, tmp_path / "in.hdf5")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    _assert_refused(src, ["--overwrite"], "is not a converted dataset", capsys, out=tmp_path / "notes")
+    (tmp_path / "file").write_text("keep me too")
+    _assert_refused(src, ["--overwrite"], "exists and is not a directory", capsys, out=tmp_path / "file")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
 
 
 def test_not_hdf5_and_existing_dir(tmp_path, capsys, tiny_lift_hdf5):

@@ -81,7 +81,8 @@ def extract_readme(path: Path = ROOT / "README.md") -> list[Command]:
                 lines.append((n, line))
         else:
             for span in re.findall(r"`([^`]+)`", line):
-                if re.match(r"^(python3? \S+\.py|python3? -m |\./\S+\.(sh|py)|accelerate launch \S)", span):
+                if re.match(r"^([A-Z_]+=\S+ )*(python3? \S+\.py|python3? -m |\./\S+\.(sh|py)|accelerate launch .*\.py\b)"
+                            r"|^[A-Z_]+=\$\(", span):
                     cmds.append(parse(span, f"{path.name}:{n}"))
     cmds += [parse(t, f"{path.name}:{n}") for n, t in _join_continuations(lines)]
     return cmds

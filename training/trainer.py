@@ -145,7 +145,8 @@ def train_step(s: Session, batch: dict[str, torch.Tensor], group_size: int, sync
         if clip > 0:
             acc.clip_grad_norm_(s.params, clip)
         s.optimizer.step()
-        s.scheduler.step()
+        if not acc.optimizer_step_was_skipped:  # fp16: the GradScaler skipped a step with inf/NaN gradients
+            s.scheduler.step()
         s.optimizer.zero_grad(set_to_none=True)
         s.step += 1
     return out

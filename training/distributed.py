@@ -36,6 +36,8 @@ def check_shared_run_dir(run_dir: Path, accelerator) -> None:
     marker = Path(run_dir) / f".shared-check-{token[0]}"
     if accelerator.is_main_process:
         marker.parent.mkdir(parents=True, exist_ok=True)
+        for old in marker.parent.glob(".shared-check-*"):  # left by a run killed during this check
+            old.unlink(missing_ok=True)
         marker.write_text("")
     accelerator.wait_for_everyone()
     seen = gather_object([marker.is_file()])

@@ -27,13 +27,15 @@ printed ids are physical (nvidia-smi) indices, or MIG UUIDs for MIG instances, t
 CUDA_DEVICE_ORDER=PCI_BUS_ID; inside the process the chosen GPUs are then cuda:0..n-1.
 
 examples:
+  ./select_best_gpus.py                              # = multi --quiet: every GPU that fits, best first (e.g. 3,1,0)
   ./select_best_gpus.py single                       # table + the best GPU
   export CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=$(./select_best_gpus.py single --quiet)
   ./select_best_gpus.py multi -n 2 --min-free-memory 20 --quiet     # e.g. 3,1
-  ./select_best_gpus.py multi --json                 # every GPU that fits, as JSON
+  ./select_best_gpus.py multi --json                 # every GPU that fits, as JSON (also: --json alone)
 
 status icons: 🟢 score < 20, 🟡 20-50, 🔴 > 50 (colour only on a terminal; NO_COLOR disables it).
-exit status: 0 = GPU(s) chosen; 1 = no NVIDIA driver/GPU, or no GPU fits; 2 = bad arguments.
+exit status: 0 = GPU(s) chosen; 1 = no NVIDIA driver/GPU, no GPU fits, or fewer than -n fit (unless
+--allow-fewer); 2 = bad arguments.
 """
 
 
@@ -78,13 +80,42 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Choose the N best GPUs (default: all that fit), best first.",
                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     multi.add_argument("-n", "--num-gpus", type=int, default=0, metavar="N",
-                       help="how many GPUs (default: 0 = all that fit)")
+                       help="how many GPUs (default: 0 = all that fit); fewer fitting is an error (exit 1)")
+    multi.add_argument("--allow-fewer", action="store_true",
+                       help="with -n N: accept fewer than N fitting GPUs (exit 0, a warning on stderr)")
     return parser
+
+
+def with_default_command(argv: list[str]) -> list[str]:
+    """The spelling of the tool this one replaces: no subcommand means ``multi`` (``--quiet`` unless ``--json``).
+
+    ``BEST_GPUS=$(./select_best_gpus.py)`` printed every fitting GPU as a comma list; so it still does.
+    """
+    if argv and (argv[0] in ("single", "multi") or argv[0] in ("-h", "--help")):
+        return argv
+    if any(a in ("-h", "--help") for a in argv):
+        return ["--help"]
+    quiet = [] if any(a in ("--json", "-q", "--quiet") for a in argv) else ["--quiet"]
+    return ["multi", *quiet, *argv]
+
+
+def _problem(args: argparse.Namespace, query, preset: str | None, view: list, selected: list) -> str | None:
+    """Why nothing can be printed as the choice (exit 1), or None."""
+    if not query.has_gpu:
+        return f"no NVIDIA driver/GPU found ({query.reason}): running on CPU, nothing to select"
+    if not view:
+        return f"CUDA_VISIBLE_DEVICES={preset!r} leaves no GPU visible"
+    if not selected:
+        return f"no GPU has {args.min_free_memory:g} GiB free (of {len(view)} visible)"
+    if len(selected) < args.num_gpus and not getattr(args, "allow_fewer", False):
+        return (f"asked for {args.num_gpus} GPU(s), only {len(selected)} fit (--min-free-memory "
+                f"{args.min_free_memory:g}): pass --allow-fewer to accept fewer")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(with_default_command(sys.argv[1:] if argv is None else list(argv)))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format=f"{PROG}: %(message)s", stream=sys.stderr)
     if args.memory_weight == 0 and args.util_weight == 0:
@@ -99,15 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     ranked = rank_devices(view, args.memory_weight, args.util_weight, args.min_free_memory)
     fitting = [r.device for r in ranked if r.fits]
     selected = fitting if args.num_gpus <= 0 else fitting[:args.num_gpus]
-
-    if not query.has_gpu:
-        problem = f"no NVIDIA driver/GPU found ({query.reason}): running on CPU, nothing to select"
-    elif not view:
-        problem = f"CUDA_VISIBLE_DEVICES={preset!r} leaves no GPU visible"
-    elif not selected:
-        problem = f"no GPU has {args.min_free_memory:g} GiB free (of {len(view)} visible)"
-    else:
-        problem = None
+    problem = _problem(args, query, preset, view, selected)
+    if problem is not None:
+        selected = []  # never hand a launch for N processes fewer GPUs than it asked for
 
     if args.json:
         report = json_report(ranked, selected, backend=query.backend, error=problem, preset=preset,
@@ -128,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     if problem is not None:
         print(f"{PROG}: {problem}", file=sys.stderr)
         return 1
-    if 0 < args.num_gpus and len(selected) < args.num_gpus:
-        print(f"{PROG}: asked for {args.num_gpus} GPU(s), only {len(selected)} fit", file=sys.stderr)
+    if 0 < args.num_gpus and len(selected) < args.num_gpus:  # --allow-fewer
+        print(f"{PROG}: asked for {args.num_gpus} GPU(s), only {len(selected)} fit: "
+              f"using {len(selected)} (--allow-fewer)", file=sys.stderr)
     return 0
 
 

@@ -4,6 +4,7 @@
 #   ./setup_and_prepare.sh                       install only (.venv, CPU torch)
 #   ./setup_and_prepare.sh --demo                + generate the offline Lift demo data and convert it
 #   ./setup_and_prepare.sh --tasks can,lift --dataset-types ph   + download real robomimic data and convert it
+#   ./setup_and_prepare.sh "ph,mh" "can,lift,square"              the same, positional (dataset types, then tasks)
 #   ./setup_and_prepare.sh --test                + run the test suite (what CI runs)
 #   ./setup_and_prepare.sh --cuda                install a CUDA build of torch instead of the CPU one
 #
@@ -13,13 +14,15 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
-DEMO=0; RUN_TESTS=0; CUDA=0; TASKS=""; DTYPES="ph"; DEMO_EPISODES="${DEMO_EPISODES:-24}"
-DATA_ROOT="${DINO_WM_DATA_ROOT:-$ROOT/data}"; PYTEST_ARGS=()
+DEMO=0; RUN_TESTS=0; CUDA=0; DRY_RUN=0; TASKS=""; DTYPES="ph"; DEMO_EPISODES="${DEMO_EPISODES:-24}"
+DATA_ROOT="${DINO_WM_DATA_ROOT:-$ROOT/data}"; PYTEST_ARGS=(); POSITIONAL=(); TASKS_FLAG=0
+KNOWN_TASKS="lift can square transport tool_hang"   # = datasets/download_robomimic.py TASKS
+KNOWN_DTYPES="ph mh mg"                             # = datasets/download_robomimic.py DATASET_TYPES
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 
 usage() {
   cat <<'EOF'
-Usage: ./setup_and_prepare.sh [options]
+Usage: ./setup_and_prepare.sh [options] [DATASET_TYPES [TASKS]]
 
 Installs dino-wm-robomimic into .venv at the repository root (or into the active conda env), then
 optionally prepares data. Every step is skipped when its result already exists.
@@ -28,8 +31,12 @@ Options:
   --demo                 generate the offline demo dataset (scripted Lift demos in robosuite, no
                          network) into data/demo/lift/ and convert it to data/demo/lift/dino_wm
   --demo-episodes N      successful demo episodes to generate (default 24)
-  --tasks LIST           robomimic tasks to download and convert, e.g. can,lift (needs network)
-  --dataset-types LIST   robomimic dataset types for --tasks (default ph)
+  --tasks LIST           robomimic tasks to download and convert, e.g. can,lift (needs network);
+                         known: lift, can, square, transport, tool_hang
+  --dataset-types LIST   robomimic dataset types for --tasks (default ph; known: ph, mh, mg)
+  DATASET_TYPES [TASKS]  the positional form of the two above (the older spelling), e.g.
+                         ./setup_and_prepare.sh "ph,mh" "can,lift,square" (TASKS default: can)
+  --dry-run              check the arguments, print what would be done, change nothing
   --cuda                 install the CUDA build of torch (default: CPU build)
   --test [-- ARGS]       run the test suite after set-up; ARGS after -- go to pytest
   -h, --help             this help
@@ -43,16 +50,54 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --demo) DEMO=1 ;;
     --demo-episodes) DEMO_EPISODES="$2"; shift ;;
-    --tasks) TASKS="$2"; shift ;;
-    --dataset-types) DTYPES="$2"; shift ;;
+    --tasks) TASKS="$2"; TASKS_FLAG=1; shift ;;
+    --dataset-types) DTYPES="$2"; TASKS_FLAG=1; shift ;;
+    --dry-run) DRY_RUN=1 ;;
     --cuda) CUDA=1 ;;
     --test) RUN_TESTS=1 ;;
     --) shift; PYTEST_ARGS=("$@"); break ;;
     -h|--help) usage; exit 0 ;;
-    *) echo "setup_and_prepare.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    -*) echo "setup_and_prepare.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    *) POSITIONAL+=("$1") ;;
   esac
   shift
 done
+
+fail_args() { echo "setup_and_prepare.sh: $* (see --help)" >&2; exit 2; }
+if (( ${#POSITIONAL[@]} > 0 )); then
+  (( ${#POSITIONAL[@]} <= 2 )) || fail_args "at most two positional arguments (DATASET_TYPES, then TASKS, e.g. \"ph,mh\" \"can,lift,square\"), got ${#POSITIONAL[@]}"
+  (( TASKS_FLAG == 0 )) || fail_args "give the dataset types and tasks either positionally or with --dataset-types/--tasks, not both"
+  DTYPES="${POSITIONAL[0]}"; TASKS="${POSITIONAL[1]:-can}"
+fi
+# check_names WHAT LIST KNOWN: lower-case LIST (Square -> square) into REPLY, or stop on an unknown name
+check_names() {
+  local what="$1" list known="$3" name out=()
+  list="$(tr '[:upper:]' '[:lower:]' <<<"$2")"
+  IFS=',' read -ra names <<<"$list"
+  for name in "${names[@]}"; do
+    [[ -z "$name" ]] && continue
+    [[ " $known " == *" $name "* ]] || fail_args "unknown robomimic $what '$name' (known: ${known// /, })"
+    out+=("$name")
+  done
+  (( ${#out[@]} > 0 )) || fail_args "no robomimic $what given"
+  REPLY="$(IFS=','; echo "${out[*]}")"
+}
+if [[ -n "$TASKS" ]]; then
+  check_names task "$TASKS" "$KNOWN_TASKS"; TASKS="$REPLY"
+  check_names "dataset type" "$DTYPES" "$KNOWN_DTYPES"; DTYPES="$REPLY"
+fi
+if [[ "$DRY_RUN" == 1 ]]; then
+  echo "install: $([[ -n "${CONDA_PREFIX:-}" && "${CONDA_DEFAULT_ENV:-base}" != "base" ]] && echo "conda env ${CONDA_DEFAULT_ENV}" || echo .venv), torch $TORCH_VERSION $([[ "$CUDA" == 1 ]] && echo CUDA || echo CPU) build"
+  [[ "$DEMO" == 1 ]] && echo "demo: $DEMO_EPISODES scripted Lift episodes -> $DATA_ROOT/demo/lift/dino_wm"
+  if [[ -n "$TASKS" ]]; then
+    IFS=',' read -ra task_list <<<"$TASKS"; IFS=',' read -ra type_list <<<"$DTYPES"
+    for task in "${task_list[@]}"; do for dtype in "${type_list[@]}"; do
+      echo "robomimic: download $task/$dtype -> $DATA_ROOT/robomimic/$task/$dtype/dino_wm"
+    done; done
+  fi
+  [[ "$RUN_TESTS" == 1 ]] && echo "tests: pytest -q ${PYTEST_ARGS[*]}"
+  exit 0
+fi
 
 LOG_DIR="$ROOT/logs/setup"; mkdir -p "$LOG_DIR"
 say() { printf '\033[1m==>\033[0m %s\n' "$*"; }

@@ -3,6 +3,10 @@
     python train_robomimic_compress.py env=demo_lift [env.data_path=DIR] [debug=true] [key=value ...]
     accelerate launch --config_file conf/accelerate/multi_gpu.yaml train_robomimic_compress.py [overrides]
 
+The precision is ``training.mixed_precision``; ``accelerate launch --mixed_precision=X`` is honoured
+when the config leaves it at ``no`` (a conflicting pair stops with one line). The old spelling
+``model.gradient_checkpointing=true`` sets ``training.grad_checkpointing``.
+
 Outputs go to the Hydra run dir (``outputs/<date>/<time>-<name>`` by default): ``.hydra/config.yaml``,
 ``checkpoints/step_XXXXXXXX/`` + ``checkpoints/latest``, ``normalizer.json``, ``run_info.json``,
 ``logs/train.log`` and wandb files. Rerunning into the same run dir (or ``training.resume=true``)
@@ -51,12 +55,21 @@ def main(cfg: DictConfig) -> None:
         log.error("env.data_path=%s is not a converted dataset directory (no meta.json); convert one with "
                   "convert_robomimic_to_dino_wm.py or run ./setup_and_prepare.sh --demo", data_path)
         sys.exit(2)
+    from training.compat import ConfigConflict, reconcile_launch_settings
+
+    try:  # old spellings (model.gradient_checkpointing) and accelerate launch --mixed_precision
+        reconcile_launch_settings(cfg, HydraConfig.get().overrides.task)
+    except ConfigConflict as e:
+        log.error("%s", e)
+        sys.exit(2)
     _select_gpus(cfg)
+    from training.distributed import NotSharedError
     from training.trainer import RunMismatchError, train
 
     try:
         code = train(cfg, run_dir, data_path)
-    except (FileNotFoundError, RunMismatchError) as e:  # no DINOv2 weights reachable; resuming another run
+    except (FileNotFoundError, RunMismatchError, NotSharedError) as e:
+        # no DINOv2 weights reachable; resuming another run; a run dir or cache not shared by all nodes
         log.error("%s", e)
         sys.exit(2)
     if code:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from datasets.atomic_dir import atomic_directory
 from datasets.meta import DatasetMeta
 from datasets.robomimic_dset import RobomimicEpisodes
+from utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def build_feature_cache(data_path: str | Path, encoder, batch_size: int = 64, de
         out = np.lib.format.open_memmap(tmp / FEATURES, mode="w+", dtype=np.float16,
                                         shape=(expected["n_frames"], encoder.num_patches, encoder.emb_dim))
         row = 0
-        bar = tqdm(total=expected["n_frames"], desc="encoding frames", unit="frame", disable=not progress)
+        bar = progress_bar(total=expected["n_frames"], desc="encoding frames", unit="frame", disable=not progress)
         for i in range(len(episodes)):
             frames = episodes.frames(i)
             for s in range(0, len(frames), batch_size):

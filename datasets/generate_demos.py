@@ -38,12 +38,12 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from tqdm import tqdm
 
 from datasets.scripted_policy import PERTURBATIONS, ScriptedPolicy
 from datasets.state_layout import object_vector
 from envs.controller_config import composite_controller_config
 from envs.robosuite_env import RobosuiteEnv
+from utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
                        image_size=image_size, render=bool(cameras))
     policy = ScriptedPolicy(task, goal_pos=np.zeros(3), rng=rng)
     t0 = time.perf_counter()
-    bar = tqdm(total=n_episodes, desc=f"{task} demos", unit="ep", disable=not progress)
+    bar = progress_bar(total=n_episodes, desc=f"{task} demos", unit="ep", disable=not progress)
     try:
         with h5py.File(tmp, "w") as f:
             data = f.create_group("data")

@@ -76,7 +76,12 @@ def apply_selection(chosen: Sequence[GpuSnapshot], view: Sequence[GpuSnapshot],
         logger.warning("MUJOCO_EGL_DEVICE_ID=%s did not match the chosen GPU: set to %s", previous, egl)
     env["MUJOCO_EGL_DEVICE_ID"] = egl
     cvd = env.get("CUDA_VISIBLE_DEVICES", "")
-    if cvd and egl not in cvd:  # robosuite asserts `MUJOCO_EGL_DEVICE_ID in CUDA_VISIBLE_DEVICES`
-        logger.warning("CUDA_VISIBLE_DEVICES=%r does not contain MUJOCO_EGL_DEVICE_ID=%s (MIG UUIDs): "
-                       "robosuite's EGL renderer will refuse it; render with MUJOCO_GL=osmesa", cvd, egl)
+    if cvd and not egl_device_listed(egl, cvd):
+        logger.warning("MUJOCO_EGL_DEVICE_ID=%s is not one of the entries of CUDA_VISIBLE_DEVICES=%r (UUIDs or "
+                       "MIG UUIDs): robosuite's EGL renderer asserts it is; render with MUJOCO_GL=osmesa", egl, cvd)
     return ordinals
+
+
+def egl_device_listed(egl: str, cuda_visible_devices: str) -> bool:
+    """True when ``egl`` is one of the comma-separated entries (``"1"`` is not listed in ``"10,11"``)."""
+    return egl in [e.strip() for e in cuda_visible_devices.split(",")]

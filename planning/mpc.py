@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from einops import rearrange
-from tqdm import tqdm
 
 from planning.base import GripperLevels, PlanContext
 from planning.observations import (
@@ -25,6 +24,7 @@ from planning.observations import (
     precompute_features,
     to_model_obs,
 )
+from utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class MPC:
         ref = None if reference_actions is None else self.normalizer.normalize_action(
             torch.as_tensor(reference_actions, dtype=torch.float32, device=self.device))
         prev, plan_seconds, done = None, [], 0
-        bar = tqdm(range(self.max_iter), desc=f"MPC {getattr(self.planner, 'name', 'plan')}", disable=not self.progress)
+        bar = progress(range(self.max_iter), desc=f"MPC {getattr(self.planner, 'name', 'plan')}", disable=not self.progress)
         for _ in bar:
             left = self.budget_steps - done
             horizon = min(self.planner.horizon, left) if self.shrink_horizon else self.planner.horizon

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from datasets.video_io import write_video
 from planning.evaluator import evaluate_batch, seed_simulation
 from planning.outputs import LOGS_FILE, SUMMARY_FILE, episode_frames, summarize, write_json
 from planning.plots import plot_eef_paths, plot_success
+from utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def run_batches(make_env, model, normalizer, data, specs, mpc, settings, device,
     """
     size = int(batch_size or len(specs)) or 1
     records, traces, goals = [], [], []
-    bar = tqdm(total=len(specs), desc="episodes", disable=not progress)
+    bar = progress_bar(total=len(specs), desc="episodes", disable=not progress)
     for start in range(0, len(specs), size):
         batch = specs[start:start + size]
         envs = []

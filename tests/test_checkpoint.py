@@ -109,3 +109,89 @@ def test_load_refuses_other_encoder_weights_and_uses_the_run_config(tmp_path):
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
     with pytest.raises(RuntimeError, match="encoder weights hash"):
         load_world_model(tmp_path)
+
+
+def test_files_and_directories_are_fsynced_before_latest_moves(tmp_path, monkeypatch):
+    import os
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(a, b):
+        events.append(("replace", str(b)))
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    final = save_checkpoint(tmp_path, 7, {"w": torch.ones(2)}, {"x": torch.zeros(1)}, {"epoch": 1}, {})
+    root = str(tmp_path / "checkpoints")
+    latest_at = events.index(("replace", f"{root}/latest"))
+    before = [p for kind, p in events[:latest_at] if kind == "fsync"]
+    assert {os.path.basename(p) for p in before} >= {"model.safetensors", "optim.pt", "train_state.json"}
+    assert root in before  # the step directory's rename is on disk before latest names it
+    rename_at = events.index(("replace", str(final)))
+    assert any(".step_00000007.tmp-" in p for kind, p in events[:rename_at] if kind == "fsync")  # the dir itself
+    assert events[-1] == ("fsync", root)  # and the latest swap
+
+
+def test_stale_temp_dirs_of_a_killed_write_are_cleaned_up(tmp_path, caplog):
+    from training.checkpoint import remove_stale_temps
+
+    root = tmp_path / "checkpoints"
+    good = save_checkpoint(tmp_path, 1, {"w": torch.ones(1)}, {}, {"epoch": 1}, {})
+    (root / ".step_00000002.tmp-abc123").mkdir()          # killed while writing step 2
+    (root / ".step_00000002.tmp-def456").mkdir()
+    (root / ".step_00000002.tmp-def456" / "optim.pt").write_bytes(b"partial")
+    (root / ".latest.tmp4242").symlink_to("step_00000001")  # killed between symlink and replace
+    moved = root / ".step_00000003.old-77"                  # killed between the two renames of a re-write
+    save_checkpoint(tmp_path, 3, {"w": torch.ones(1)}, {}, {"epoch": 3}, {}).rename(moved)
+    (root / ".step_00000001.old-78").mkdir()                 # the new step_00000001 was already in place
+    other = tmp_path / "other_run" / "checkpoints" / ".step_00000005.tmp-x"
+    other.mkdir(parents=True)
+    done = remove_stale_temps(tmp_path)
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step_00000001", "step_00000003"]
+    assert "restored step_00000003" in done and len(done) == 5
+    assert load_model_file(root / "step_00000003")[0]["w"].tolist() == [1.0]
+    assert latest_checkpoint(tmp_path) == root / "step_00000003" and good.is_dir()  # latest names it again
+    assert other.is_dir()  # other run dirs are not touched
+    assert remove_stale_temps(tmp_path) == []
+
+
+def test_restore_gives_the_scaler_and_each_rank_its_own_state(tmp_path):
+    """An fp16 run's GradScaler state and every rank's RNG come back from the checkpoint."""
+    from types import SimpleNamespace
+
+    from training.resume import restore
+
+    cfg = OmegaConf.create(CFG)
+    torch.manual_seed(0)
+    model = build_world_model(cfg, proprio_dim=5, state_dim=6)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=3)
+    scaler._lazy_init_scale_growth_tracker(torch.device("cpu"))
+    scaler.update(new_scale=123.0)
+    states = {}
+    for rank in (0, 1):
+        torch.manual_seed(100 + rank)
+        states[str(rank)] = rng_state()
+    save_checkpoint(tmp_path, 4, model.trainable_state_dict(),
+                    {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict()},
+                    {"epoch": 2, "rng": states, "wandb_run_id": "abc"}, encoder_metadata(model))
+    fresh = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    acc = SimpleNamespace(scaler=fresh, process_index=1)
+    got = restore(latest_checkpoint(tmp_path), model, opt, sched, acc)
+    assert (got.epoch, got.step, got.wandb_run_id) == (2, 4, "abc")
+    assert fresh.get_scale() == 123.0 and fresh.state_dict()["growth_interval"] == 3
+    after_restore = torch.rand(3)
+    torch.manual_seed(101)
+    torch.testing.assert_close(after_restore, torch.rand(3))  # rank 1's stream, not rank 0's
+    acc = SimpleNamespace(scaler=None, process_index=2)  # a rank the run did not have: rank 0's state
+    restore(latest_checkpoint(tmp_path), model, opt, sched, acc)
+    after_restore = torch.rand(3)
+    torch.manual_seed(100)
+    torch.testing.assert_close(after_restore, torch.rand(3))

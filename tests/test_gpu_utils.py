@@ -242,6 +242,22 @@ def test_apply_selection_edits_only_the_given_environ():
     assert apply_selection([], view, environ) == []
 
 
+def test_egl_device_is_matched_as_an_entry_not_a_substring(caplog):
+    """GPU 1 chosen while CUDA was already initialised with a view "10,GPU-..": "1" is in the text, not the list."""
+    ten, one = gpu(10), gpu(1)
+    environ = {"CUDA_VISIBLE_DEVICES": f"10,{one.uuid}"}
+    with caplog.at_level(logging.WARNING, logger="gpu_utils"):
+        assert apply_selection([one], [ten, one], environ, cuda_already_initialized=True) == [1]
+    assert environ["MUJOCO_EGL_DEVICE_ID"] == "1"
+    assert "MUJOCO_EGL_DEVICE_ID=1 is not one of the entries" in caplog.text
+    caplog.clear()
+    environ = {"CUDA_VISIBLE_DEVICES": "10,1"}
+    with caplog.at_level(logging.WARNING, logger="gpu_utils"):
+        apply_selection([one], [ten, one], environ, cuda_already_initialized=True)
+    assert "not one of the entries" not in caplog.text
+    assert not gpu_utils.apply.egl_device_listed("1", "10,11") and gpu_utils.apply.egl_device_listed("1", "10, 1")
+
+
 
 def test_ranks_of_a_distributed_launch_do_not_choose(env, caplog):
     env.setenv("LOCAL_RANK", "1")

@@ -117,12 +117,31 @@ def test_nothing_fits_exits_1_with_one_line(fake_gpus, capsys):
     assert code == 1 and json.loads(out)["selected"] == []
 
 
-def test_fewer_than_asked_still_succeeds_with_a_warning(fake_gpus, capsys):
+def test_fewer_than_asked_exits_1_and_prints_no_ids_unless_allowed(fake_gpus, capsys):
+    # CUDA_VISIBLE_DEVICES=$(... multi -n 3 -q) must not feed a 3-process launch two GPUs
     code, out, err = run_main(capsys, "multi", "-n", "3", "-q", "--min-free-memory", "60")
-    assert (code, out) == (0, "3,1\n") and "only 2 fit" in err
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "asked for 3 GPU(s), only 2 fit" in err and "--allow-fewer" in err
+    code, out, _ = run_main(capsys, "multi", "-n", "3", "--json", "--min-free-memory", "60")
+    report = json.loads(out)
+    assert code == 1 and report["selected"] == [] and "only 2 fit" in report["error"]
+    code, out, err = run_main(capsys, "multi", "-n", "3", "-q", "--min-free-memory", "60", "--allow-fewer")
+    assert (code, out) == (0, "3,1\n") and "only 2 fit: using 2 (--allow-fewer)" in err
 
 
-@pytest.mark.parametrize("argv", [["single", "--memory-weight", "-1"], ["multi", "-n", "x"], [],
+def test_the_old_spellings_still_work(fake_gpus, capsys):
+    """No subcommand = multi-GPU selection as a comma list (BEST_GPUS=$(./select_best_gpus.py)); --json alone too."""
+    assert run_main(capsys) == (0, "3,1,2,0\n", "")
+    assert run_main(capsys, "--min-free-memory", "60") == (0, "3,1\n", "")
+    assert run_main(capsys, "-n", "2") == (0, "3,1\n", "")
+    code, out, _ = run_main(capsys, "--json")
+    assert code == 0 and json.loads(out)["selected"] == ["3", "1", "2", "0"]
+    # ./select_best_gpus.py single --memory-weight 0.8 --util-weight 0.2 (memory first: 3 (4 GiB) beats 1 (8 GiB))
+    code, out, _ = run_main(capsys, "single", "--memory-weight", "0.8", "--util-weight", "0.2")
+    assert code == 0 and out.splitlines()[-1].startswith("selected: 3 ")
+
+
+@pytest.mark.parametrize("argv", [["single", "--memory-weight", "-1"], ["multi", "-n", "x"], ["bogus"],
                                   ["single", "--util-weight", "nan"], ["multi", "-n", "-2"],
                                   ["single", "--memory-weight", "0", "--util-weight", "0"],
                                   ["single", "-q", "--json"]])
@@ -143,6 +162,7 @@ def _cli(*args):
 def test_cli_on_this_machine_without_gpu_says_so_in_one_line_and_exits_1():
     for args, stdout_check in ((["single"], lambda o: o == ""),
                                (["single", "--quiet"], lambda o: o == ""),
+                               ([], lambda o: o == ""),  # the old spelling: BEST_GPUS=$(./select_best_gpus.py)
                                (["multi", "--json"], lambda o: json.loads(o)["devices"] == [])):
         proc = _cli(*args)
         assert proc.returncode == 1, proc

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,6 +101,9 @@ def test_two_process_cpu_accelerate_launch(syn, tmp_path):
     assert proc.returncode == 0, out[-4000:]
     assert out.count("training finished") >= 1 and "multi-process" in out
     assert (tmp_path / "ddp" / "checkpoints" / "latest" / "model.safetensors").is_file()
+    st = load_train_state(latest_checkpoint(tmp_path / "ddp"))
+    assert sorted(st["rng"]) == ["0", "1"]  # each rank's own RNG state, restored by that rank on resume
+    assert not list((tmp_path / "ddp").glob(".shared-check-*"))  # the shared-run-dir probe is cleaned up
 
 
 def test_tiny_trained_run_loads(tiny_trained_run):
@@ -148,3 +153,43 @@ def test_no_reachable_dinov2_weights_is_one_clear_error(syn, tmp_path):
     assert proc.returncode == 2
     assert "encoder.weights_path" in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
     assert latest_checkpoint(tmp_path / "run") is None
+
+
+def _batches_per_epoch(log: str, epoch: int) -> int:
+    m = re.search(rf"epoch {epoch}/\d+: (\d+)/(\d+) batch \(100%\)", log)
+    assert m, log[-3000:]
+    return int(m.group(2))
+
+
+def test_grad_accum_steps_the_last_short_group_at_the_epoch_end(syn, tmp_path):
+    """4 micro-batches per optimizer step: an epoch of N batches makes ceil(N / 4) steps, nothing carries over."""
+    proc = train(syn, tmp_path / "run", "training.epochs=2", "training.grad_accum=4", "training.log_every=1")
+    log = proc.stdout + proc.stderr
+    n = _batches_per_epoch(log, 1)
+    assert n % 4, f"{n} batches per epoch: pick a grad_accum that leaves a remainder"
+    per_epoch = -(-n // 4)
+    assert f"epoch 1/2: step {per_epoch}," in log
+    assert load_train_state(latest_checkpoint(tmp_path / "run"))["step"] == 2 * per_epoch
+    assert "\r" not in proc.stderr  # progress in a log file: plain lines, no tqdm redraws
+
+
+def test_the_launchers_precision_and_the_old_gradient_checkpointing_spelling(syn, tmp_path):
+    acc = str(Path(sys.executable).parent / "accelerate")
+    proc = train(syn, tmp_path / "fp16", "debug=true", "model.gradient_checkpointing=true",
+                 launcher=[acc, "launch", "--cpu", "--mixed_precision=fp16", "--num_processes", "1",
+                           "--num_machines", "1", "--dynamo_backend", "no"])
+    assert "mixed precision fp16 from accelerate launch" in proc.stdout + proc.stderr
+    cfg = json.loads((tmp_path / "fp16" / "run_info.json").read_text())["config"]
+    assert cfg["training"]["mixed_precision"] == "fp16" and cfg["training"]["grad_checkpointing"] is True
+    assert cfg["model"]["gradient_checkpointing"] is None
+    # what `accelerate launch --mixed_precision=fp16 ... training.mixed_precision=bf16` hands the script
+    env = {**os.environ, "ACCELERATE_MIXED_PRECISION": "fp16", "WANDB_MODE": "disabled"}
+    cmd = [sys.executable, "train_robomimic_compress.py", "env=demo_lift", f"env.data_path={syn}",
+           f"hydra.run.dir={tmp_path / 'bf16'}", *TINY, "training.mixed_precision=bf16"]
+    bad = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    errors = [line for line in (bad.stdout + bad.stderr).splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        "accelerate launch --mixed_precision=fp16 conflicts with training.mixed_precision=bf16: "
+        "give one of them (or the same value to both)")
+    assert latest_checkpoint(tmp_path / "bf16") is None

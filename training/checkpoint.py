@@ -1,16 +1,24 @@
 """Atomic training checkpoints: ``RUN/checkpoints/step_XXXXXXXX/{model.safetensors, optim.pt, train_state.json}``.
 
-A checkpoint is written into a temporary directory next to its final name and renamed; then the
-``latest`` pointer (a relative symlink, replaced atomically with os.replace) moves to it. A
-crash at any point leaves the previous complete checkpoint and pointer intact.
+A checkpoint is written into a temporary directory next to its final name, its files and the
+directory are fsynced, it is renamed, and the parent directory is fsynced before the ``latest``
+pointer (a relative symlink, replaced atomically with os.replace) moves to it; so after a crash or a
+power cut ``latest`` never names a checkpoint whose data is not on disk. A crash at any point leaves
+the previous complete checkpoint and pointer intact; the temporary directories a kill leaves behind
+are removed by :func:`remove_stale_temps` when the run starts again.
+
+``optim.pt`` holds the optimizer, the LR scheduler and (fp16 runs) the GradScaler state;
+``train_state.json`` holds each rank's RNG state under its rank number.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from datasets.atomic_dir import atomic_directory
 
+log = logging.getLogger(__name__)
 CKPT_DIR = "checkpoints"
 LATEST = "latest"
 MODEL_FILE = "model.safetensors"
@@ -68,8 +77,25 @@ def save_checkpoint(run_dir: str | Path, step: int, model_state: dict[str, torch
                   metadata={k: str(v) for k, v in metadata.items()})
         torch.save(optim_state, tmp / OPTIM_FILE)
         (tmp / STATE_FILE).write_text(json.dumps({**train_state, "step": step}, indent=1))
+        for name in (MODEL_FILE, OPTIM_FILE, STATE_FILE):
+            fsync_path(tmp / name)
+        fsync_path(tmp)
+    fsync_path(root)  # the rename of the step directory is durable before latest points at it
     _point_latest(root, final.name)
+    fsync_path(root)
     return final
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory (its entries); directories that cannot be opened are skipped."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    except OSError:  # e.g. directories on filesystems that refuse O_RDONLY opens
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _point_latest(root: Path, name: str) -> None:
@@ -79,6 +105,46 @@ def _point_latest(root: Path, name: str) -> None:
         tmp.unlink()
     os.symlink(name, tmp, target_is_directory=True)
     os.replace(tmp, root / LATEST)
+
+
+def remove_stale_temps(run_dir: str | Path) -> list[str]:
+    """Clean up after a killed checkpoint write in ``run_dir/checkpoints``; returns what was done.
+
+    Removes ``.step_*.tmp-*`` directories and ``.latest.tmp*`` links (unfinished writes). A
+    ``.step_X.old-*`` directory (a re-written step moved aside) is removed when ``step_X`` exists,
+    else renamed back to ``step_X``. Call it only while no process of this run writes checkpoints.
+    """
+    root = Path(run_dir) / CKPT_DIR
+    if not root.is_dir():
+        return []
+    done = []
+    for p in sorted(root.iterdir()):
+        if (p.name.startswith(".step_") and ".tmp-" in p.name) or p.name.startswith(f".{LATEST}.tmp"):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            done.append(f"removed {p.name}")
+        elif p.name.startswith(".step_") and ".old-" in p.name:
+            final = root / p.name[1:].split(".old-")[0]
+            if final.exists():
+                shutil.rmtree(p)
+                done.append(f"removed {p.name}")
+            else:
+                os.replace(p, final)
+                done.append(f"restored {final.name}")
+    if done:
+        log.warning("checkpoints of %s after an interrupted write: %s", run_dir, "; ".join(done))
+    return done
+
+
+def rank_rng_state(states: dict[str, Any], rank: int) -> dict[str, Any]:
+    """This rank's saved RNG state; rank 0's (with a warning) when the run was saved with fewer ranks."""
+    if str(rank) in states:
+        return states[str(rank)]
+    log.warning("the checkpoint holds RNG states for ranks %s only (saved with fewer processes): rank %d "
+                "continues from rank 0's", ",".join(sorted(states, key=int)), rank)
+    return states["0"]
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:

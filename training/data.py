@@ -12,9 +12,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from datasets.feature_cache import build_feature_cache, load_feature_cache
 from datasets.normalizer import Normalizer
 from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset, split_episodes
+from training.distributed import node_feature_cache
 
 log = logging.getLogger(__name__)
 RUN_INFO = "run_info.json"
@@ -56,11 +56,7 @@ def prepare_data(cfg: Any, data_path: Path, run_dir: Path, encoder, accelerator,
             normalizer.save(run_dir)
     features = offsets = None
     if cfg.encoder.cache:
-        with accelerator.main_process_first():
-            if accelerator.is_main_process:
-                build_feature_cache(data_path, encoder, device=accelerator.device,
-                                    progress=accelerator.is_local_main_process)
-            features, offsets = load_feature_cache(data_path, encoder)
+        features, offsets = node_feature_cache(data_path, encoder, accelerator)
     else:
         log.info("encoder.cache=false: training re-encodes the frames with the frozen encoder at every step")
     with_visual = bool(cfg.model.decoder)
@@ -82,6 +78,19 @@ def epoch_loader(ds, batch_size: int, seed: int, epoch: int, rank: int, world: i
     per_rank = max(1, n // world) if n >= world else 1
     idx = order.repeat((world * per_rank) // n + 1)[: world * per_rank]
     mine = idx[rank::world].tolist()
+    if max_batches is not None:
+        mine = mine[: max_batches * batch_size]
+    return DataLoader(Subset(ds, mine), batch_size=batch_size, shuffle=False, num_workers=num_workers)
+
+
+def validation_loader(ds, batch_size: int, rank: int, world: int, num_workers: int,
+                      max_batches: int | None = None) -> DataLoader:
+    """This rank's share of the validation windows: every window once over all ranks, whatever ``world``.
+
+    Ranks may hold one window more than others (no padding, nothing dropped); ``validate`` sums
+    per-rank totals, so the metrics do not depend on the number of processes.
+    """
+    mine = list(range(rank, len(ds), world))
     if max_batches is not None:
         mine = mine[: max_batches * batch_size]
     return DataLoader(Subset(ds, mine), batch_size=batch_size, shuffle=False, num_workers=num_workers)

@@ -1,74 +1,71 @@
-"""The training loop: Accelerator from the config, epochs over cached features, validation, checkpoints."""
+"""The training loop: Accelerator from the config, epochs over cached features, validation, checkpoints.
+
+``train`` = :func:`setup` (resume point, data, model, optimizer, wandb), then per epoch
+:func:`run_epoch` and :func:`end_of_epoch` (validation, checkpoint). Gradient accumulation is done here,
+not by Accelerate: a group of ``grad_accum`` micro-batches makes one optimizer step, and the last,
+shorter group of an epoch is stepped at the epoch end (its gradient is the mean over the group), so
+nothing carries into the next epoch.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from omegaconf import OmegaConf
-from tqdm import tqdm
 
 from models.factory import build_encoder, build_world_model
 from models.visual_world_model import VWorldModel
-from training.checkpoint import (
-    latest_checkpoint,
-    load_model_file,
-    load_optim_file,
-    load_train_state,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from training.data import epoch_loader, load_run_info, prepare_data, write_run_info
-from training.run_config import changed_model_keys, frozen_config, same_path
-from training.wandb_setup import init_wandb
+from training.checkpoint import latest_checkpoint, save_checkpoint
+from training.data import TrainData, epoch_loader, prepare_data, validation_loader, write_run_info
+from training.distributed import check_shared_run_dir, gather_rng_states
+from training.resume import Restored, RunMismatchError, find_resume_point, restore
+from training.run_config import frozen_config
+from training.wandb_setup import StepLog, init_wandb
+from utils.progress import progress
 
 log = logging.getLogger(__name__)
 
 NONFINITE_EXIT = 3
 DEBUG_TRAIN_BATCHES, DEBUG_VAL_BATCHES = 8, 4
+__all__ = ["RunMismatchError", "NonFiniteLoss", "train", "encoder_metadata", "validate"]
 
 
 class NonFiniteLoss(RuntimeError):
     pass
 
 
-class RunMismatchError(RuntimeError):
-    """The run dir's checkpoint does not belong to this config (other encoder weights or model shape)."""
+@dataclass
+class Session:
+    """Everything one training run holds between epochs."""
+
+    cfg: Any
+    run_dir: Path
+    accelerator: Accelerator
+    data: TrainData
+    model: Any            # the prepared (possibly DDP-wrapped) model
+    raw: VWorldModel      # the same model unwrapped
+    params: list[torch.nn.Parameter]
+    optimizer: Any
+    scheduler: Any
+    epochs: int
+    start_epoch: int
+    step: int
+    wandb_id: str | None = None
+    wandb: StepLog | None = None
 
 
 def build_accelerator(cfg: Any) -> Accelerator:
-    t = cfg.training
-    return Accelerator(mixed_precision=str(t.mixed_precision), gradient_accumulation_steps=int(t.grad_accum),
-                       cpu=not torch.cuda.is_available())
-
-
-def load_trainable(model: VWorldModel, sd: dict[str, torch.Tensor]) -> None:
-    """Load every trainable tensor strictly (the frozen encoder is not in checkpoints)."""
-    missing, unexpected = model.load_state_dict(sd, strict=False)
-    missing = [k for k in missing if not k.startswith("encoder.")]
-    if missing or unexpected:
-        raise RunMismatchError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-
-
-def check_resume_matches(run_dir: Path, cfg: Any, data_path: Path) -> None:
-    """Resuming must keep the model and its data: raise RunMismatchError naming what changed."""
-    info = load_run_info(run_dir)
-    if info is None:
-        return
-    if "dataset_path" in info and not same_path(info["dataset_path"], data_path):
-        raise RunMismatchError(f"this run trained on {info['dataset_path']}, not {data_path}: "
-                               "resume with the same env.data_path, or use another hydra.run.dir")
-    changed = changed_model_keys(info.get("config", {}), frozen_config(cfg)) if "config" in info else []
-    if changed:
-        raise RunMismatchError(f"resuming {run_dir} with a different model/data config ({', '.join(changed[:6])}): "
-                               "only training.*, wandb.*, gpu settings and debug may change; use another hydra.run.dir")
+    """Precision from the Hydra config; accumulation is done by the loop (see the module docstring)."""
+    return Accelerator(mixed_precision=str(cfg.training.mixed_precision), cpu=not torch.cuda.is_available())
 
 
 def encoder_metadata(model: VWorldModel) -> dict[str, str]:
@@ -82,166 +79,206 @@ def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def setup(cfg: Any, run_dir: Path, data_path: Path, accelerator: Accelerator) -> Session:
+    """Resume point, data, model, optimizer and scheduler (restored when resuming), prepared for training."""
+    t = cfg.training
+    check_shared_run_dir(run_dir, accelerator)
+    ckpt = find_resume_point(run_dir, cfg, data_path, accelerator)
+    set_seed(int(t.seed))
+    encoder = build_encoder(cfg)
+    data = prepare_data(cfg, data_path, run_dir, encoder, accelerator, ckpt is not None)
+    dims = {"proprio_dim": data.episodes.meta.proprio_dim, "state_dim": data.episodes.meta.state_dim,
+            "action_dim": data.episodes.meta.action_dim}
+    model = build_world_model(cfg, dims["proprio_dim"], dims["state_dim"], dims["action_dim"], encoder=encoder)
+    if accelerator.is_main_process and ckpt is None:
+        write_run_info(run_dir, {"dataset_path": str(data_path), "split": data.split, "dims": dims,
+                                 "encoder": encoder_metadata(model), "config": frozen_config(cfg)})
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=float(t.lr), weight_decay=float(t.weight_decay))
+    warmup = int(t.warmup_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup)))
+    start = restore(ckpt, model, optimizer, scheduler, accelerator) if ckpt is not None else Restored()
+    prepared, optimizer = accelerator.prepare(model, optimizer)
+    s = Session(cfg, run_dir, accelerator, data, prepared, accelerator.unwrap_model(prepared), params, optimizer,
+                scheduler, 1 if cfg.debug else int(t.epochs), start.epoch, start.step, start.wandb_run_id)
+    _start_logging(s)
+    return s
+
+
+def _start_logging(s: Session) -> None:
+    """One log line about the model; the wandb run (main process), resumed when the checkpoint names one."""
+    raw = s.raw
+    n_trainable = sum(p.numel() for p in s.params)
+    log.info("model: %d trainable parameters, %d patches, encoder %s (%s)", n_trainable, raw.encoder.num_patches,
+             raw.encoder.name, "pretrained" if raw.encoder.pretrained else "RANDOM WEIGHTS")
+    if not s.accelerator.is_main_process:
+        return
+    summary = {"encoder_pretrained": raw.encoder.pretrained, "encoder_weights_hash": raw.encoder.weights_hash,
+               "trainable_params": n_trainable}
+    if not raw.encoder.pretrained:
+        summary["WARNING"] = "encoder uses RANDOM weights (encoder.pretrained=false)"
+    run = init_wandb(s.cfg.wandb, s.run_dir, OmegaConf.to_container(s.cfg, resolve=True), s.wandb_id, summary)
+    if run is not None:
+        s.wandb_id, s.wandb = run.id, StepLog(run, s.run_dir)
+
+
+def accumulation_group(i: int, n_batches: int, grad_accum: int) -> tuple[int, bool]:
+    """(size of the group micro-batch ``i`` belongs to, whether the optimizer steps after it)."""
+    start = i - i % grad_accum
+    size = min(grad_accum, n_batches - start)
+    return size, i == start + size - 1
+
+
+def train_step(s: Session, batch: dict[str, torch.Tensor], group_size: int, sync: bool, epoch: int):
+    """Forward + backward of one micro-batch (loss / group_size); the optimizer step when ``sync``."""
+    acc = s.accelerator
+    with contextlib.nullcontext() if sync else acc.no_sync(s.model):
+        with acc.autocast():
+            out = s.model(batch)
+        loss = out["loss"]
+        bad = acc.reduce(torch.tensor(float(not torch.isfinite(loss)), device=loss.device), "sum")
+        if bad.item() > 0:
+            raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {s.step}")
+        acc.backward(loss / group_size)
+    if sync:
+        clip = float(s.cfg.training.clip_grad)
+        if clip > 0:
+            acc.clip_grad_norm_(s.params, clip)
+        s.optimizer.step()
+        if not acc.optimizer_step_was_skipped:  # fp16: the GradScaler skipped a step with inf/NaN gradients
+            s.scheduler.step()
+        s.optimizer.zero_grad(set_to_none=True)
+        s.step += 1
+    return out
+
+
+def run_epoch(s: Session, epoch: int) -> None:
+    """One pass over this rank's share of the training windows."""
+    t, acc = s.cfg.training, s.accelerator
+    world = acc.num_processes
+    s.model.train()
+    loader = epoch_loader(s.data.train, int(t.batch_size), int(t.seed), epoch, acc.process_index, world, True,
+                          int(t.num_workers), DEBUG_TRAIN_BATCHES if s.cfg.debug else None)
+    n, accum = len(loader), max(1, int(t.grad_accum))
+    bar = progress(loader, desc=f"epoch {epoch + 1}/{s.epochs}", unit="batch",
+                   disable=not acc.is_local_main_process)
+    t0, seen, sps, out = time.perf_counter(), 0, 0.0, None
+    for i, batch in enumerate(bar):
+        batch = _to(batch, acc.device)
+        group, sync = accumulation_group(i, n, accum)
+        out = train_step(s, batch, group, sync, epoch)
+        seen += next(iter(batch.values())).shape[0] * world
+        sps = seen / max(1e-9, time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{out['loss'].item():.4f}", pred=f"{out['pred_loss'].item():.4f}")
+        if s.wandb is not None and sync and s.step % int(t.log_every) == 0:
+            s.wandb.log("train", {**{f"train/{k}": v.item() for k, v in out.items()},
+                                  "train/lr": s.scheduler.get_last_lr()[0], "train/samples_per_s": sps,
+                                  "epoch": epoch}, s.step)
+    if out is not None:
+        log.info("epoch %d/%d: step %d, last loss %.5f (pred %.5f, copy-last %.5f), %.1f samples/s", epoch + 1,
+                 s.epochs, s.step, out["loss"].item(), out["pred_loss"].item(), out["copy_loss"].item(), sps)
+
+
+def end_of_epoch(s: Session, epoch: int) -> None:
+    """Validation and a checkpoint when due (always after the last epoch)."""
+    t = s.cfg.training
+    last = epoch + 1 == s.epochs
+    if s.data.val is not None and ((epoch + 1) % int(t.val_every) == 0 or last):
+        run_validation(s, epoch)
+    if (epoch + 1) % int(t.save_every) == 0 or last:
+        checkpoint(s, epoch + 1)
+
+
+def run_validation(s: Session, epoch: int) -> None:
+    t, acc = s.cfg.training, s.accelerator
+    loader = validation_loader(s.data.val, int(t.batch_size), acc.process_index, acc.num_processes,
+                               int(t.num_workers), DEBUG_VAL_BATCHES if s.cfg.debug else None)
+    metrics = validate(s.raw, loader, acc)
+    log.info("validation after epoch %d: next-latent MSE %.5f vs copy-last-frame baseline %.5f (ratio %.3f)",
+             epoch + 1, metrics["val/pred_loss"], metrics["val/copy_loss"],
+             metrics["val/pred_loss"] / max(metrics["val/copy_loss"], 1e-12))
+    if s.wandb is not None:
+        s.wandb.log("val", {**metrics, "epoch": epoch}, s.step)
+        _log_pictures(s.wandb, s.raw, s.data.val, acc.device, s.step)
+
+
 @torch.no_grad()
 def validate(model: VWorldModel, loader, accelerator: Accelerator) -> dict[str, float]:
-    """Mean losses over ``loader`` (all ranks): includes ``pred_loss`` and the ``copy_loss`` baseline."""
+    """Mean losses over every validation window of all ranks (``pred_loss`` and the ``copy_loss`` baseline).
+
+    ``model`` is the unwrapped model: ranks may hold different numbers of windows, and a DDP forward
+    could wait for the others. The per-rank sums are gathered once at the end.
+    """
     was_training = model.training
     model.eval()
     sums: dict[str, torch.Tensor] = {}
-    n = torch.zeros((), device=accelerator.device)
+    n = 0
     for batch in loader:
         batch = _to(batch, accelerator.device)
         with accelerator.autocast():
             out = model(batch)
         bs = next(iter(batch.values())).shape[0]
         for k, v in out.items():
-            sums[k] = sums.get(k, torch.zeros((), device=accelerator.device)) + v.float() * bs
+            sums[k] = sums.get(k, 0.0) + v.detach().double() * bs
         n += bs
     model.train(was_training)
-    if not sums:
-        return {}
-    keys = sorted(sums)
-    total = accelerator.reduce(torch.stack([sums[k] for k in keys] + [n]), reduction="sum")
-    return {f"val/{k}": (total[i] / total[-1]).item() for i, k in enumerate(keys)}
+    mine = ({k: float(v) for k, v in sums.items()}, n)
+    parts = gather_object([mine]) if accelerator.num_processes > 1 else [mine]
+    total_n = sum(p[1] for p in parts)
+    keys = sorted({k for p in parts for k in p[0]})
+    return {f"val/{k}": sum(p[0].get(k, 0.0) for p in parts) / max(total_n, 1) for k in keys}
+
+
+def checkpoint(s: Session, epoch: int) -> None:
+    """Save ``checkpoints/step_<step>`` (main process) with every rank's RNG state; all ranks wait for it."""
+    acc = s.accelerator
+    rng = gather_rng_states(acc)
+    if acc.is_main_process:
+        optim = {"optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
+                 "scaler": acc.scaler.state_dict() if acc.scaler is not None else None}
+        save_checkpoint(s.run_dir, s.step, s.raw.trainable_state_dict(), optim,
+                        {"epoch": epoch, "epochs": s.epochs, "rng": rng, "wandb_run_id": s.wandb_id,
+                         "time": time.time()},
+                        {**encoder_metadata(s.raw), "step": str(s.step), "epoch": str(epoch)})
+    acc.wait_for_everyone()
 
 
 def train(cfg: Any, run_dir: Path, data_path: Path) -> int:
     """Train (or resume) the run in ``run_dir``; returns the process exit code (0 ok, 3 non-finite loss)."""
-    t = cfg.training
     accelerator = build_accelerator(cfg)
-    main = accelerator.is_main_process
-    ckpt = latest_checkpoint(run_dir)
-    resuming = ckpt is not None
-    if resuming:
-        log.info("resuming from %s (training.resume=%s)", ckpt, t.resume)
-    elif t.resume:
-        log.warning("training.resume=true but %s has no checkpoint: starting from scratch", run_dir)
-    if resuming:
-        check_resume_matches(run_dir, cfg, data_path)
-    set_seed(int(t.seed))
-    encoder = build_encoder(cfg)
-    data = prepare_data(cfg, data_path, run_dir, encoder, accelerator, resuming)
-    model = build_world_model(cfg, data.episodes.meta.proprio_dim, data.episodes.meta.state_dim,
-                              data.episodes.meta.action_dim, encoder=encoder)
-    if main and not resuming:
-        write_run_info(run_dir, {"dataset_path": str(data_path), "split": data.split,
-                                 "dims": {"proprio_dim": data.episodes.meta.proprio_dim,
-                                          "state_dim": data.episodes.meta.state_dim,
-                                          "action_dim": data.episodes.meta.action_dim},
-                                 "encoder": encoder_metadata(model), "config": frozen_config(cfg)})
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=float(t.lr), weight_decay=float(t.weight_decay))
-    warmup = int(t.warmup_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup)))
-    start_epoch, step, wandb_id = 0, 0, None
-    if resuming:
-        sd, meta = load_model_file(ckpt)
-        if meta.get("encoder_weights_hash") != encoder.weights_hash:
-            raise RunMismatchError(f"encoder weights hash {encoder.weights_hash} differs from the checkpoint's "
-                               f"{meta.get('encoder_weights_hash')}: not the encoder this run trained with")
-        load_trainable(model, sd)
-        opt = load_optim_file(ckpt)
-        optimizer.load_state_dict(opt["optimizer"])
-        scheduler.load_state_dict(opt["scheduler"])
-        st = load_train_state(ckpt)
-        start_epoch, step, wandb_id = int(st["epoch"]), int(st["step"]), st.get("wandb_run_id")
-        set_rng_state(st["rng"]["0"])
-    epochs = 1 if cfg.debug else int(t.epochs)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    raw: VWorldModel = accelerator.unwrap_model(model)
-    n_trainable = sum(p.numel() for p in params)
-    log.info("model: %d trainable parameters, %d patches, encoder %s (%s)", n_trainable, raw.encoder.num_patches,
-             raw.encoder.name, "pretrained" if raw.encoder.pretrained else "RANDOM WEIGHTS")
-    run = None
-    if main:
-        summary = {"encoder_pretrained": raw.encoder.pretrained, "encoder_weights_hash": raw.encoder.weights_hash,
-                   "trainable_params": n_trainable}
-        if not raw.encoder.pretrained:
-            summary["WARNING"] = "encoder uses RANDOM weights (encoder.pretrained=false)"
-        run = init_wandb(cfg.wandb, run_dir, OmegaConf.to_container(cfg, resolve=True), wandb_id, summary)
-        wandb_id = run.id if run is not None else wandb_id
-    world, rank = accelerator.num_processes, accelerator.process_index
-    max_train = DEBUG_TRAIN_BATCHES if cfg.debug else None
-    max_val = DEBUG_VAL_BATCHES if cfg.debug else None
-
-    def checkpoint(epoch: int) -> None:
-        rng = {"0": rng_state()}  # the main process's RNG (data order does not depend on it)
-        if main:
-            save_checkpoint(run_dir, step, raw.trainable_state_dict(),
-                            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-                            {"epoch": epoch, "epochs": epochs, "rng": rng, "wandb_run_id": wandb_id,
-                             "time": time.time()},
-                            {**encoder_metadata(raw), "step": str(step), "epoch": str(epoch)})
-        accelerator.wait_for_everyone()
-
+    s: Session | None = None
     try:
-        for epoch in range(start_epoch, epochs):
-            model.train()
-            loader = epoch_loader(data.train, int(t.batch_size), int(t.seed), epoch, rank, world, True,
-                                  int(t.num_workers), max_train)
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not accelerator.is_local_main_process)
-            t0, seen = time.perf_counter(), 0
-            for batch in bar:
-                batch = _to(batch, accelerator.device)
-                with accelerator.accumulate(model):
-                    with accelerator.autocast():
-                        out = model(batch)
-                    loss = out["loss"]
-                    bad = accelerator.reduce(torch.tensor(float(not torch.isfinite(loss)), device=loss.device), "sum")
-                    if bad.item() > 0:
-                        raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step}")
-                    accelerator.backward(loss)
-                    if accelerator.sync_gradients and float(t.clip_grad) > 0:
-                        accelerator.clip_grad_norm_(params, float(t.clip_grad))
-                    optimizer.step()
-                    if accelerator.sync_gradients:
-                        scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                if accelerator.sync_gradients:
-                    step += 1
-                seen += next(iter(batch.values())).shape[0] * world
-                sps = seen / max(1e-9, time.perf_counter() - t0)
-                bar.set_postfix(loss=f"{loss.item():.4f}", pred=f"{out['pred_loss'].item():.4f}")
-                if run is not None and step % int(t.log_every) == 0:
-                    run.log({**{f"train/{k}": v.item() for k, v in out.items()}, "train/lr": scheduler.get_last_lr()[0],
-                             "train/samples_per_s": sps, "epoch": epoch}, step=step)
-            log.info("epoch %d/%d: step %d, last loss %.5f (pred %.5f, copy-last %.5f), %.1f samples/s", epoch + 1,
-                     epochs, step, loss.item(), out["pred_loss"].item(), out["copy_loss"].item(), sps)
-            last = epoch + 1 == epochs
-            if data.val is not None and ((epoch + 1) % int(t.val_every) == 0 or last):
-                vl = epoch_loader(data.val, int(t.batch_size), int(t.seed), 0, rank, world, False, int(t.num_workers),
-                                  max_val)
-                metrics = validate(model, vl, accelerator)
-                log.info("validation after epoch %d: next-latent MSE %.5f vs copy-last-frame baseline %.5f "
-                         "(ratio %.3f)", epoch + 1, metrics["val/pred_loss"], metrics["val/copy_loss"],
-                         metrics["val/pred_loss"] / max(metrics["val/copy_loss"], 1e-12))
-                if run is not None:
-                    run.log({**metrics, "epoch": epoch}, step=step)
-                    _log_pictures(run, raw, data.val, accelerator.device, step)
-            if (epoch + 1) % int(t.save_every) == 0 or last:
-                checkpoint(epoch + 1)
+        s = setup(cfg, run_dir, data_path, accelerator)
+        for epoch in range(s.start_epoch, s.epochs):
+            run_epoch(s, epoch)
+            end_of_epoch(s, epoch)
     except NonFiniteLoss as e:
         prev = latest_checkpoint(run_dir)
         log.error("%s: stopping; the last good checkpoint is %s", e, prev if prev else "(none written yet)")
-        if run is not None:
-            run.summary["stopped"] = "non-finite loss"
-            run.finish(exit_code=NONFINITE_EXIT)
-        accelerator.end_training()
+        _finish(s, accelerator, NONFINITE_EXIT, "non-finite loss")
         return NONFINITE_EXIT
     except BaseException:  # any other failure: close wandb and the process group before re-raising
-        if run is not None:
-            run.finish(exit_code=1)
-        accelerator.end_training()
+        _finish(s, accelerator, 1)
         raise
-    if run is not None:
-        run.finish()
-    accelerator.end_training()
+    _finish(s, accelerator, 0)
     log.info("training finished: %s", latest_checkpoint(run_dir))
     return 0
 
 
+def _finish(s: Session | None, accelerator: Accelerator, code: int, why: str | None = None) -> None:
+    run = s.wandb.run if s is not None and s.wandb is not None else None
+    if run is not None:
+        if why:
+            run.summary["stopped"] = why
+        if code:
+            run.finish(exit_code=code)
+        else:
+            run.finish()
+    accelerator.end_training()
+
+
 @torch.no_grad()
-def _log_pictures(run, model: VWorldModel, ds, device, step: int) -> None:
+def _log_pictures(wandb_log: StepLog, model: VWorldModel, ds, device, step: int) -> None:
     """Decoder pictures (true frames / reconstructions / predictions) for the first val window."""
     if not model.has_decoder or "visual" not in ds[0]:
         return
@@ -254,7 +291,7 @@ def _log_pictures(run, model: VWorldModel, ds, device, step: int) -> None:
     rec = model.decode(z)[0]  # [h + 1, 3, S, S]
     true = torch.nn.functional.interpolate(item["visual"][0, : h + 1], size=rec.shape[-2:], mode="bilinear")
     grid = torch.cat([torch.cat(list(true), -1), torch.cat(list(rec), -1)], -2)
-    run.log({"val/prediction": wandb.Image(grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy())}, step=step)
+    wandb_log.log("pictures", {"val/prediction": wandb.Image(grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy())}, step)
 
 
 def setup_file_logging(run_dir: Path, main: bool) -> None:

@@ -1,0 +1,1 @@
+"""Small helpers shared by datasets, training and planning (no project imports)."""

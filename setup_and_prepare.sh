@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
-DEMO=0; RUN_TESTS=0; CUDA=0; DRY_RUN=0; TASKS=""; DTYPES="ph"; DEMO_EPISODES="${DEMO_EPISODES:-24}"
+DEMO=0; RUN_TESTS=0; CUDA=0; DRY_RUN=0; TASKS=""; DTYPES="ph"; DEMO_EPISODES="${DEMO_EPISODES:-24}"; DEMO_TASK="${DEMO_TASK:-lift}"
 DATA_ROOT="${DINO_WM_DATA_ROOT:-$ROOT/data}"; PYTEST_ARGS=(); POSITIONAL=(); TASKS_FLAG=0
 KNOWN_TASKS="lift can square transport tool_hang"   # = datasets/download_robomimic.py TASKS
 KNOWN_DTYPES="ph mh mg"                             # = datasets/download_robomimic.py DATASET_TYPES
@@ -31,6 +31,7 @@ Options:
   --demo                 generate the offline demo dataset (scripted Lift demos in robosuite, no
                          network) into data/demo/lift/ and convert it to data/demo/lift/dino_wm
   --demo-episodes N      successful demo episodes to generate (default 24)
+  --demo-task TASK       scripted task for --demo: lift (default) or can -> data/demo/<task>/dino_wm
   --tasks LIST           robomimic tasks to download and convert, e.g. can,lift (needs network);
                          known: lift, can, square, transport, tool_hang
   --dataset-types LIST   robomimic dataset types for --tasks (default ph; known: ph, mh, mg)
@@ -50,6 +51,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --demo) DEMO=1 ;;
     --demo-episodes) DEMO_EPISODES="$2"; shift ;;
+    --demo-task) DEMO_TASK="$2"; shift ;;
     --tasks) TASKS="$2"; TASKS_FLAG=1; shift ;;
     --dataset-types) DTYPES="$2"; TASKS_FLAG=1; shift ;;
     --dry-run) DRY_RUN=1 ;;
@@ -88,7 +90,7 @@ if [[ -n "$TASKS" ]]; then
 fi
 if [[ "$DRY_RUN" == 1 ]]; then
   echo "install: $([[ -n "${CONDA_PREFIX:-}" && "${CONDA_DEFAULT_ENV:-base}" != "base" ]] && echo "conda env ${CONDA_DEFAULT_ENV}" || echo .venv), torch $TORCH_VERSION $([[ "$CUDA" == 1 ]] && echo CUDA || echo CPU) build"
-  [[ "$DEMO" == 1 ]] && echo "demo: $DEMO_EPISODES scripted Lift episodes -> $DATA_ROOT/demo/lift/dino_wm"
+  [[ "$DEMO" == 1 ]] && echo "demo: $DEMO_EPISODES scripted $DEMO_TASK episodes -> $DATA_ROOT/demo/$DEMO_TASK/dino_wm"
   if [[ -n "$TASKS" ]]; then
     IFS=',' read -ra task_list <<<"$TASKS"; IFS=',' read -ra type_list <<<"$DTYPES"
     for task in "${task_list[@]}"; do for dtype in "${type_list[@]}"; do
@@ -174,16 +176,17 @@ convert_once() {  # convert_once IN OUT [extra args]: skipped when OUT/meta.json
 }
 
 if [[ "$DEMO" == 1 ]]; then
-  demo_h5="$DATA_ROOT/demo/lift/demo.hdf5"
+  case "$DEMO_TASK" in lift|can) ;; *) echo "setup_and_prepare.sh: --demo-task must be lift or can, got '$DEMO_TASK'" >&2; exit 2 ;; esac
+  demo_h5="$DATA_ROOT/demo/$DEMO_TASK/demo.hdf5"
   if [[ -f "$demo_h5" ]]; then
     say "demo data already generated: $demo_h5"
   else
-    say "generating $DEMO_EPISODES scripted Lift demos in robosuite (a few minutes on 2 cores)"
-    "$PY" -m datasets.generate_demos --task lift --n-episodes "$DEMO_EPISODES" --output "$demo_h5" \
+    say "generating $DEMO_EPISODES scripted $DEMO_TASK demos in robosuite (a few minutes on 2 cores)"
+    "$PY" -m datasets.generate_demos --task "$DEMO_TASK" --n-episodes "$DEMO_EPISODES" --output "$demo_h5" \
       --cameras agentview --image-size 84 --seed 0 \
       || { echo "setup_and_prepare.sh: demo generation failed (see the message above)" >&2; exit 1; }
   fi
-  convert_once "$demo_h5" "$DATA_ROOT/demo/lift/dino_wm" --camera agentview
+  convert_once "$demo_h5" "$DATA_ROOT/demo/$DEMO_TASK/dino_wm" --camera agentview
 fi
 
 if [[ -n "$TASKS" ]]; then

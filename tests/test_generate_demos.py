@@ -109,3 +109,25 @@ def test_cli_runs(tmp_path):
     proc = run_cli(["-m", "datasets.generate_demos", "--task", "lift", "--n-episodes", "1", "--output", str(out),
                     "--no-cameras", "--seed", "1"], timeout=300)
     assert out.is_file() and "1/" in proc.stdout
+
+
+def test_demos_hold_success_and_exploration_episodes_stay_in_train(tmp_path):
+    """Successful demos keep the task's success for their last ``hold_steps + 1`` steps (a planning goal
+    taken there is a state where the task is done); exploration episodes carry their mistake's name and
+    are never in mask/valid."""
+    out = tmp_path / "ex.hdf5"
+    stats = generate_demos("lift", 4, out, camera_names=[], seed=3, hold_steps=6, explore_fraction=0.5,
+                           progress=False)
+    assert stats["successes"] == 2 and stats["explore"] == 2
+    with h5py.File(out, "r") as f:
+        kinds = {n: f["data"][n].attrs.get("scripted_perturbation") for n in f["data"]}
+        valid = {v.decode() for v in f["mask/valid"][()]}
+        train = {v.decode() for v in f["mask/train"][()]}
+        assert valid | train == set(kinds) and not valid & train
+        for name, kind in kinds.items():
+            rewards = f["data"][name]["rewards"][()]
+            if kind is None:
+                assert np.all(rewards[-7:] == 1.0), rewards[-10:]
+            else:
+                assert name in train and kind in ("high_grasp", "lateral_miss", "drop")
+        assert valid and all(kinds[n] is None for n in valid)

@@ -1,0 +1,49 @@
+"""benchmarks/plan_quality.py on the tiny trained run, and the goal definition it relies on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from tests.conftest import run_cli
+
+
+def test_benchmark_table_over_planners_and_horizons(tiny_trained_run, tmp_path):
+    out = tmp_path / "quality"
+    proc = run_cli(["benchmarks/plan_quality.py", "--run", str(tiny_trained_run), "--out", str(out),
+                    "--goal-h", "1,2,99", "--planners", "hold,replay", "--n", "2"])
+    rows = json.loads((out / "goal_H_table.json").read_text())
+    cells = {(r["planner"], r["goal_H"]) for r in rows}
+    assert cells == {("hold", 1), ("replay", 1), ("hold", 2), ("replay", 2)}  # 99 is longer than any episode
+    for r in rows:
+        assert r["n_evals"] == 2
+        if r["planner"] == "replay":  # the recorded actions from an exact reset reach the goal
+            assert r["task_success_rate"] == 1.0 and r["goal_reached_rate"] == 1.0
+    bench = json.loads((out / "benchmark.json").read_text())
+    assert bench["cells"]["hold_gH99"].startswith("skipped") and bench["wall_seconds"] > 0
+    assert (out / "success_vs_goal_H.png").stat().st_size > 0 and "wall time" in proc.stdout
+    # a rerun reuses every finished cell
+    again = run_cli(["benchmarks/plan_quality.py", "--run", str(tiny_trained_run), "--out", str(out),
+                     "--goal-h", "1", "--planners", "hold", "--n", "2"])
+    assert "hold_gH1 cached" in again.stdout
+
+
+def test_goals_are_task_success_states_of_generated_demos(tiny_lift_dataset):
+    """The last frame of every generated demo passes the task's own check (demos hold the success);
+    an episode cut to its first frame does not, and is left out of the goal pool."""
+    from datasets.robomimic_dset import RobomimicEpisodes
+    from envs.robosuite_env import RobosuiteEnv
+    from planning.evaluator import successful_episodes
+
+    data = RobomimicEpisodes(tiny_lift_dataset)
+    env = RobosuiteEnv.from_meta(data.meta, render=False)
+    try:
+        episodes = list(range(len(data)))
+        assert successful_episodes(env, data, episodes) == episodes
+        data.seq_lengths = data.seq_lengths.clone()
+        data.seq_lengths[0] = 1
+        assert successful_episodes(env, data, episodes) == episodes[1:]
+    finally:
+        env.close()
+    assert np.all(data.seq_lengths[1:].numpy() > 0)

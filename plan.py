@@ -21,6 +21,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from planning.outputs import OutputError
+
 OmegaConf.register_new_resolver("basename", lambda p: Path(str(p)).name if p else "model", replace=True)
 log = logging.getLogger("plan")
 
@@ -61,7 +63,7 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     from planning.episodes import select_episodes, shard
     from planning.evaluator import EvalSettings
     from planning.mpc import MPC
-    from planning.report import run_batches, write_outputs
+    from planning.report import OutputWriter, run_batches, save_results
 
     torch.manual_seed(int(cfg.seed))
     run = load_world_model(str(ckpt), model_epoch=cfg.model_epoch, device=device)
@@ -111,19 +113,74 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     settings = EvalSettings(frameskip=fs, history_frames=t0, success_metric=cfg.eval.success_metric,
                             goal_tolerance=float(cfg.eval.goal_tolerance),
                             gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))
-    log.info("planning %d of %d evaluations (shard %d/%d) with %s on %s, goal_H=%d (%d env steps), %d re-plans",
-             len(mine), len(specs), cfg.shard.index, cfg.shard.count, planner.name, device, cfg.goal_H,
-             cfg.goal_H * fs, max_iter)
-    records, traces, goals = run_batches(lambda: RobosuiteEnv.from_meta(data.meta, render=True), model,
-                                         run.normalizer, data, mine, mpc, settings, device,
-                                         batch_size=cfg.batch_size, progress=bool(cfg.progress))
-    info = {"planner": planner.name, "goal_H": int(cfg.goal_H), "frameskip": fs, "model": Path(str(ckpt)).name,
-            "ckpt_base_path": str(Path(str(ckpt)).resolve()), "model_epoch": str(cfg.model_epoch),
-            "model_step": getattr(run, "step", None), "env_name": data.meta.env_name,
-            "success_metric": cfg.eval.success_metric, "n_evals_requested": int(cfg.n_evals),
-            "encoder_pretrained": getattr(getattr(model, "encoder", None), "pretrained", None),
-            "shard": {"index": int(cfg.shard.index), "count": int(cfg.shard.count)}, "device": device}
-    return write_outputs(out_dir, cfg, info, records, traces, goals, data, with_imagined=mpc.decode_imagined)
+    batch = pick_batch_size(cfg, model, planner, len(mine), max_iter * n_taken * fs, data)
+    log.info("planning %d of %d evaluations (shard %d/%d) with %s on %s, goal_H=%d (%d env steps), %d re-plans, "
+             "%d evaluations at a time", len(mine), len(specs), cfg.shard.index, cfg.shard.count, planner.name, device,
+             cfg.goal_H, cfg.goal_H * fs, max_iter, batch)
+    writer = OutputWriter(out_dir, cfg, planner.name, int(cfg.goal_H), with_imagined=mpc.decode_imagined)
+    records = run_batches(lambda: RobosuiteEnv.from_meta(data.meta, render=True), model, run.normalizer, data, mine,
+                          mpc, settings, device, batch_size=batch, progress=bool(cfg.progress),
+                          on_batch=writer.write_batch)
+    writer.finish(records)
+    info = run_info(cfg, run, planner.name, fs, data.meta.env_name, device)
+    try:
+        summary = save_results(out_dir, cfg, info, records, writer)  # the results first, whatever fails next
+    except OSError as exc:
+        raise OutputError(f"could not write the results into {out_dir}: {exc}") from exc
+    publish(cfg, out_dir, info, summary, records)
+    writer.raise_if_failed()
+    return summary
+
+
+def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, data) -> int:
+    """``cfg.batch_size`` (auto or a number) checked against the memory available (see planning.memory)."""
+    from planning import memory
+
+    episode = (env_steps + 1) * int(data.meta.image_size) ** 2 * 3 * 4  # trace frames + the video's panels
+    rollout = memory.rollout_bytes(model, int(cfg.planner.get("horizon", 1))) if getattr(planner, "uses_model", 0) else 0
+    estimate = memory.estimator(memory.resident_bytes(), episode, rollout, int(getattr(planner, "num_samples", 1)),
+                                int(getattr(planner, "chunk_size", 4096)))
+    try:
+        return memory.choose_batch_size(cfg.batch_size, n, estimate, memory.available_bytes())
+    except ValueError as exc:
+        raise PlanError(str(exc)) from exc
+
+
+def run_info(cfg: DictConfig, run, planner: str, fs: int, env_name: str, device: str) -> dict:
+    """Run-level fields of logs.json / summary.json (and the wandb config): model, checkpoint, training run."""
+    from training.checkpoint import load_train_state
+
+    ckpt = Path(str(cfg.ckpt_base_path)).resolve()
+    twb = run.cfg.get("wandb") or {}
+    train_name = str(twb.get("name") or run.cfg.get("name") or ckpt.name)
+    train_run = {"name": train_name, "dir": str(ckpt), "project": twb.get("project"), "entity": twb.get("entity"),
+                 "wandb_id": load_train_state(run.checkpoint_dir).get("wandb_run_id")}
+    return {"planner": planner, "goal_H": int(cfg.goal_H), "frameskip": fs, "model": ckpt.name,
+            "ckpt_base_path": str(ckpt), "model_epoch": str(cfg.model_epoch), "model_step": getattr(run, "step", None),
+            "checkpoint": str(Path(run.checkpoint_dir).resolve()), "env_name": env_name, "success_metric": cfg.eval.success_metric,
+            "n_evals_requested": int(cfg.n_evals),
+            "encoder_pretrained": getattr(getattr(run.model, "encoder", None), "pretrained", None),
+            "shard": {"index": int(cfg.shard.index), "count": int(cfg.shard.count)}, "device": device,
+            "train_run_name": train_name, "train_run": train_run}
+
+
+def publish(cfg: DictConfig, out_dir: Path, info: dict, summary: dict, records: list[dict]) -> None:
+    """The evaluation on wandb (not for a shard: ``planning.merge`` logs the merged result once)."""
+    from planning import wandb_log
+
+    wcfg = OmegaConf.to_container(cfg.wandb, resolve=True)
+    if int(cfg.shard.count) > 1:
+        log.info("shard %d/%d: nothing logged to wandb (python -m planning.merge logs the merged result)",
+                 cfg.shard.index, cfg.shard.count)
+        return
+    config = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        wandb_log.log_evaluation(wcfg, out_dir, info, summary, records, config, media_dir=lambda rec: out_dir)
+        if wcfg.get("log_to_training_run"):
+            wandb_log.log_to_training_run(wcfg, info, summary)
+    except Exception as exc:  # wandb's own errors (no network, bad key, ...): the files are written already
+        raise OutputError(f"could not log to wandb: {type(exc).__name__}: {exc}; the results are saved in "
+                          f"{out_dir}") from exc
 
 
 @hydra.main(config_path="conf", config_name="plan", version_base="1.3")
@@ -132,11 +189,11 @@ def main(cfg: DictConfig) -> None:
     out_dir = Path(hc.runtime.output_dir)
     try:
         summary = run_plan(cfg, out_dir)
-    except PlanError as exc:
+    except (PlanError, OutputError) as exc:  # bad input: exit 2; an output not written (results saved): exit 1
         print(f"plan.py: error: {exc}", file=sys.stderr)
         if str(hc.mode) == "RunMode.MULTIRUN":  # one bad sweep point (e.g. a goal_H too long) must not end the sweep
             return
-        sys.exit(2)
+        sys.exit(2 if isinstance(exc, PlanError) else 1)
     enc = "" if summary.get("encoder_pretrained") is not False else " [RANDOM frozen encoder]"
     print(f"{summary['planner']}: success_rate {summary['success_rate']:.2f} over {summary['n_evals']} episodes "
           f"(goal_H={summary['goal_H']}, mean final object dist {summary['mean_final_object_dist']:.3f} m, "

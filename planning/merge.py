@@ -9,6 +9,10 @@ union of the shards' per-episode records, so it equals the single job's (same se
 evaluations). Shards must agree on the run, goal_H, seed, n_evals and the planner / objective / MPC /
 episode settings; an evaluation found twice is an error; missing evaluations are reported
 (``complete: false``). ``--by`` groups by (planner, KEY), merging the shards of each group.
+
+wandb (``planning.wandb_log``, settings from the jobs' ``wandb`` config, ``--wandb-mode`` overrides the
+mode): shards log nothing themselves, so a merge of shards logs the merged evaluation as one run;
+``--by`` logs each sharded group once the same way, plus one run with the table and its plot.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import logging
 import sys
 from pathlib import Path
 
-from planning.outputs import LOGS_FILE, SUMMARY_FILE, summarize, write_json
+from planning.outputs import LOGS_FILE, SUMMARY_FILE, OutputError, summarize, write_json
 
 log = logging.getLogger(__name__)
 _SAME = ("planner", "goal_H", "frameskip", "ckpt_base_path", "model_epoch", "success_metric", "n_evals_requested")
@@ -97,20 +101,45 @@ def load(paths: list[Path]) -> list[dict]:
     return out
 
 
-def table_rows(logs: list[dict], sources: list[str], key: str) -> list[dict]:
-    """Group logs by (planner, ``info[key]``) (shards of a group are merged) -> one row per group, sorted."""
+def group_by(logs: list[dict], sources: list[str], key: str) -> list[tuple[list[dict], list[str]]]:
+    """(logs, sources) of each (planner, ``info[key]``) group, sorted by planner then value."""
     groups: dict = {}
     for lg, src in zip(logs, sources):
         if key not in lg["info"]:
             raise MergeError(f"{src} has no {key!r} in its info")
         groups.setdefault((str(lg["info"]["planner"]), lg["info"][key]), []).append((lg, src))
+    return [([m[0] for m in groups[g]], [m[1] for m in groups[g]])
+            for g in sorted(groups, key=lambda g: (g[0], isinstance(g[1], str), g[1]))]
+
+
+def table_rows(logs: list[dict], sources: list[str], key: str) -> list[dict]:
+    """Group logs by (planner, ``info[key]``) (shards of a group are merged) -> one row per group, sorted."""
     rows = []
-    for planner, value in sorted(groups, key=lambda g: (g[0], isinstance(g[1], str), g[1])):
-        members = groups[(planner, value)]
-        _, summary = merge_logs([m[0] for m in members], [m[1] for m in members])
-        rows.append({key: value, "planner": summary["planner"], **{c: summary[c] for c in _TABLE_COLS},
+    for members, srcs in group_by(logs, sources, key):
+        _, summary = merge_logs(members, srcs)
+        rows.append({key: summary[key], "planner": summary["planner"], **{c: summary[c] for c in _TABLE_COLS},
                      "complete": summary["complete"]})
     return rows
+
+
+def wandb_cfg(logs: list[dict], mode: str | None) -> dict:
+    """The jobs' ``wandb`` config group, with ``mode`` (``--wandb-mode``) overriding theirs."""
+    return {**(logs[0]["config"].get("wandb") or {}), **({"mode": mode} if mode else {})}
+
+
+def log_merged(logs: list[dict], sources: list[str], merged: dict, summary: dict, out: Path,
+               mode: str | None) -> None:
+    """Log a merge of shards to wandb as one evaluation run (nothing when the inputs are not shards)."""
+    if not any((lg["info"].get("shard") or {}).get("count", 1) > 1 for lg in logs):
+        return
+    from planning import wandb_log
+
+    wcfg = wandb_cfg(logs, mode)
+    root = {rec["eval_index"]: Path(src) for lg, src in zip(logs, sources) for rec in lg["episodes"]}
+    wandb_log.log_evaluation(wcfg, out, merged["info"], summary, merged["episodes"], merged["config"],
+                             media_dir=lambda rec: root[rec["eval_index"]])
+    if wcfg.get("log_to_training_run"):
+        wandb_log.log_to_training_run(wcfg, merged["info"], summary)
 
 
 def to_markdown(rows: list[dict], key: str) -> str:
@@ -142,37 +171,67 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dirs", nargs="+", help="planning output dirs (or a dir holding several, e.g. a multirun dir)")
     p.add_argument("--out", help="output dir (default: merged/ in the first dir, or the first dir itself with --by)")
     p.add_argument("--by", metavar="KEY", help="make a table grouped by this key (e.g. goal_H) instead of one merge")
+    p.add_argument("--wandb-mode", choices=["online", "offline", "disabled"],
+                   help="override the jobs' wandb.mode for what this merge logs")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         paths = find_logs(args.dirs)
         logs, sources = load(paths), [str(x.parent) for x in paths]
         if args.by:
-            from planning.plots import plot_horizon
-
-            rows = table_rows(logs, sources, args.by)
-            out = Path(args.out or args.dirs[0])
-            out.mkdir(parents=True, exist_ok=True)
-            stem = f"{args.by}_table"
-            md = to_markdown(rows, args.by)
-            _write_text(out / f"{stem}.md", md)
-            _write_text(out / f"{stem}.csv", to_csv(rows, args.by))
-            write_json(out / f"{stem}.json", rows)
-            if all(isinstance(r[args.by], (int, float)) for r in rows):
-                plot_horizon(out / f"success_vs_{args.by}.png", rows, f"success against {args.by}", key=args.by)
-            print(md, end="")
-            print(f"written: {out / stem}.md/.csv/.json and {out / f'success_vs_{args.by}.png'}")
-            return 0
+            return _by_table(args, logs, sources)
         merged, summary = merge_logs(logs, sources)
         out = Path(args.out or Path(args.dirs[0]) / "merged")
         write_json(out / LOGS_FILE, merged)
         write_json(out / SUMMARY_FILE, summary)
         print(f"merged {len(logs)} result(s), {summary['n_evals']} evaluations: success_rate "
               f"{summary['success_rate']:.3f}{'' if summary['complete'] else ' (INCOMPLETE)'} -> {out}")
+        _to_wandb(lambda: log_merged(logs, sources, merged, summary, out, args.wandb_mode))
         return 0
     except MergeError as exc:
         print(f"planning.merge: error: {exc}", file=sys.stderr)
         return 2
+    except OutputError as exc:
+        print(f"planning.merge: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _to_wandb(fn) -> None:
+    """Run a wandb logging step after the files are written; its failure is one OutputError line."""
+    try:
+        fn()
+    except Exception as exc:  # wandb's own errors (no network, bad key, ...)
+        raise OutputError(f"could not log to wandb: {type(exc).__name__}: {exc} (the merged files are written)") from exc
+
+
+def _by_table(args, logs: list[dict], sources: list[str]) -> int:
+    """``--by KEY``: the table (md / csv / json), its plot, and the wandb runs."""
+    from planning.plots import plot_horizon
+
+    rows = table_rows(logs, sources, args.by)
+    out = Path(args.out or args.dirs[0])
+    out.mkdir(parents=True, exist_ok=True)
+    stem, plot = f"{args.by}_table", out / f"success_vs_{args.by}.png"
+    md = to_markdown(rows, args.by)
+    _write_text(out / f"{stem}.md", md)
+    _write_text(out / f"{stem}.csv", to_csv(rows, args.by))
+    write_json(out / f"{stem}.json", rows)
+    if all(isinstance(r[args.by], (int, float)) for r in rows):
+        plot_horizon(plot, rows, f"success against {args.by}", key=args.by)
+    print(md, end="")
+    print(f"written: {out / stem}.md/.csv/.json and {plot}")
+
+    def publish():
+        from planning import wandb_log
+
+        for members, srcs in group_by(logs, sources, args.by):
+            merged, summary = merge_logs(members, srcs)
+            log_merged(members, srcs, merged, summary, out, args.wandb_mode)
+        wandb_log.log_horizon_study(wandb_cfg(logs, args.wandb_mode), out, rows, args.by, plot if plot.is_file() else None,
+                                    logs[0]["info"].get("train_run_name"))
+
+    _to_wandb(publish)
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ _MEAN_KEYS = ("final_latent_dist", "final_object_dist", "final_eef_dist", "start
 _RATE_KEYS = ("task_success", "success_any", "goal_reached", "start_is_success", "goal_is_success")
 
 
+class OutputError(Exception):
+    """An output could not be written (reported in one line; the evaluation results are saved first)."""
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically (tmp file in the same dir, then rename)."""
     path = Path(path)

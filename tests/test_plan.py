@@ -142,3 +142,43 @@ def test_decoder_run_videos_show_imagined_frames(tiny_lift_dataset, tmp_path):
     assert frames.shape[2] == 3 * frames.shape[1]  # executed | goal | decoded imagined frame
     imagined = frames[:, :, 2 * frames.shape[1]:]
     assert imagined[0].max() < 20 and imagined[-1].std() > 1  # black before the first plan, then a picture
+
+
+def test_output_write_failure_saves_the_results_and_is_one_line(tiny_trained_run, tmp_path):
+    """A video that cannot be written (here: ``videos`` is a file) after planning: exit 1, one error
+    line, and logs.json / summary.json hold every evaluation."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "videos").write_text("not a directory")
+    proc = subprocess.run([sys.executable, "plan.py", "--config-name=plan_projected_latent",
+                           f"ckpt_base_path={tiny_trained_run}", "n_evals=2", "goal_H=5", "planner=replay",
+                           "progress=false", f"hydra.run.dir={out}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
+    assert len(errors) == 1 and errors[0].startswith("plan.py: error: could not write ")
+    assert "videos/eval_000_ep" in errors[0] and "summary.json" in errors[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_evals"] == 2 and summary["success_rate"] >= 0.5  # replay: the results are real
+    logs = json.loads((out / "logs.json").read_text())
+    assert len(logs["episodes"]) == 2 and len(logs["output_errors"]) == 1
+    assert all("video" not in rec for rec in logs["episodes"])
+
+
+def test_batch_size_that_cannot_fit_is_refused_before_planning(tiny_trained_run, tmp_path):
+    proc = subprocess.run([sys.executable, "plan.py", "--config-name=plan_projected_latent",
+                           f"ckpt_base_path={tiny_trained_run}", "n_evals=400", "batch_size=400", "goal_H=5",
+                           "planner=replay", f"hydra.run.dir={tmp_path / 'out'}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("plan.py: error: batch_size=400 needs about ") and " fits" in line
+    assert not (tmp_path / "out" / "logs.json").exists() and not (tmp_path / "out" / "videos").exists()
+
+
+def test_batches_plan_the_same_evaluations_as_one_batch(tiny_trained_run, cem_single, tmp_path):
+    one_at_a_time = plan_inprocess(tiny_trained_run, tmp_path / "b1", [*SMALL_CEM, "batch_size=1"])
+    single = json.loads((cem_single / "summary.json").read_text())  # batch_size=auto: both in one batch
+    assert one_at_a_time["successes"] == single["successes"]
+    assert one_at_a_time["mean_final_object_dist"] == pytest.approx(single["mean_final_object_dist"], rel=1e-4)

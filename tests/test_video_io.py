@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
 from datasets.video_io import lossless_path, psnr, read_video, write_video
+from tests.conftest import ROOT
 
 
 def _frames(t: int, h: int, w: int) -> np.ndarray:
@@ -73,3 +79,29 @@ def test_psnr():
     a = np.zeros((2, 2), np.uint8)
     assert psnr(a, a) == float("inf")
     assert psnr(a, a + 1) == pytest.approx(10 * np.log10(255.0**2))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="vfork is CPython's Linux spawn path")
+def test_ffmpeg_starts_without_forking_the_caller(tmp_path):
+    """A planning process with many simulators (GBs resident, tens of GBs mapped) failed to fork ffmpeg
+    (ENOMEM). Our reader / writer start it without a preexec_fn: CPython then uses vfork, and runs no
+    Python fork handlers. imageio-ffmpeg's own writer (the control) passes preexec_fn=os.setpgrp: a real fork."""
+    code = textwrap.dedent("""
+        import os, subprocess, sys
+        import numpy as np
+        forks = []
+        os.register_at_fork(before=lambda: forks.append(1))
+        from datasets.video_io import read_video, write_video
+        frames = np.zeros((3, 16, 16, 3), np.uint8)
+        write_video(sys.argv[1] + "/a.mp4", frames)
+        assert read_video(sys.argv[1] + "/a.mp4").shape == frames.shape
+        ours = len(forks)
+        import imageio.v2 as iio
+        iio.mimwrite(sys.argv[1] + "/b.mp4", frames, format="FFMPEG", macro_block_size=1)
+        print(ours, len(forks) - ours, getattr(subprocess, "_USE_VFORK", True))  # 3.10: no switch, always on
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "IMAGEIO_FFMPEG_NO_PREVENT_SIGINT"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
+                         text=True, check=True, timeout=120)
+    ours, control, vfork = out.stdout.split()
+    assert (ours, vfork) == ("0", "True") and int(control) >= 1

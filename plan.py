@@ -55,68 +55,23 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     device = pick_device(cfg)
 
     import torch
-    from hydra.utils import instantiate
 
     from datasets.robomimic_dset import RobomimicEpisodes
     from envs.robosuite_env import RobosuiteEnv
     from models.loading import load_world_model
-    from planning.episodes import select_episodes, shard
-    from planning.evaluator import EvalSettings
-    from planning.mpc import MPC
     from planning.report import OutputWriter, run_batches, save_results
 
     torch.manual_seed(int(cfg.seed))
     run = load_world_model(str(ckpt), model_epoch=cfg.model_epoch, device=device)
     model = run.model.eval()
     data = RobomimicEpisodes(cfg.dataset_path or run.dataset_path)
-    fs = int(model.frameskip)
-    t0 = int(cfg.history_frames or model.num_hist)
-    pool = list(run.split.get(cfg.episodes.split) or [])
-    if not pool:  # never fall back to the training episodes silently: that would evaluate on seen data
-        raise PlanError(f"the run has no {cfg.episodes.split!r} episodes to plan on (its split: "
-                        f"{ {k: len(v) for k, v in run.split.items()} }); pass episodes.split=train to plan on "
-                        "training episodes")
-    if cfg.episodes.get("success_goals_only", True):
-        from planning.evaluator import successful_episodes
-
-        checker = RobosuiteEnv.from_meta(data.meta, render=False)
-        kept = successful_episodes(checker, data, pool)
-        checker.close()
-        if len(kept) < len(pool):
-            log.info("%d of %d %s episodes end in a task success and are used as goals", len(kept), len(pool),
-                     cfg.episodes.split)
-        if not kept:
-            raise PlanError(f"none of the run's {len(pool)} {cfg.episodes.split!r} episodes ends in a task success")
-        pool = kept
-    try:
-        specs = select_episodes([data.seq_len(i) for i in range(len(data))], pool, int(cfg.n_evals), int(cfg.goal_H),
-                                fs, int(cfg.seed), start_mode=cfg.episodes.start_mode, min_start=(t0 - 1) * fs)
-        mine = shard(specs, int(cfg.shard.index), int(cfg.shard.count))
-    except ValueError as exc:
-        raise PlanError(str(exc)) from exc
-    objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
-                            if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
-    planner_cfg = OmegaConf.to_container(cfg.planner, resolve=True)
-    planner_cfg.pop("name", None)  # the planner class carries its own name
-    planner = instantiate(planner_cfg, model=model, objective=objective)
-    n_taken = int(cfg.mpc.n_taken_actions)
-    if cfg.mpc.max_iter is None and int(cfg.goal_H) % n_taken:
-        raise PlanError(f"goal_H={cfg.goal_H} is not a multiple of mpc.n_taken_actions={n_taken}: the last re-plan "
-                        "would run past the goal time (set mpc.max_iter explicitly to allow that)")
-    if int(cfg.planner.get("horizon", n_taken)) < n_taken:
-        raise PlanError(f"planner.horizon={cfg.planner.horizon} is shorter than mpc.n_taken_actions={n_taken}")
-    max_iter = int(cfg.mpc.max_iter or int(cfg.goal_H) // n_taken)
-    mpc = MPC(planner, model, run.normalizer, fs, n_taken_actions=n_taken, max_iter=max_iter,
-              shrink_horizon=bool(cfg.mpc.shrink_horizon), history_frames=t0, eef_scale=float(cfg.eef_scale),
-              decode_imagined=bool(cfg.decode_imagined) and bool(getattr(model, "has_decoder", False)),
-              device=device, progress=bool(cfg.progress), binary_gripper=bool(cfg.mpc.get("binary_gripper", False)))
-    settings = EvalSettings(frameskip=fs, history_frames=t0, success_metric=cfg.eval.success_metric,
-                            goal_tolerance=float(cfg.eval.goal_tolerance),
-                            gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))
-    batch = pick_batch_size(cfg, model, planner, len(mine), max_iter * n_taken * fs, data)
+    fs, t0 = int(model.frameskip), int(cfg.history_frames or model.num_hist)
+    specs, mine = evaluation_specs(cfg, run, data, fs, t0)
+    planner, mpc, settings = build_planning(cfg, model, run.normalizer, fs, t0, device)
+    batch = pick_batch_size(cfg, model, planner, len(mine), mpc.budget_steps * fs, data)
     log.info("planning %d of %d evaluations (shard %d/%d) with %s on %s, goal_H=%d (%d env steps), %d re-plans, "
              "%d evaluations at a time", len(mine), len(specs), cfg.shard.index, cfg.shard.count, planner.name, device,
-             cfg.goal_H, cfg.goal_H * fs, max_iter, batch)
+             cfg.goal_H, cfg.goal_H * fs, mpc.max_iter, batch)
     writer = OutputWriter(out_dir, cfg, planner.name, int(cfg.goal_H), with_imagined=mpc.decode_imagined)
     records = run_batches(lambda: RobosuiteEnv.from_meta(data.meta, render=True), model, run.normalizer, data, mine,
                           mpc, settings, device, batch_size=batch, progress=bool(cfg.progress),
@@ -130,6 +85,73 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     publish(cfg, out_dir, info, summary, records)
     writer.raise_if_failed()
     return summary
+
+
+def episode_pool(cfg: DictConfig, run, data) -> list[int]:
+    """The run's ``episodes.split`` episodes, less those that do not end in a task success (no goal)."""
+    pool = list(run.split.get(cfg.episodes.split) or [])
+    if not pool:  # never fall back to the training episodes silently: that would evaluate on seen data
+        raise PlanError(f"the run has no {cfg.episodes.split!r} episodes to plan on (its split: "
+                        f"{ {k: len(v) for k, v in run.split.items()} }); pass episodes.split=train to plan on "
+                        "training episodes")
+    if not cfg.episodes.get("success_goals_only", True):
+        return pool
+    from envs.robosuite_env import RobosuiteEnv
+    from planning.evaluator import successful_episodes
+
+    checker = RobosuiteEnv.from_meta(data.meta, render=False)
+    try:
+        kept = successful_episodes(checker, data, pool)
+    finally:
+        checker.close()
+    if len(kept) < len(pool):
+        log.info("%d of %d %s episodes end in a task success and are used as goals", len(kept), len(pool),
+                 cfg.episodes.split)
+    if not kept:
+        raise PlanError(f"none of the run's {len(pool)} {cfg.episodes.split!r} episodes ends in a task success")
+    return kept
+
+
+def evaluation_specs(cfg: DictConfig, run, data, fs: int, t0: int) -> tuple[list, list]:
+    """(all n_evals evaluation specs, this shard's) from the episode pool."""
+    from planning.episodes import select_episodes, shard
+
+    pool = episode_pool(cfg, run, data)
+    try:
+        specs = select_episodes([data.seq_len(i) for i in range(len(data))], pool, int(cfg.n_evals), int(cfg.goal_H),
+                                fs, int(cfg.seed), start_mode=cfg.episodes.start_mode, min_start=(t0 - 1) * fs)
+        return specs, shard(specs, int(cfg.shard.index), int(cfg.shard.count))
+    except ValueError as exc:
+        raise PlanError(str(exc)) from exc
+
+
+def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device: str):
+    """(planner, MPC, EvalSettings) from the config; an MPC budget that runs past the goal is refused."""
+    from hydra.utils import instantiate
+
+    from planning.evaluator import EvalSettings
+    from planning.mpc import MPC
+
+    objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
+                            if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
+    planner_cfg = OmegaConf.to_container(cfg.planner, resolve=True)
+    planner_cfg.pop("name", None)  # the planner class carries its own name
+    planner = instantiate(planner_cfg, model=model, objective=objective)
+    n_taken = int(cfg.mpc.n_taken_actions)
+    if cfg.mpc.max_iter is None and int(cfg.goal_H) % n_taken:
+        raise PlanError(f"goal_H={cfg.goal_H} is not a multiple of mpc.n_taken_actions={n_taken}: the last re-plan "
+                        "would run past the goal time (set mpc.max_iter explicitly to allow that)")
+    if int(cfg.planner.get("horizon", n_taken)) < n_taken:
+        raise PlanError(f"planner.horizon={cfg.planner.horizon} is shorter than mpc.n_taken_actions={n_taken}")
+    max_iter = int(cfg.mpc.max_iter or int(cfg.goal_H) // n_taken)
+    mpc = MPC(planner, model, normalizer, fs, n_taken_actions=n_taken, max_iter=max_iter,
+              shrink_horizon=bool(cfg.mpc.shrink_horizon), history_frames=t0, eef_scale=float(cfg.eef_scale),
+              decode_imagined=bool(cfg.decode_imagined) and bool(getattr(model, "has_decoder", False)),
+              device=device, progress=bool(cfg.progress), binary_gripper=bool(cfg.mpc.get("binary_gripper", False)))
+    settings = EvalSettings(frameskip=fs, history_frames=t0, success_metric=cfg.eval.success_metric,
+                            goal_tolerance=float(cfg.eval.goal_tolerance),
+                            gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))
+    return planner, mpc, settings
 
 
 def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, data) -> int:

@@ -121,6 +121,39 @@ class MPC:
         raw = torch.as_tensor(np.tile(hold, (1, self.frameskip)), dtype=torch.float32, device=self.device)
         return self.normalizer.normalize_action(raw)
 
+    @staticmethod
+    def _start_trace(obs: dict, env) -> EpisodeTrace:
+        tr = EpisodeTrace()
+        tr.frames.append(obs["image"]), tr.imagined.append(None), tr.eef.append(obs["proprio"][:3].copy())
+        tr.obj.append(obs["state"][:3].copy()), tr.success.append(env.is_success())
+        return tr
+
+    def _env_actions(self, actions: torch.Tensor, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Planned normalised chunks [B, h, 7 * fs] -> env actions [B, h * fs, 7] in the env's bounds
+        (the gripper as open / close when ``binary_gripper``)."""
+        raw = self.normalizer.denormalize_action(actions).float().cpu().numpy()
+        raw = np.clip(rearrange(raw, "b h (f a) -> b (h f) a", f=self.frameskip), low, high)
+        if self.binary_gripper:
+            raw[..., -1] = np.where(raw[..., -1] > 0, 1.0, -1.0)
+        return raw
+
+    def _execute(self, env, tr: EpisodeTrace, raw: np.ndarray, n_exec: int, imagined: np.ndarray | None,
+                 history: tuple[list, list, list]) -> np.ndarray:
+        """Step ``env`` through the first ``n_exec`` planning steps of ``raw`` [h * fs, 7], recording them in
+        ``tr`` and in the (images, proprios, action chunks) ``history``; returns the last env action."""
+        fs, (hist_img, hist_prop, hist_act) = self.frameskip, history
+        for j in range(n_exec):
+            for a in raw[j * fs:(j + 1) * fs]:
+                obs, _, _, info = env.step(a)
+                tr.frames.append(obs["image"]), tr.eef.append(obs["proprio"][:3].copy())
+                tr.obj.append(obs["state"][:3].copy()), tr.success.append(bool(info["success"]))
+                tr.actions.append(a.copy())
+                tr.imagined.append(None if imagined is None else imagined[j])
+            hist_img.append(obs["image"]), hist_prop.append(obs["proprio"])
+            hist_act.append(raw[j * fs:(j + 1) * fs].reshape(-1))
+        tr.final_obs = obs
+        return raw[n_exec * fs - 1]
+
     def _commanded_path(self, eef: np.ndarray, actions_raw: np.ndarray) -> np.ndarray:
         """eef [3] + raw actions [h * fs, 7] -> [h * fs + 1, 3] path commanded by the OSC position deltas."""
         steps = np.clip(actions_raw[:, :3], -1, 1) * self.eef_scale
@@ -141,7 +174,7 @@ class MPC:
             generators: B seeded CPU generators (planner noise).
             reference_actions: raw [B, budget_steps, 7 * fs] dataset actions from the start (replay) or None.
         """
-        b, fs = len(envs), self.frameskip
+        fs = self.frameskip
         low, high = envs[0].action_low, envs[0].action_high
         low_n, high_n = action_bounds(self.normalizer, low, high, fs)
         fixed = constant_action_dims(self.normalizer, fs).to(self.device)
@@ -152,10 +185,7 @@ class MPC:
         hist_act = [list(h["actions"]) for h in history]
         last_raw = np.stack([np.asarray(h.get("last_action", np.r_[np.zeros(6), -1.0]), dtype=np.float32)
                              for h in history])  # [B, 7]
-        traces = [EpisodeTrace() for _ in range(b)]
-        for tr, o, env in zip(traces, start_obs, envs):
-            tr.frames.append(o["image"]), tr.imagined.append(None), tr.eef.append(o["proprio"][:3].copy())
-            tr.obj.append(o["state"][:3].copy()), tr.success.append(env.is_success())
+        traces = [self._start_trace(o, env) for o, env in zip(start_obs, envs)]
         ref = None if reference_actions is None else self.normalizer.normalize_action(
             torch.as_tensor(reference_actions, dtype=torch.float32, device=self.device))
         prev, plan_seconds, done = None, [], 0
@@ -171,11 +201,7 @@ class MPC:
             t = time.perf_counter()
             res = self.planner.plan(ctx)
             plan_seconds.append(time.perf_counter() - t)
-            raw = self.normalizer.denormalize_action(res.actions).cpu().numpy()  # [B, h, 7 * fs]
-            raw = rearrange(raw, "b h (f a) -> b (h f) a", f=fs)
-            raw = np.clip(raw, low, high)
-            if self.binary_gripper:
-                raw[..., -1] = np.where(raw[..., -1] > 0, 1.0, -1.0)
+            raw = self._env_actions(res.actions, low, high)  # [B, h * fs, 7]
             imagined = None
             if self.decode_imagined and res.z_pred is not None and getattr(self.model, "has_decoder", False):
                 imagined = images_to_uint8(self.model.decode(res.z_pred[:, : self.n_taken]))  # [B, n, H, W, 3]
@@ -184,17 +210,8 @@ class MPC:
                 tr.planned_eef.append(self._commanded_path(tr.eef[-1], raw[i]))
                 if res.cost is not None:
                     tr.plan_costs.append(float(res.cost[i]))
-                for j in range(n_exec):
-                    for a in raw[i, j * fs:(j + 1) * fs]:
-                        obs, _, _, info = env.step(a)
-                        tr.frames.append(obs["image"]), tr.eef.append(obs["proprio"][:3].copy())
-                        tr.obj.append(obs["state"][:3].copy()), tr.success.append(bool(info["success"]))
-                        tr.actions.append(a.copy())
-                        last_raw[i] = a
-                        tr.imagined.append(None if imagined is None else imagined[i, j])
-                    hist_img[i].append(obs["image"]), hist_prop[i].append(obs["proprio"])
-                    hist_act[i].append(raw[i, j * fs:(j + 1) * fs].reshape(-1))
-                tr.final_obs = obs
+                last_raw[i] = self._execute(env, tr, raw[i], n_exec, None if imagined is None else imagined[i],
+                                            (hist_img[i], hist_prop[i], hist_act[i]))
             done += n_exec
             prev = res.actions[:, n_exec:] if res.actions.shape[1] > n_exec else None
             bar.set_postfix(success=f"{np.mean([tr.success[-1] for tr in traces]):.2f}", plan_s=f"{plan_seconds[-1]:.2f}")

@@ -72,10 +72,13 @@ def test_rollout_bytes_bounds_a_real_rollout():
         z = torch.randn(n, model.num_hist, model.encoder.num_patches, model.projected_dim)
         act = torch.randn(n, model.num_hist + h - 1, model.action_dim * model.frameskip)
         before = psutil.Process().memory_info().rss
+        # ru_maxrss is the process's lifetime peak: start-up may have peaked higher than what is resident now,
+        # so only the rise above max(resident now, earlier peak) is the rollout's own (a lower bound of it)
+        earlier = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         with torch.no_grad():
             model.rollout_latents(z, act)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(peak - before, n * rollout_bytes(model, h), 4 * n * (h + 1) * z[0].numel())
+        print(max(0, peak - max(before, earlier)), n * rollout_bytes(model, h), 4 * n * (h + 1) * z[0].numel())
     """)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300)
     used, estimate, frames_only = map(int, out.stdout.split()[-3:])

@@ -25,7 +25,8 @@ from training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from training.data import epoch_loader, load_run_info, prepare_data, write_run_info
+from training.data import load_run_info, prepare_data, write_run_info
+from training.loss_meter import LossMeter
 from training.run_config import changed_model_keys, frozen_config, same_path
 from training.wandb_setup import init_wandb
 
@@ -76,6 +77,14 @@ def encoder_metadata(model: VWorldModel) -> dict[str, str]:
     return {"encoder_name": e.name, "encoder_pretrained": str(e.pretrained).lower(),
             "encoder_weights_hash": e.weights_hash, "encoder_source": e.weights_source,
             "format": "dino-wm-robomimic/1"}
+
+
+def checked_means(meter: LossMeter, accelerator: Accelerator, epoch: int, step: int) -> dict[str, float]:
+    """The meter's means since its last flush (one host sync); NonFiniteLoss if any loss was NaN / inf."""
+    means = meter.flush(accelerator)
+    if means.get("nonfinite", 0) > 0:
+        raise NonFiniteLoss(f"non-finite loss ({means['loss']}) at epoch {epoch + 1}, at or before step {step}")
+    return means
 
 
 def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
@@ -130,7 +139,8 @@ def train(cfg: Any, run_dir: Path, data_path: Path) -> int:
                                           "action_dim": data.episodes.meta.action_dim},
                                  "encoder": encoder_metadata(model), "config": frozen_config(cfg)})
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=float(t.lr), weight_decay=float(t.weight_decay))
+    optimizer = torch.optim.AdamW(params, lr=float(t.lr), weight_decay=float(t.weight_decay),
+                                  fused=accelerator.device.type == "cuda")  # one kernel per step on a GPU
     warmup = int(t.warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup)))
     start_epoch, step, wandb_id = 0, 0, None
@@ -177,19 +187,16 @@ def train(cfg: Any, run_dir: Path, data_path: Path) -> int:
     try:
         for epoch in range(start_epoch, epochs):
             model.train()
-            loader = epoch_loader(data.train, int(t.batch_size), int(t.seed), epoch, rank, world, True,
-                                  int(t.num_workers), max_train)
+            loader = data.train_batches.epoch(epoch, int(t.seed), rank, world, True, max_train)
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not accelerator.is_local_main_process)
-            t0, seen = time.perf_counter(), 0
+            t0, seen, meter = time.perf_counter(), 0, LossMeter()
             for batch in bar:
                 batch = _to(batch, accelerator.device)
                 with accelerator.accumulate(model):
                     with accelerator.autocast():
                         out = model(batch)
                     loss = out["loss"]
-                    bad = accelerator.reduce(torch.tensor(float(not torch.isfinite(loss)), device=loss.device), "sum")
-                    if bad.item() > 0:
-                        raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {step}")
+                    meter.add(out)  # on the device: the host reads the losses every log_every steps only
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and float(t.clip_grad) > 0:
                         accelerator.clip_grad_norm_(params, float(t.clip_grad))
@@ -201,16 +208,21 @@ def train(cfg: Any, run_dir: Path, data_path: Path) -> int:
                     step += 1
                 seen += next(iter(batch.values())).shape[0] * world
                 sps = seen / max(1e-9, time.perf_counter() - t0)
-                bar.set_postfix(loss=f"{loss.item():.4f}", pred=f"{out['pred_loss'].item():.4f}")
-                if run is not None and step % int(t.log_every) == 0:
-                    run.log({**{f"train/{k}": v.item() for k, v in out.items()}, "train/lr": scheduler.get_last_lr()[0],
-                             "train/samples_per_s": sps, "epoch": epoch}, step=step)
+                if accelerator.sync_gradients and step % int(t.log_every) == 0:
+                    means = checked_means(meter, accelerator, epoch, step)
+                    bar.set_postfix(loss=f"{means['loss']:.4f}", pred=f"{means['pred_loss']:.4f}")
+                    if run is not None:
+                        run.log({**{f"train/{k}": v for k, v in means.items() if k != "nonfinite"},
+                                 "train/lr": scheduler.get_last_lr()[0], "train/samples_per_s": sps, "epoch": epoch},
+                                step=step)
+            checked_means(meter, accelerator, epoch, step)  # before validation and the checkpoint
+            losses = [out[k].item() for k in ("loss", "pred_loss", "copy_loss")]  # waits for the last step
+            sps = seen / max(1e-9, time.perf_counter() - t0)
             log.info("epoch %d/%d: step %d, last loss %.5f (pred %.5f, copy-last %.5f), %.1f samples/s", epoch + 1,
-                     epochs, step, loss.item(), out["pred_loss"].item(), out["copy_loss"].item(), sps)
+                     epochs, step, *losses, sps)
             last = epoch + 1 == epochs
             if data.val is not None and ((epoch + 1) % int(t.val_every) == 0 or last):
-                vl = epoch_loader(data.val, int(t.batch_size), int(t.seed), 0, rank, world, False, int(t.num_workers),
-                                  max_val)
+                vl = data.val_batches.epoch(0, int(t.seed), rank, world, False, max_val)
                 metrics = validate(model, vl, accelerator)
                 log.info("validation after epoch %d: next-latent MSE %.5f vs copy-last-frame baseline %.5f "
                          "(ratio %.3f)", epoch + 1, metrics["val/pred_loss"], metrics["val/copy_loss"],

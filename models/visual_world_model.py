@@ -100,16 +100,32 @@ class VWorldModel(nn.Module):
 
     def rollout_latents(self, z_obs: Tensor, act: Tensor) -> Tensor:
         """``rollout`` from already encoded observations: z_obs [B, T0, P, 64], act [B, T0+H, A]
-        -> [B, T0+H+1, P, 64] (planners encode an observation once and roll out many action sequences)."""
+        -> [B, T0+H+1, P, 64] (planners encode an observation once and roll out many action sequences).
+
+        Equal to feeding the window of the last ``num_hist`` frames to :meth:`predict` at every step, but
+        cheaper: while the window still grows (t <= num_hist) the frames already fed keep their slot,
+        content and action, so their keys / values are reused (``KVCache``) and only the new frame runs
+        through the predictor; once the window slides every frame moves to another position slot (the
+        learned position embedding differs) and sees another first frame, so nothing can be reused
+        exactly and the whole window is recomputed, its last layer for the last frame only.
+        """
         t0, total = z_obs.shape[1], act.shape[1]
         if total < t0:
             raise ValueError(f"act has {total} steps, fewer than the {t0} observed frames")
-        frames = list(z_obs.unbind(1))
+        d = self.projected_dim
+        out = z_obs.new_empty(z_obs.shape[0], total + 1, *z_obs.shape[2:])  # [B, T0+H+1, P, 64]
+        out[:, :t0] = z_obs
+        cache = self.predictor.new_cache() if t0 <= self.num_hist else None
         for t in range(t0, total + 1):
             lo = max(0, t - self.num_hist)
-            z = self.replace_actions_from_z(torch.stack(frames[lo:t], dim=1), act[:, lo:t])
-            frames.append(self.predict(z)[:, -1])
-        return torch.stack(frames, dim=1)
+            if cache is not None and lo == 0:  # growing window: feed the frames not yet in the cache
+                z = self.replace_actions_from_z(out[:, cache.frames : t], act[:, cache.frames : t])
+                pred = self.predictor(z, cache=cache, last_frame_only=True)[:, -1]
+            else:
+                z = self.replace_actions_from_z(out[:, lo:t], act[:, lo:t])
+                pred = self.predictor(z, last_frame_only=True)[:, -1]
+            out[:, t] = pred + z[:, -1, :, :d] if self.residual else pred
+        return out
 
     # --- training ---------------------------------------------------------------------------
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -7,6 +7,7 @@ Shapes: ``B`` episodes planned together, ``N`` candidate sequences per episode, 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -91,6 +92,19 @@ def supports_latent_rollout(model) -> bool:
     return hasattr(model, "rollout_latents") and hasattr(model, "encode_obs")
 
 
+def rollout_dtype(device: torch.device | str) -> torch.dtype | None:
+    """Autocast dtype of planning rollouts on ``device``: bf16 on a CUDA GPU that has it, else None (fp32)."""
+    device = torch.device(device)
+    native = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.bfloat16 if native else None
+
+
+def rollout_autocast(device: torch.device | str):
+    """Context for the model calls of a rollout: bf16 autocast on CUDA, nothing (fp32) elsewhere."""
+    dtype = rollout_dtype(device)
+    return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 def rollout_predictions(model, obs_0: dict[str, torch.Tensor], past_actions: torch.Tensor,
                         actions: torch.Tensor, z_obs: torch.Tensor | None = None) -> torch.Tensor:
     """Predicted latents after each planned action.
@@ -103,12 +117,18 @@ def rollout_predictions(model, obs_0: dict[str, torch.Tensor], past_actions: tor
         actions: [b, h, A] planned actions (the first one is applied at the current frame).
         z_obs: [b, T0, P, D] the encoded ``obs_0`` if already known (then the model's step API is used).
     Returns:
-        [b, h, P, D]: frame ``k`` is the prediction after ``actions[:, k]``.
+        [b, h, P, D] float32: frame ``k`` is the prediction after ``actions[:, k]``.
+
+    The model runs under :func:`rollout_autocast` (bf16 on CUDA); observations are encoded and the
+    predicted latents kept and returned in fp32, so objectives compare fp32 latents.
     """
     t0 = obs_0["proprio"].shape[1]
     act = torch.cat([past_actions.to(actions), actions], dim=1)
-    z = model.rollout(obs_0, act) if z_obs is None else model.rollout_latents(z_obs, act)
-    return z[:, t0:]
+    if z_obs is None and supports_latent_rollout(model):
+        z_obs = model.encode_obs(obs_0)
+    with rollout_autocast(actions.device):
+        z = model.rollout(obs_0, act) if z_obs is None else model.rollout_latents(z_obs.float(), act)
+    return z[:, t0:].float()
 
 
 def encode_context(model, ctx: PlanContext) -> torch.Tensor | None:
@@ -128,6 +148,7 @@ def evaluate_candidates(model, objective: LatentGoalObjective, ctx: PlanContext,
 
     All ``B * N`` rollouts go through the model together, ``chunk_size`` of them per forward pass
     (this bounds memory; it is not a loop over episodes). Observations are encoded once per episode.
+    Rollouts run in bf16 on CUDA (:func:`rollout_predictions`); costs are computed in fp32.
 
     Args:
         candidates: [B, N, h, A] normalised action sequences.
@@ -144,7 +165,7 @@ def evaluate_candidates(model, objective: LatentGoalObjective, ctx: PlanContext,
         obs = expand_obs(ctx.obs_0, idx)
         z = rollout_predictions(model, obs, ctx.past_actions[idx], flat[start:start + chunk_size],
                                 z_obs=None if z_obs is None else z_obs[idx])
-        costs.append(objective(z, ctx.z_goal[idx]))
+        costs.append(objective(z, ctx.z_goal[idx].float()))
     return rearrange(torch.cat(costs), "(b n) -> b n", b=b)
 
 

@@ -9,6 +9,8 @@ from planning.base import (
     PlanContext,
     encode_context,
     evaluate_candidates,
+    rollout_autocast,
+    rollout_dtype,
     rollout_predictions,
 )
 from planning.objectives import LatentGoalObjective
@@ -55,3 +57,23 @@ def test_latent_rollout_matches_model_rollout_and_chunking():
     torch.testing.assert_close(big, small)
     assert torch.all(big[:, 2] < 1e-8)  # reaching the goal latent exactly costs 0
     assert torch.all(big.std(dim=1) > 0)
+
+
+@torch.no_grad()
+def test_rollouts_run_in_fp32_on_cpu_and_return_fp32_latents():
+    model = _tiny_model(num_hist=1)
+    obs = {"visual": torch.rand(2, 1, 3, 28, 28), "proprio": torch.randn(2, 1, 5)}
+    act = torch.randn(2, 3, 14)
+    pred = rollout_predictions(model, obs, act[:, :0], act)  # encodes the observation itself
+    assert pred.dtype == torch.float32
+    torch.testing.assert_close(pred, model.rollout(obs, act)[:, 1:], rtol=0, atol=0)  # no autocast on a CPU
+
+
+def test_autocast_is_bf16_on_cuda_only(monkeypatch):
+    assert rollout_dtype("cpu") is None and rollout_dtype(torch.device("cpu")) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: not including_emulation)
+    assert rollout_dtype("cuda:0") is torch.bfloat16
+    ctx = rollout_autocast("cuda")
+    assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16 and ctx.device == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert rollout_dtype("cuda:0") is None  # emulated bf16 (pre-Ampere GPUs) is slower than fp32

@@ -116,3 +116,51 @@ def test_multi_step_prediction_rolls_out_on_its_own_predictions(num_pred):
     later = [F.mse_loss(z[:, h - 1], z[:, h + k]) for k in range(1, num_pred)]  # open loop: frame h-1 copied on
     torch.testing.assert_close(out["pred_loss"], (first + sum(later)) / num_pred)
     torch.testing.assert_close(out["loss"], out["pred_loss"] + m.align_weight * out["align_loss"])
+
+
+def reference_rollout(m, z_obs, act):
+    """The plain DINO-WM rollout: the last num_hist frames through the full predictor at every step."""
+    frames = list(z_obs.unbind(1))
+    for t in range(z_obs.shape[1], act.shape[1] + 1):
+        lo = max(0, t - m.num_hist)
+        frames.append(m.predict(m.replace_actions_from_z(torch.stack(frames[lo:t], 1), act[:, lo:t]))[:, -1])
+    return torch.stack(frames, 1)
+
+
+@pytest.mark.parametrize("num_hist,t0", [(1, 1), (3, 1), (3, 2), (3, 3), (3, 4), (4, 2)])
+@torch.no_grad()
+def test_rollout_with_key_value_cache_equals_the_full_window_rollout(num_hist, t0):
+    m = make(num_hist=num_hist, predictor={"depth": 2, "heads": 2}).eval()
+    torch.manual_seed(1)
+    for name, p in m.named_parameters():  # as after training: the zero-initialised head would hide errors
+        if not name.startswith("encoder."):
+            p.add_(0.2 * torch.randn_like(p))
+    z_obs, act = torch.randn(B, t0, 4, 16), torch.randn(B, t0 + 5, 14)  # 6 predicted frames: the window slides
+    fed = []
+    real = m.predictor.forward
+    m.predictor.forward = lambda z, cache=None, **kw: fed.append((z.shape[1], cache is not None)) or real(z, cache, **kw)
+    out = m.rollout_latents(z_obs, act)
+    del m.predictor.forward
+    torch.testing.assert_close(out, reference_rollout(m, z_obs, act), atol=1e-5, rtol=1e-5)
+    # while the window grows only the new frame is fed (the others' keys / values are cached); after it, all of it
+    grow = max(0, num_hist - t0 + 1) if t0 <= num_hist else 0
+    expect = [(t0, True)] + [(1, True)] * (grow - 1) if grow else []
+    expect += [(min(num_hist, t), False) for t in range(t0 + grow, t0 + 6)]
+    assert fed == expect
+
+
+@torch.no_grad()
+def test_runs_saved_with_another_head_layout_load_with_their_own(tmp_path, caplog):
+    """Heads change no parameter shape: a run keeps the heads of its saved config (here 4 heads of 6,
+    a layout fused kernels cannot take), whatever the shipped predictor configs say now."""
+    from test_checkpoint import make_run
+
+    from models.loading import load_world_model
+
+    _, model = make_run(tmp_path)
+    with caplog.at_level("WARNING"):
+        run = load_world_model(tmp_path)
+    assert run.model.predictor.blocks[0].attn.heads == 4 and "head dim 6" in caplog.text
+    obs = {"features": torch.randn(2, 1, 4, 384), "proprio": torch.randn(2, 1, 5)}
+    act = torch.randn(2, 4, 14)
+    torch.testing.assert_close(run.model.rollout(obs, act), model.eval().rollout(obs, act), rtol=0, atol=0)

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Subset
 
 from datasets.normalizer import Normalizer
 from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset, split_episodes
+from training.batches import BatchSource, choose_placement, validation_indices, window_tables
 from training.distributed import node_feature_cache
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ class TrainData:
     split: dict[str, list[int]]
     train: WindowDataset
     val: WindowDataset | None
+    train_batches: BatchSource | None = None
+    val_batches: BatchSource | None = None
 
 
 def load_run_info(run_dir: Path) -> dict[str, Any] | None:
@@ -66,7 +69,32 @@ def prepare_data(cfg: Any, data_path: Path, run_dir: Path, encoder, accelerator,
     val = WindowDataset(episodes, split["val"], normalizer, **kw) if split["val"] else None
     log.info("dataset %s: %d train episodes (%d windows), %d val episodes (%d windows)", data_path,
              len(split["train"]), len(train), len(split["val"]), len(val) if val else 0)
-    return TrainData(episodes, normalizer, split, train, val)
+    t = cfg.training
+    train_b, val_b = batch_sources(train, val, t.get("cache_on_device", "auto"), accelerator.device,
+                                   int(t.batch_size), int(t.num_workers))
+    return TrainData(episodes, normalizer, split, train, val, train_b, val_b)
+
+
+def batch_sources(train: WindowDataset, val: WindowDataset | None, setting, device: torch.device, batch_size: int,
+                  num_workers: int) -> tuple[BatchSource, BatchSource | None]:
+    """Batch sources of both splits, their tables on ``device`` or on the host (``choose_placement``).
+
+    The feature cache is shared: on the device it is copied there once for both splits.
+    """
+    tables = [window_tables(train)] + ([window_tables(val)] if val is not None else [])
+    nbytes = tables[0].nbytes() + sum(tb.nbytes(features=False) for tb in tables[1:])
+    placement = choose_placement(setting, device, nbytes)
+    if placement == "device":
+        try:
+            tables[0] = tables[0].to(device)
+            tables[1:] = [tb.to(device, features=tables[0].features) for tb in tables[1:]]
+        except torch.cuda.OutOfMemoryError as e:
+            raise RuntimeError(f"training.cache_on_device={setting}: the {nbytes / 2**30:.2f} GiB of training tables "
+                               f"do not fit on {device}; use training.cache_on_device=auto or false") from e
+    log.info("training batches gathered on the %s (%s, %.2f GiB of tables; training.cache_on_device=%s)",
+             "device" if placement == "device" else "host", device, nbytes / 2**30, setting)
+    sources = [BatchSource(tb, device, placement, batch_size, num_workers) for tb in tables]
+    return sources[0], (sources[1] if val is not None else None)
 
 
 def epoch_loader(ds, batch_size: int, seed: int, epoch: int, rank: int, world: int, shuffle: bool,
@@ -90,7 +118,7 @@ def validation_loader(ds, batch_size: int, rank: int, world: int, num_workers: i
     Ranks may hold one window more than others (no padding, nothing dropped); ``validate`` sums
     per-rank totals, so the metrics do not depend on the number of processes.
     """
-    mine = list(range(rank, len(ds), world))
+    mine = validation_indices(len(ds), rank, world).tolist()
     if max_batches is not None:
         mine = mine[: max_batches * batch_size]
     return DataLoader(Subset(ds, mine), batch_size=batch_size, shuffle=False, num_workers=num_workers)

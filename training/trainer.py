@@ -25,7 +25,9 @@ from omegaconf import OmegaConf
 from models.factory import build_encoder, build_world_model
 from models.visual_world_model import VWorldModel
 from training.checkpoint import latest_checkpoint, save_checkpoint
-from training.data import TrainData, epoch_loader, prepare_data, validation_loader, write_run_info
+from training.batches import validation_batches
+from training.data import TrainData, prepare_data, write_run_info
+from training.loss_meter import LossMeter
 from training.distributed import check_shared_run_dir, gather_rng_states
 from training.resume import Restored, RunMismatchError, find_resume_point, restore
 from training.run_config import frozen_config
@@ -94,7 +96,8 @@ def setup(cfg: Any, run_dir: Path, data_path: Path, accelerator: Accelerator) ->
         write_run_info(run_dir, {"dataset_path": str(data_path), "split": data.split, "dims": dims,
                                  "encoder": encoder_metadata(model), "config": frozen_config(cfg)})
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=float(t.lr), weight_decay=float(t.weight_decay))
+    optimizer = torch.optim.AdamW(params, lr=float(t.lr), weight_decay=float(t.weight_decay),
+                                  fused=accelerator.device.type == "cuda")  # one kernel per step on a GPU
     warmup = int(t.warmup_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup)))
     start = restore(ckpt, model, optimizer, scheduler, accelerator) if ckpt is not None else Restored()
@@ -136,9 +139,6 @@ def train_step(s: Session, batch: dict[str, torch.Tensor], group_size: int, sync
         with acc.autocast():
             out = s.model(batch)
         loss = out["loss"]
-        bad = acc.reduce(torch.tensor(float(not torch.isfinite(loss)), device=loss.device), "sum")
-        if bad.item() > 0:
-            raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, step {s.step}")
         acc.backward(loss / group_size)
     if sync:
         clip = float(s.cfg.training.clip_grad)
@@ -152,31 +152,46 @@ def train_step(s: Session, batch: dict[str, torch.Tensor], group_size: int, sync
     return out
 
 
+def checked_means(meter: LossMeter, accelerator: Accelerator, epoch: int, step: int) -> dict[str, float]:
+    """The meter's means since its last flush (one host sync); NonFiniteLoss if any loss was NaN / inf."""
+    means = meter.flush(accelerator)
+    if means.get("nonfinite", 0) > 0:
+        raise NonFiniteLoss(f"non-finite loss ({means['loss']}) at epoch {epoch + 1}, at or before step {step}")
+    return means
+
+
 def run_epoch(s: Session, epoch: int) -> None:
-    """One pass over this rank's share of the training windows."""
+    """One pass over this rank's share of the training windows.
+
+    Losses are summed on the device (``LossMeter``): the host reads them every ``log_every`` steps and at
+    the end of the epoch only, so the GPU is never stalled by a per-step sync."""
     t, acc = s.cfg.training, s.accelerator
     world = acc.num_processes
     s.model.train()
-    loader = epoch_loader(s.data.train, int(t.batch_size), int(t.seed), epoch, acc.process_index, world, True,
-                          int(t.num_workers), DEBUG_TRAIN_BATCHES if s.cfg.debug else None)
+    loader = s.data.train_batches.epoch(epoch, int(t.seed), acc.process_index, world, True,
+                                        DEBUG_TRAIN_BATCHES if s.cfg.debug else None)
     n, accum = len(loader), max(1, int(t.grad_accum))
     bar = progress(loader, desc=f"epoch {epoch + 1}/{s.epochs}", unit="batch",
                    disable=not acc.is_local_main_process)
-    t0, seen, sps, out = time.perf_counter(), 0, 0.0, None
+    t0, seen, sps, meter, means = time.perf_counter(), 0, 0.0, LossMeter(), None
     for i, batch in enumerate(bar):
         batch = _to(batch, acc.device)
         group, sync = accumulation_group(i, n, accum)
         out = train_step(s, batch, group, sync, epoch)
+        meter.add(out)
         seen += next(iter(batch.values())).shape[0] * world
         sps = seen / max(1e-9, time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{out['loss'].item():.4f}", pred=f"{out['pred_loss'].item():.4f}")
-        if s.wandb is not None and sync and s.step % int(t.log_every) == 0:
-            s.wandb.log("train", {**{f"train/{k}": v.item() for k, v in out.items()},
-                                  "train/lr": s.scheduler.get_last_lr()[0], "train/samples_per_s": sps,
-                                  "epoch": epoch}, s.step)
-    if out is not None:
-        log.info("epoch %d/%d: step %d, last loss %.5f (pred %.5f, copy-last %.5f), %.1f samples/s", epoch + 1,
-                 s.epochs, s.step, out["loss"].item(), out["pred_loss"].item(), out["copy_loss"].item(), sps)
+        if sync and s.step % int(t.log_every) == 0:
+            means = checked_means(meter, acc, epoch, s.step)
+            bar.set_postfix(loss=f"{means['loss']:.4f}", pred=f"{means['pred_loss']:.4f}")
+            if s.wandb is not None:
+                s.wandb.log("train", {**{f"train/{k}": v for k, v in means.items() if k != "nonfinite"},
+                                      "train/lr": s.scheduler.get_last_lr()[0], "train/samples_per_s": sps,
+                                      "epoch": epoch}, s.step)
+    means = checked_means(meter, acc, epoch, s.step) or means  # before validation and the checkpoint
+    if means:
+        log.info("epoch %d/%d: step %d, mean loss %.5f (pred %.5f, copy-last %.5f), %.1f samples/s", epoch + 1,
+                 s.epochs, s.step, means["loss"], means["pred_loss"], means["copy_loss"], sps)
 
 
 def end_of_epoch(s: Session, epoch: int) -> None:
@@ -191,8 +206,8 @@ def end_of_epoch(s: Session, epoch: int) -> None:
 
 def run_validation(s: Session, epoch: int) -> None:
     t, acc = s.cfg.training, s.accelerator
-    loader = validation_loader(s.data.val, int(t.batch_size), acc.process_index, acc.num_processes,
-                               int(t.num_workers), DEBUG_VAL_BATCHES if s.cfg.debug else None)
+    loader = validation_batches(s.data.val_batches, acc.process_index, acc.num_processes,
+                                DEBUG_VAL_BATCHES if s.cfg.debug else None)
     metrics = validate(s.raw, loader, acc)
     log.info("validation after epoch %d: next-latent MSE %.5f vs copy-last-frame baseline %.5f (ratio %.3f)",
              epoch + 1, metrics["val/pred_loss"], metrics["val/copy_loss"],

@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
 
-PRETRAINED=true; N_EVALS="${N_EVALS:-4}"; GOAL_H="${GOAL_H:-3}"; FORCE_PLAN=0
+PRETRAINED=true; N_EVALS="${N_EVALS:-4}"; GOAL_H="${GOAL_H:-5}"; FORCE_PLAN=0
 OUT="${DEMO_OUT:-$ROOT/outputs/demo}"; PLAN_OUT="${DEMO_PLAN_OUT:-$ROOT/plan_outputs/demo}"
 TRAIN_ARGS=(); PLAN_ARGS=()
 
@@ -27,7 +27,7 @@ planning with CEM beside the random, replay and do-nothing (hold) baselines, and
                        says so. Without it the official weights are needed (see README, "DINOv2 weights").
   --weights PATH       dinov2_vits14_pretrain.pth (official format) to use for the encoder
   --n-evals N          planning episodes per planner (default 4, env N_EVALS)
-  --goal-h H           goal horizon in planning steps (default 3 = 15 env steps, env GOAL_H)
+  --goal-h H           goal horizon in planning steps (default 5 = 25 env steps before the demo's end, env GOAL_H)
   --replan             rerun the planning evaluations even when they are finished
   --train-arg X        extra Hydra override for training (repeatable)
   --plan-arg X         extra Hydra override for planning (repeatable)

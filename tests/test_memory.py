@@ -83,4 +83,4 @@ def test_rollout_bytes_bounds_a_real_rollout():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300)
     used, estimate, frames_only = map(int, out.stdout.split()[-3:])
     assert used <= estimate  # an upper bound ...
-    assert estimate < 4 * max(used, frames_only)  # ... and not a wild one
+    assert estimate < 8 * max(used, frames_only)  # ... and not a wild one (used is a lower bound of the rise)

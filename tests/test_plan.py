@@ -116,10 +116,10 @@ def test_budget_that_would_run_past_the_goal_is_refused(tiny_trained_run, tmp_pa
 def test_horizon_study_multirun_and_table(tiny_trained_run, tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(["plan.py", "-m", "--config-name=plan_projected_latent", f"ckpt_base_path={tiny_trained_run}",
-             "planner=replay", "n_evals=1", "goal_H=2,9", "progress=false", "outputs.videos=false",
+             "planner=replay", "n_evals=1", "goal_H=2,20", "progress=false", "outputs.videos=false",
              "outputs.plots=false", f"hydra.sweep.dir={sweep}"])
     assert (sweep / "replay_gH2_shard0of1" / "summary.json").is_file()
-    assert not (sweep / "replay_gH9_shard0of1" / "logs.json").exists()  # 45 env steps: no tiny episode is that long
+    assert not (sweep / "replay_gH20_shard0of1" / "logs.json").exists()  # 100 env steps: no tiny episode is that long
     proc = run_cli(["-m", "planning.merge", "--by", "goal_H", str(sweep)])
     assert "| 2 | replay | 1.000 |" in proc.stdout
     rows = json.loads((sweep / "goal_H_table.json").read_text())

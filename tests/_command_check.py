@@ -197,7 +197,10 @@ def check_gpu_preset(cfg, env: dict[str, str], monkeypatch) -> None:
 
     monkeypatch.setattr(gg, "query_devices", lambda: DeviceQuery(fake_gpus(), "nvitop"))
     for key in ("CUDA_DEVICE_ORDER", "MUJOCO_EGL_DEVICE_ID", "LOCAL_RANK"):
-        monkeypatch.delenv(key, raising=False)
+        # setenv first: monkeypatch records nothing for deleting an absent key, and the selection
+        # writes these into os.environ (they would leak into later tests, robosuite's EGL included)
+        monkeypatch.setenv(key, "unset")
+        monkeypatch.delenv(key)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", preset)
     ids = select_gpus_for_run(int(cfg.num_gpus), float(cfg.min_free_memory_gb), bool(cfg.gpu.auto_select))
     assert ids == list(range(min(int(cfg.num_gpus), len(preset.split(","))))), ids

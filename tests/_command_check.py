@@ -197,9 +197,9 @@ def check_gpu_preset(cfg, env: dict[str, str], monkeypatch) -> None:
 
     monkeypatch.setattr(gg, "query_devices", lambda: DeviceQuery(fake_gpus(), "nvitop"))
     for key in ("CUDA_DEVICE_ORDER", "MUJOCO_EGL_DEVICE_ID", "LOCAL_RANK"):
-        # setenv first: monkeypatch records the key's original state (also "absent"), so what
-        # select_gpus_for_run writes into os.environ below is undone after the test
-        monkeypatch.setenv(key, "")
+        # setenv first: monkeypatch records nothing for deleting an absent key, and the selection
+        # writes these into os.environ (they would leak into later tests, robosuite's EGL included)
+        monkeypatch.setenv(key, "unset")
         monkeypatch.delenv(key)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", preset)
     ids = select_gpus_for_run(int(cfg.num_gpus), float(cfg.min_free_memory_gb), bool(cfg.gpu.auto_select))

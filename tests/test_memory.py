@@ -62,25 +62,29 @@ def test_available_memory_is_plausible():
 
 @pytest.mark.slow
 def test_rollout_bytes_bounds_a_real_rollout():
-    """The estimate of one latent rollout is an upper bound of what a real no-grad rollout adds to the peak RSS."""
+    """The estimate of one latent rollout is an upper bound of what a real no-grad rollout adds to the
+    peak RSS (the high-water mark is reset to the current RSS first: /proc/self/clear_refs, Linux)."""
     code = textwrap.dedent("""
-        import resource, sys, torch, psutil
+        import torch
+        from pathlib import Path
         from benchmarks.plan_latency import build_model
         from planning.memory import rollout_bytes
+        def hwm():
+            line = next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("VmHWM"))
+            return int(line.split()[1]) * 1024
         model, _ = build_model(["img_size=56"], "cpu")
         n, h = 512, 8
         z = torch.randn(n, model.num_hist, model.encoder.num_patches, model.projected_dim)
         act = torch.randn(n, model.num_hist + h - 1, model.action_dim * model.frameskip)
-        before = psutil.Process().memory_info().rss
-        # ru_maxrss is the process's lifetime peak: start-up may have peaked higher than what is resident now,
-        # so only the rise above max(resident now, earlier peak) is the rollout's own (a lower bound of it)
-        earlier = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        Path("/proc/self/clear_refs").write_text("5")  # peak RSS := current RSS
+        before = hwm()
         with torch.no_grad():
             model.rollout_latents(z, act)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        print(max(0, peak - max(before, earlier)), n * rollout_bytes(model, h), 4 * n * (h + 1) * z[0].numel())
+        print(hwm() - before, n * rollout_bytes(model, h), 4 * n * (h + 1) * z[0].numel())
     """)
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300)
     used, estimate, frames_only = map(int, out.stdout.split()[-3:])
     assert used <= estimate  # an upper bound ...
-    assert estimate < 8 * max(used, frames_only)  # ... and not a wild one (used is a lower bound of the rise)
+    assert estimate < 4 * max(used, frames_only)  # ... and not a wild one

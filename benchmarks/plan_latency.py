@@ -14,6 +14,7 @@ Prints one line per n_evals and a summary table; figures depend on the machine (
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import platform
 import resource
@@ -84,6 +85,40 @@ def timed(fn, device: str) -> float:
     return time.perf_counter() - t
 
 
+def report(rows: list[tuple], device: str, args: argparse.Namespace, cfg, hw: str) -> None:
+    """The markdown table of ``rows`` (n_evals, batched s, loop s or None, peak MiB), and the JSON file."""
+    print("\n| n_evals | batched s/re-plan | per-episode loop s | loop / batched | peak MiB |")
+    print("|---|---|---|---|---|")
+    for b, bt, lp, mem in rows:
+        print(f"| {b} | {bt:.2f} | {'-' if lp is None else f'{lp:.2f}'} | "
+              f"{'-' if lp is None else f'{lp / bt:.2f}x'} | {mem:.0f} |")
+    mem_note = "CUDA max allocated" if device.startswith("cuda") else "process peak RSS"
+    print(f"(peak memory = {mem_note})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "device": hw, "img_size": int(cfg.img_size), "predictor": str(cfg.predictor.name),
+            "heads": int(cfg.predictor.heads), "num_hist": int(cfg.num_hist), "horizon": args.horizon,
+            "num_samples": args.num_samples, "opt_steps": args.opt_steps, "peak_kind": mem_note,
+            "rows": [{"n_evals": b, "batched_s": bt, "loop_s": lp, "peak_mib": mem} for b, bt, lp, mem in rows]},
+            indent=1))
+
+
+def profile_replan(planner, ctx: PlanContext, device: str, n_rows: int) -> None:
+    """Where one batched re-plan spends its time: the busiest ops, and device-busy vs wall time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.startswith("cuda")
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
+        wall = timed(lambda: planner.plan(ctx), device)
+    events = prof.key_averages()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    busy = sum(getattr(e, key, 0) or 0 for e in events) / 1e6
+    print(f"\n# profile of one re-plan ({ctx.batch_size} episodes): {wall:.3f} s wall (profiled), "
+          f"{busy:.3f} s {'device-busy (kernels)' if cuda else 'CPU in ops'}")
+    print(events.table(sort_by=key, row_limit=n_rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-loop", action="store_true", help="skip the per-episode loop (batched only)")
     p.add_argument("--device", default="auto", help="auto (a GPU via gpu_utils if any) | cpu | cuda:N")
     p.add_argument("--override", action="append", default=[], help="training-config override, repeatable")
+    p.add_argument("--repeat", type=int, default=1, help="time each batched re-plan this often, keep the fastest")
+    p.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                   help="also profile one batched re-plan of the largest n_evals: the ROWS busiest ops")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.num_samples < args.topk or min(args.n_evals) < 1:
@@ -121,20 +160,19 @@ def main(argv: list[str] | None = None) -> int:
         ctx = make_context(model, b, args.horizon, device)
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(device)
-        batched = timed(lambda c=ctx: planner.plan(c), device)
+        batched = min(timed(lambda c=ctx: planner.plan(c), device) for _ in range(max(1, args.repeat)))
         mem = peak_memory_mb(device)
         loop = None if args.no_loop else timed(lambda c=ctx, n=b: [planner.plan(split(c, i)) for i in range(n)], device)
         rows.append((b, batched, loop, mem))
         ratio = f", loop/batched {loop / batched:.2f}x" if loop else ""
         print(f"n_evals {b:3d}: batched {batched:8.2f} s/re-plan ({batched / b:.2f} s per episode)"
               + (f", per-episode loop {loop:8.2f} s" if loop else "") + ratio + f", peak memory {mem:.0f} MiB")
-    print("\n| n_evals | batched s/re-plan | per-episode loop s | loop / batched | peak MiB |")
-    print("|---|---|---|---|---|")
-    for b, bt, lp, mem in rows:
-        print(f"| {b} | {bt:.2f} | {'-' if lp is None else f'{lp:.2f}'} | "
-              f"{'-' if lp is None else f'{lp / bt:.2f}x'} | {mem:.0f} |")
-    mem_note = "CUDA max allocated" if device.startswith("cuda") else "process peak RSS"
-    print(f"(peak memory = {mem_note})")
+    report(rows, device, args, cfg, hw)
+    if args.profile:
+        try:
+            profile_replan(planner, ctx, device, args.profile)
+        except Exception as e:  # noqa: BLE001 - the figures above are already out; a profiler quirk must not fail them
+            print(f"# profile failed: {type(e).__name__}: {e}")
     return 0
 
 

@@ -1,10 +1,14 @@
 """Training throughput from the feature cache vs re-encoding the frames every step (same model, same batch).
 
     python benchmarks/train_throughput.py --data data/demo/lift/dino_wm [--img-size 196] [--batch-size 8]
+    python benchmarks/train_throughput.py --data DIR --device cuda --img-size 196 --batch-size 32 --steps 50
 
-Each mode runs in its own subprocess (so peak memory is per mode) and the table shows samples/s and
-the median seconds per step, the speed-up and the peak memory (max RSS on CPU, max allocated on CUDA).
-Uses the training config (``conf/``) with ``env=demo_lift`` plus the overrides given.
+Each mode runs in its own subprocess (so peak memory is per mode). Batches come from the training
+data path (``training/batches.py``: the feature cache and the window index on the device when they
+fit, ``--cache-on-device``); the re-encode mode gathers the decoded frames the same way and runs the
+frozen encoder every step. The table shows samples/s over ``--steps`` timed steps (one device sync
+at each end, as in training), seconds per step, the speed-up and the peak memory (max RSS on CPU,
+max allocated on CUDA). Uses the training config (``conf/``) with ``env=demo_lift`` plus the overrides given.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import argparse
 import json
 import logging
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -23,7 +26,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def _timed_steps(step, n: int, device) -> float:
+    """Seconds for ``n`` calls of ``step`` (the device synchronised before and after, not in between)."""
+    import torch
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    sync(device)
+    return time.perf_counter() - t0
+
+
 def run_mode(args: argparse.Namespace) -> dict:
+    import contextlib
+
     import torch
     from hydra import compose, initialize_config_dir
 
@@ -31,6 +49,7 @@ def run_mode(args: argparse.Namespace) -> dict:
     from datasets.normalizer import Normalizer
     from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset
     from models.factory import build_encoder, build_world_model
+    from training.data import batch_sources
 
     overrides = ["env=demo_lift", f"env.data_path={args.data}", f"img_size={args.img_size}",
                  f"encoder.pretrained={str(not args.random_encoder).lower()}", *args.override]
@@ -39,62 +58,58 @@ def run_mode(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     device = torch.device(args.device)
     encoder = build_encoder(cfg)
-    ep = RobomimicEpisodes(args.data)
-    ids = list(range(len(ep)))
-    norm = Normalizer.fit(ep.actions, ep.proprios, ep.states, ep.seq_lengths, ids)
-    feats = offsets = None
     if args.mode == "build":
         build_feature_cache(args.data, encoder, device=device, progress=False)
         return {"mode": "build"}
-    if args.mode == "cache":
-        feats, offsets = load_feature_cache(args.data, encoder)
+    ep = RobomimicEpisodes(args.data)
+    ids = list(range(len(ep)))
+    norm = Normalizer.fit(ep.actions, ep.proprios, ep.states, ep.seq_lengths, ids)
+    feats, offsets = load_feature_cache(args.data, encoder) if args.mode == "cache" else (None, None)
     ds = WindowDataset(ep, ids, norm, int(cfg.num_hist), int(cfg.num_pred), int(cfg.frameskip), feats, offsets)
+    src, _ = batch_sources(ds, None, args.cache_on_device, device, args.batch_size, args.num_workers)
     model = build_world_model(cfg, ep.meta.proprio_dim, ep.meta.state_dim, encoder=encoder).to(device).train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
+                            fused=device.type == "cuda")
+    amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.mixed_precision == "bf16" \
+        else contextlib.nullcontext()
+    batches = (b for epoch in range(10**9) for b in src.epoch(epoch, seed=0))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     def step() -> None:
-        idx = torch.randint(len(ds), (args.batch_size,), generator=g).tolist()
-        items = [ds[i] for i in idx]
-        batch = {k: torch.stack([it[k] for it in items]).to(device) for k in items[0]}
-        loss = model(batch)["loss"]
+        with amp:
+            loss = model(next(batches))["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-    dt = statistics.median(times)  # robust to stalls on a shared machine
+    _timed_steps(step, args.warmup, device)
+    dt = _timed_steps(step, args.steps, device) / args.steps
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"mode": args.mode, "s_per_step": dt, "samples_per_s": args.batch_size / dt, "peak_mem_mb": peak / 2**20,
             "peak_kind": "cuda max allocated" if device.type == "cuda" else "max RSS", "img_size": args.img_size,
-            "batch_size": args.batch_size, "patches": encoder.num_patches}
+            "batch_size": args.batch_size, "patches": encoder.num_patches, "placement": src.placement,
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="converted dataset directory")
     p.add_argument("--img-size", type=int, default=196)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--steps", type=int, default=5, help="timed training steps per mode (median reported)")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps per mode")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--mixed-precision", choices=["no", "bf16"], default="no", help="bf16 autocast as in training")
+    p.add_argument("--cache-on-device", default="auto", help="training.cache_on_device: auto | true | false")
+    p.add_argument("--num-workers", type=int, default=0, help="loader processes of host-gathered batches")
     p.add_argument("--random-encoder", action="store_true", help="random encoder weights (no DINOv2 file needed)")
     p.add_argument("--override", action="append", default=[], help="extra Hydra override (repeatable)")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--mode", choices=["build", "cache", "frames"], help=argparse.SUPPRESS)
-    args = p.parse_args()
+    argv = sys.argv[1:] if argv is None else argv
+    args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not (Path(args.data) / "meta.json").is_file():
         print(f"error: {args.data} is not a converted dataset directory (no meta.json)", file=sys.stderr)
@@ -104,7 +119,7 @@ def main() -> int:
         return 0
     rows = []
     for mode in ("build", "cache", "frames"):  # the cache is built first, in its own process
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--mode", mode]
+        cmd = [sys.executable, __file__, *argv, "--mode", mode]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             print(f"error: mode {mode} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -113,13 +128,16 @@ def main() -> int:
     rows = rows[1:]
     r = rows[0]
     print(f"train throughput, img_size {r['img_size']} ({r['patches']} patches), batch {r['batch_size']}, "
-          f"device {args.device}")
+          f"device {args.device}, mixed precision {args.mixed_precision}, batches gathered on the {r['placement']}")
     print(f"{'mode':<22}{'samples/s':>12}{'s/step':>10}{'peak MB':>10}")
     for row in rows:
         name = "feature cache" if row["mode"] == "cache" else "re-encode frames"
-        print(f"{name:<22}{row['samples_per_s']:>12.1f}{row['s_per_step']:>10.3f}{row['peak_mem_mb']:>10.0f}")
-    print(f"speed-up (cache / frames): {rows[0]['samples_per_s'] / rows[1]['samples_per_s']:.1f}x "
-          f"(peak memory: {r['peak_kind']})")
+        print(f"{name:<22}{row['samples_per_s']:>12.1f}{row['s_per_step']:>10.4f}{row['peak_mem_mb']:>10.0f}")
+    speedup = rows[0]["samples_per_s"] / rows[1]["samples_per_s"]
+    print(f"speed-up (cache / frames): {speedup:.1f}x (peak memory: {r['peak_kind']})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "speedup": speedup, "device": r["device_name"],
+                                               "mixed_precision": args.mixed_precision}, indent=1))
     return 0
 
 

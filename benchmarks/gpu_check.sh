@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Every GPU figure of issue 10 in one run, then one table (budget: < 8 minutes on one H100 / H200).
+#
+#   bash benchmarks/gpu_check.sh                       # on the GPU machine, from the repository root
+#   bash benchmarks/gpu_check.sh --device cpu --quick  # tiny sizes: checks that every step runs (CPU, ~2 min)
+#
+# Needs python3 with torch, numpy, transformers, accelerate, einops, safetensors, tqdm (no robosuite, no
+# wandb, no ffmpeg); hydra-core, omegaconf, antlr4 come from wheels in .whl/ when that folder exists.
+# A synthetic dataset (50 episodes x 150 frames, 84 px, numpy only) is generated in $WORK. Results
+# (logs, one JSON per figure, gpu_check.md) go to $OUT/gpu_check (OUT unset: /tmp/gpu_check). A step that
+# fails or times out is reported as such in the table; the others still run.
+cd "$(dirname "$0")/.." || exit 2
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+set -u
+DEVICE=cuda:0
+QUICK=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --device) DEVICE="$2"; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    *) echo "gpu_check.sh: unknown argument $1 (use --device DEV, --quick)" >&2; exit 2 ;;
+  esac
+done
+PY=${PYTHON:-python3}
+RES=${OUT:-/tmp}/gpu_check
+WORK=${WORK:-/tmp/gpu_check_work}
+mkdir -p "$RES" "$WORK"
+export WANDB_MODE=disabled HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
+BUDGET_S=${BUDGET_S:-460}  # seconds since the script started: no step runs past it (the run stays < 8 min)
+
+if [ "$QUICK" = 1 ]; then  # tiny sizes: every step and the report run in a couple of minutes on a CPU
+  DATA=(--episodes 4 --frames 30 --size 28); IMG=28; ENC=(encoder.num_layers=1); STEPS=(--steps 2 --warmup 1)
+  BATCHES=(4); EPOCHS=1; TIMEOUT=300
+  PLAN=(--num-samples 16 --topk 4 --opt-steps 2); N_EVALS=(1 2); H_LONG=6
+else
+  DATA=(--episodes 50 --frames 150 --size 84); IMG=196; ENC=(); STEPS=(--steps 50 --warmup 10)
+  BATCHES=(32 256); EPOCHS=6; TIMEOUT=150
+  PLAN=(); N_EVALS=(1 10); H_LONG=25
+fi
+SYN=$WORK/syn_$QUICK
+ENC_OV=(); for o in "${ENC[@]+"${ENC[@]}"}"; do ENC_OV+=(--override "$o"); done
+
+step() {  # step NAME CMD...: run with a timeout, log to $RES/NAME.log, record the exit status
+  local name=$1; shift
+  local start=$SECONDS left=$((BUDGET_S - SECONDS))
+  if [ "$left" -lt 20 ]; then
+    echo "skipped (time budget)" > "$RES/$name.status"; echo "== $name: skipped (time budget)"; return
+  fi
+  echo "== $name: $*"
+  timeout "$(( left < TIMEOUT ? left : TIMEOUT ))" "$@" > "$RES/$name.log" 2>&1
+  local rc=$?
+  echo "$rc" > "$RES/$name.status"
+  tail -n 12 "$RES/$name.log"
+  echo "== $name: exit $rc after $((SECONDS - start)) s (total $SECONDS s)"
+}
+
+step env "$PY" -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', platform.python_version()); print('device', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
+step data "$PY" benchmarks/synthetic_dataset.py --out "$SYN" "${DATA[@]}"
+step train_throughput "$PY" benchmarks/train_throughput.py --data "$SYN" --device "$DEVICE" --img-size "$IMG" \
+  --batch-size 32 --random-encoder "${STEPS[@]}" "${ENC_OV[@]+"${ENC_OV[@]}"}" --json "$RES/train_throughput.json"
+for bs in "${BATCHES[@]}"; do
+  rm -rf "$WORK/run_${QUICK}_bs$bs"  # a rerun must train again, not resume a finished run
+  step "train_bs$bs" "$PY" train_robomimic_compress.py env=demo_lift "env.data_path=$SYN" "img_size=$IMG" predictor=vit \
+    training.mixed_precision=bf16 encoder.pretrained=false wandb.mode=disabled gpu.auto_select=false \
+    "training.batch_size=$bs" "training.epochs=$EPOCHS" training.val_every=1000 training.save_every=1000 \
+    training.log_every=50 "hydra.run.dir=$WORK/run_${QUICK}_bs$bs" "${ENC[@]+"${ENC[@]}"}"
+done
+PL=(benchmarks/plan_latency.py --device "$DEVICE" "${PLAN[@]+"${PLAN[@]}"}" "${ENC_OV[@]+"${ENC_OV[@]}"}")
+FULL=(--override predictor=vit --override "img_size=$IMG")
+step plan_demo "$PY" "${PL[@]}" --n-evals "${N_EVALS[@]}" --json "$RES/plan_demo.json"
+step plan_full "$PY" "${PL[@]}" "${FULL[@]}" --n-evals "${N_EVALS[@]}" --json "$RES/plan_full.json"
+step plan_long "$PY" "${PL[@]}" "${FULL[@]}" --horizon "$H_LONG" --n-evals "${N_EVALS[-1]}" --no-loop \
+  --json "$RES/plan_long.json"
+step plan_hist3 "$PY" "${PL[@]}" "${FULL[@]}" --override num_hist=3 --override num_pred=1 \
+  --n-evals "${N_EVALS[@]}" --no-loop --json "$RES/plan_hist3.json"
+# last, only when time is left: the fallback when the cache does not fit (host gather, 4 workers, pinned memory)
+step train_throughput_host "$PY" benchmarks/train_throughput.py --data "$SYN" --device "$DEVICE" --img-size "$IMG" \
+  --batch-size 32 --random-encoder "${STEPS[@]}" "${ENC_OV[@]+"${ENC_OV[@]}"}" --cache-on-device false --num-workers 4 \
+  --json "$RES/train_throughput_host.json"
+
+echo
+"$PY" benchmarks/gpu_check_report.py "$RES" --batches "${BATCHES[@]}" | tee "$RES/gpu_check.md"
+echo "total $SECONDS s; results in $RES"

@@ -1,0 +1,141 @@
+#!/usr/bin/env python
+"""The table of ``benchmarks/gpu_check.sh``: issue 10's figures beside their targets, from its result folder.
+
+    python benchmarks/gpu_check_report.py /tmp/gpu_check [--batches 32 256]
+
+Reads ``<step>.status`` / ``<step>.log`` / ``<step>.json`` written by gpu_check.sh and prints a markdown
+table (what, figure, target, met). A step that failed, timed out or was skipped says so in its row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+): step (\d+), .*?([\d.]+) samples/s")
+PARAMS_LINE = re.compile(r"model: (\d+) trainable parameters")
+
+
+def status(res: Path, name: str) -> str | None:
+    """None when step ``name`` succeeded, else why not (exit code / timeout / skipped / not run)."""
+    p = res / f"{name}.status"
+    if not p.is_file():
+        return "not run"
+    s = p.read_text().strip()
+    return None if s == "0" else {"124": "timed out"}.get(s, s if not s.isdigit() else f"failed (exit {s})")
+
+
+def load(res: Path, name: str) -> dict | None:
+    p = res / f"{name}.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def mark(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def row_throughput(res: Path) -> list[str]:
+    what = "`train_throughput.py --img-size 196 --batch-size 32` (fp32)"
+    d = load(res, "train_throughput")
+    if status(res, "train_throughput") or d is None:
+        return [what, status(res, "train_throughput") or "no result", "cache >= 20x re-encode", "-"]
+    cache, frames = (r["samples_per_s"] for r in d["rows"])
+    fig = (f"cache {cache:.0f} samples/s ({d['rows'][0]['placement']}), re-encode {frames:.0f} samples/s: "
+           f"**{d['speedup']:.1f}x**")
+    return [what, fig, "cache >= 20x re-encode", mark(d["speedup"] >= 20)]
+
+
+def row_throughput_host(res: Path) -> list[str]:
+    what = "same, `--cache-on-device false --num-workers 4` (cache too big for the GPU: pinned host batches)"
+    d = load(res, "train_throughput_host")
+    if status(res, "train_throughput_host") or d is None:
+        return [what, status(res, "train_throughput_host") or "no result", "(no target)", "-"]
+    cache, frames = (r["samples_per_s"] for r in d["rows"])
+    return [what, f"cache {cache:.0f} samples/s ({d['rows'][0]['placement']}), re-encode {frames:.0f} samples/s",
+            "(no target)", "-"]
+
+
+def row_training(res: Path, bs: int) -> list[str]:
+    name, what = f"train_bs{bs}", f"`train_robomimic_compress.py img_size=196 predictor=vit bf16`, batch {bs}"
+    log = (res / f"{name}.log").read_text(errors="replace") if (res / f"{name}.log").is_file() else ""
+    epochs = EPOCH_LINE.findall(log)
+    if status(res, name) or not epochs:
+        return [what, status(res, name) or "no epoch line in the log", ">= 10,000 samples/s", "-"]
+    params = PARAMS_LINE.search(log)
+    last = float(epochs[-1][3])
+    fig = (f"{last:,.0f} samples/s (last of {len(epochs)} epochs, {epochs[-1][2]} steps in all; first epoch "
+           f"{float(epochs[0][3]):,.0f}){f', {int(params.group(1)):,} parameters' if params else ''}")
+    return [what, fig, ">= 10,000 samples/s", mark(last >= 10_000)]
+
+
+def _plan(res: Path, name: str) -> tuple[dict | None, str | None]:
+    d = load(res, name)
+    return d, (status(res, name) or (None if d else "no result"))
+
+
+def row_plan_demo(res: Path) -> list[str]:
+    d, err = _plan(res, "plan_demo")
+    what, target = "`plan_latency.py` demo model (56 px)", "loop / batched >= 5x"
+    if err:
+        return [what, err, target, "-"]
+    r = d["rows"][-1]
+    ratio = r["loop_s"] / r["batched_s"]
+    return [what, f"n_evals {r['n_evals']}: batched {r['batched_s']:.2f} s vs loop {r['loop_s']:.2f} s, **{ratio:.1f}x**",
+            target, mark(ratio >= 5)]
+
+
+def row_plan_full(res: Path) -> list[str]:
+    d, err = _plan(res, "plan_full")
+    what, target = "same, `predictor=vit img_size=196` (full size)", "1 episode <= 0.3 s; 10 episodes <= 1.5 s"
+    if err:
+        return [what, err, target, "-"]
+    one, many = d["rows"][0], d["rows"][-1]
+    loop = f" (loop {many['loop_s']:.2f} s)" if many["loop_s"] else ""
+    fig = (f"1 episode {one['batched_s']:.2f} s per {d['num_samples']}x{d['horizon']}x{d['opt_steps']} re-plan; "
+           f"n_evals {many['n_evals']}: {many['batched_s']:.2f} s batched{loop}, {many['peak_mib'] / 1024:.1f} GiB peak")
+    return [what, fig, target, mark(one["batched_s"] <= 0.3 and many["batched_s"] <= 1.5)]
+
+
+def row_plan_long(res: Path) -> list[str]:
+    d, err = _plan(res, "plan_long")
+    what, target = "same, `--horizon 25 --n-evals 10 --no-loop`", "<= 5 s, peak <= 16 GB"
+    if err:
+        return [what, err, target, "-"]
+    r = d["rows"][-1]
+    fig = f"horizon {d['horizon']}, n_evals {r['n_evals']}: {r['batched_s']:.2f} s, {r['peak_mib'] / 1024:.1f} GiB peak"
+    return [what, fig, target, mark(r["batched_s"] <= 5 and r["peak_mib"] <= 16e9 / 2**20)]
+
+
+def row_plan_hist3(res: Path) -> list[str]:
+    d, err = _plan(res, "plan_hist3")
+    what = "extra: full size with `num_hist=3` (KV cache while the window grows)"
+    if err:
+        return [what, err, "(no target)", "-"]
+    fig = "; ".join(f"n_evals {r['n_evals']}: {r['batched_s']:.2f} s, {r['peak_mib'] / 1024:.1f} GiB" for r in d["rows"])
+    return [what, fig, "(no target)", "-"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("results", help="gpu_check.sh result folder")
+    p.add_argument("--batches", type=int, nargs="+", default=[32, 256], help="training batch sizes that were run")
+    args = p.parse_args(argv)
+    res = Path(args.results)
+    if not res.is_dir():
+        print(f"gpu_check_report.py: error: {res} is not a folder", file=sys.stderr)
+        return 2
+    env = (res / "env.log").read_text().strip().replace("\n", "; ") if (res / "env.log").is_file() else "?"
+    rows = [row_throughput(res), *(row_training(res, b) for b in args.batches), row_plan_demo(res),
+            row_plan_full(res), row_plan_long(res), row_plan_hist3(res), row_throughput_host(res)]
+    print(f"## issue 10 GPU figures ({env})\n")
+    print("| what | figure | target | met |\n| --- | --- | --- | --- |")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -81,12 +81,13 @@ class Attention(nn.Module):
         ``mask`` bool [N - queries_from, N_keys] or None (every query sees every key); ``kv`` = (cache,
         layer): the cached keys / values come first; ``queries_from``: only tokens from there on query.
         """
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        b, n, d = x.shape  # plain view / permute, not einops: this runs ~100 times per rollout step
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
         if kv is not None:
             k, v = kv[0].extend(kv[1], k, v)
         y = F.scaled_dot_product_attention(q[:, :, queries_from:], k, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.out(rearrange(y, "b h n d -> b n (h d)"))
+        return self.out(y.transpose(1, 2).reshape(b, n - queries_from, d))  # [B, Nq, heads * head_dim]
 
 
 class Block(nn.Module):

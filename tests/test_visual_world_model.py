@@ -164,3 +164,12 @@ def test_runs_saved_with_another_head_layout_load_with_their_own(tmp_path, caplo
     obs = {"features": torch.randn(2, 1, 4, 384), "proprio": torch.randn(2, 1, 5)}
     act = torch.randn(2, 4, 14)
     torch.testing.assert_close(run.model.rollout(obs, act), model.eval().rollout(obs, act), rtol=0, atol=0)
+
+
+def test_cached_rollout_stays_differentiable():
+    """Gradient-based planners may differentiate through rollouts (cache and in-place buffer included)."""
+    m = make(num_hist=3).eval()
+    torch.nn.init.normal_(m.predictor.head.weight)
+    z, act = torch.randn(B, 1, 4, 16, requires_grad=True), torch.randn(B, 6, 14, requires_grad=True)
+    m.rollout_latents(z, act)[:, -1].sum().backward()
+    assert z.grad.abs().sum() > 0 and act.grad[:, 0].abs().sum() > 0 and m.predictor.head.weight.grad.abs().sum() > 0

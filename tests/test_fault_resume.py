@@ -144,6 +144,14 @@ class Chain:
         p.kill()
         return time.monotonic() - t0
 
+    def kill_in_steps_after_a_checkpoint(self, p, seconds: float, timeout: float = 600) -> bool:
+        """Wait until this start has written a checkpoint (so the resume is compared whatever the machine's
+        load), then kill ``seconds`` later, in the steps of the next epoch."""
+        t0, done = time.monotonic(), set(_steps(self.run))
+        while time.monotonic() - t0 < timeout and p.exitcode is None and not set(_steps(self.run)) - done:
+            time.sleep(0.002)
+        return self.kill_after(p, seconds)
+
     def kill_after(self, p, seconds: float) -> bool:
         p.join(seconds)
         if p.exitcode is not None:
@@ -199,7 +207,7 @@ def test_kill9_at_random_points_resumes_bit_identically(tmp_path, capsys):
         if chain.counts["kills"] % 2:
             killed = chain.kill_in_write(p, restart_s + rng.uniform(0.0, 1.5) * epoch_s, 4 * epoch_s + 2)
         else:
-            killed = chain.kill_after(p, restart_s + rng.uniform(0.2, 2.5) * epoch_s)
+            killed = chain.kill_in_steps_after_a_checkpoint(p, rng.uniform(0.1, 0.8) * epoch_s)
         chain.after(p, killed)
         if not killed:
             break

@@ -9,8 +9,9 @@ when the config leaves it at ``no`` (a conflicting pair stops with one line). Th
 
 Outputs go to the Hydra run dir (``outputs/<date>/<time>-<name>`` by default): ``.hydra/config.yaml``,
 ``checkpoints/step_XXXXXXXX/`` + ``checkpoints/latest``, ``normalizer.json``, ``run_info.json``,
-``logs/train.log`` and wandb files. Rerunning into the same run dir (or ``training.resume=true``)
-continues from ``latest`` to the same total epochs.
+``logs/train.log``, wandb files and ``action_prior/`` (the planner's goal-conditioned proposal,
+``action_prior.train``; ``python -m training.action_prior RUN`` retrains it). Rerunning into the same
+run dir (or ``training.resume=true``) continues from ``latest`` to the same total epochs.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     if code:
         sys.exit(code)
+    if cfg.get("action_prior") and cfg.action_prior.train and int(os.environ.get("RANK", "0")) == 0:
+        from training.action_prior import fit_after_training
+
+        fit_after_training(run_dir, int(cfg.action_prior.steps))
     log.info("run dir: %s%s", run_dir, " (multi-process)" if is_multiprocess() else "")
 
 

@@ -28,6 +28,7 @@ TINY_IMAGE_SIZE = 64  # rendered frame size of the tiny demo data
 TINY_TRAIN_OVERRIDES = [
     "img_size=56",
     "training.epochs=2",
+    "action_prior.steps=50",
     "training.batch_size=8",
 ]
 

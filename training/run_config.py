@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 # Top-level keys (and dotted sub-keys) a resume may change: they steer training, not the model.
-MUTABLE = ("training", "wandb", "debug", "num_gpus", "min_free_memory_gb", "gpu", "name", "encoder.cache",
+MUTABLE = ("training", "action_prior", "wandb", "debug", "num_gpus", "min_free_memory_gb", "gpu", "name", "encoder.cache",
            "env.data_path")
 
 

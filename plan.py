@@ -136,6 +136,8 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
                             if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
     planner_cfg = OmegaConf.to_container(cfg.planner, resolve=True)
     planner_cfg.pop("name", None)  # the planner class carries its own name
+    if "prior" in planner_cfg:
+        planner_cfg["prior"] = load_prior(planner_cfg["prior"], Path(str(cfg.ckpt_base_path)).resolve(), device)
     planner = instantiate(planner_cfg, model=model, objective=objective)
     n_taken = int(cfg.mpc.n_taken_actions)
     if cfg.mpc.max_iter is None and int(cfg.goal_H) % n_taken:
@@ -152,6 +154,28 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
                             goal_tolerance=float(cfg.eval.goal_tolerance),
                             gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))
     return planner, mpc, settings
+
+
+def load_prior(spec, run_dir: Path, device: str):
+    """``planner.prior``: null (none) | auto (``RUN/action_prior`` when it exists) | a prior directory."""
+    from models.action_prior import PRIOR_DIR, load_action_prior
+
+    if spec is None or str(spec).lower() in ("none", "null", "false"):
+        return None
+    path = run_dir / PRIOR_DIR if str(spec) == "auto" else Path(str(spec)).expanduser().resolve()
+    if not path.is_dir():
+        if str(spec) == "auto":
+            log.info("no action prior in %s: the planner searches without one (train it with "
+                     "python -m training.action_prior %s)", run_dir, run_dir)
+            return None
+        raise PlanError(f"planner.prior={spec}: {path} is not a directory (train a prior with "
+                        f"python -m training.action_prior RUN)")
+    try:
+        prior = load_action_prior(path, device)
+    except (FileNotFoundError, KeyError, TypeError, RuntimeError) as exc:
+        raise PlanError(f"planner.prior={spec}: {exc}") from exc
+    log.info("action prior: %s", path)
+    return prior
 
 
 def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, data) -> int:

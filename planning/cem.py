@@ -16,6 +16,7 @@ from planning.base import (
     rollout_predictions,
 )
 from planning.objectives import LatentGoalObjective
+from planning.prior import propose
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,17 @@ class CEMPlanner:
             ``frameskip`` env steps (``A / frameskip`` dims per step instead of ``A``): the scripted and
             teleoperated data change their actions slowly, and a 5x smaller search space is what
             lets a few hundred samples find a multi-step plan.
+        prior: a goal-conditioned action prior (``models.action_prior``) or None. When given, every
+            re-plan starts ``mu`` at the prior's proposal rolled out through the model
+            (``planning.prior.propose``) with std ``prior_std`` instead of the warm start / zeros with
+            ``var_scale``: the search refines a plan that already holds the task's phases (reach,
+            grasp, lift) instead of discovering them from noise.
+        prior_std: initial std around the prior's proposal (normalised units).
+        prior_weight: with a prior, every candidate's cost also gets ``prior_weight`` times its mean squared
+            distance (normalised units) from the proposal: the search leaves the proposal only where the
+            model predicts a clearly better end state (a MAP estimate under a Gaussian prior), so model
+            errors smaller than that margin cannot pull a precise proposal off the goal. 0: plain CEM
+            started at the proposal.
     """
 
     name = "cem"
@@ -49,7 +61,8 @@ class CEMPlanner:
 
     def __init__(self, model, objective: LatentGoalObjective, horizon: int = 5, num_samples: int = 300,
                  topk: int = 30, opt_steps: int = 30, var_scale: float = 1.0, min_std: float = 0.05,
-                 chunk_size: int = 4096, warm_start: bool = True, action_repeat: bool = False):
+                 chunk_size: int = 4096, warm_start: bool = True, action_repeat: bool = False,
+                 prior=None, prior_std: float = 0.3, prior_weight: float = 0.0):
         if not 0 < topk <= num_samples:
             raise ValueError(f"need 0 < topk <= num_samples, got topk={topk}, num_samples={num_samples}")
         self.model, self.objective = model, objective
@@ -57,6 +70,7 @@ class CEMPlanner:
         self.var_scale, self.min_std = float(var_scale), float(min_std)
         self.chunk_size, self.warm_start = int(chunk_size), bool(warm_start)
         self.repeat = int(getattr(model, "frameskip", 1)) if action_repeat else 1
+        self.prior, self.prior_std, self.prior_weight = prior, float(prior_std), float(prior_weight)
 
     def initial_mean(self, ctx: PlanContext, a_dim: int, device) -> torch.Tensor:
         """[B, h, A] starting mean: the warm start where given, zeros (the data mean) elsewhere."""
@@ -80,8 +94,13 @@ class CEMPlanner:
         device = ctx.z_goal.device
         low, high = self._reduce(ctx.action_low.to(device)), self._reduce(ctx.action_high.to(device))
         a_full = ctx.action_low.shape[-1]
-        mu = self._reduce(self.initial_mean(ctx, a_full, device))  # [B, h, a]
-        sigma = torch.full_like(mu, self.var_scale)
+        if self.prior is not None:
+            mu = self._reduce(propose(self.model, self.prior, ctx)[0])  # [B, h, a]
+            sigma = torch.full_like(mu, self.prior_std)
+            proposal = mu.unsqueeze(1)  # [B, 1, h, a]
+        else:
+            mu = self._reduce(self.initial_mean(ctx, a_full, device))  # [B, h, a]
+            sigma = torch.full_like(mu, self.var_scale)
         shape = (self.num_samples, ctx.horizon, mu.shape[-1])
         for _ in range(self.opt_steps):
             eps = per_episode_noise(ctx.generators, shape, device)
@@ -94,6 +113,8 @@ class CEMPlanner:
             samples = self._reduce(samples)
             costs = evaluate_candidates(self.model, self.objective, ctx, self._expand(samples),
                                         self.chunk_size)  # [B, N]
+            if self.prior is not None and self.prior_weight > 0:
+                costs = costs + self.prior_weight * (samples - proposal).pow(2).mean(dim=(-2, -1))
             top = torch.topk(costs, self.topk, dim=1, largest=False).indices  # [B, k]
             elite = torch.gather(samples, 1, top[:, :, None, None].expand(-1, -1, *samples.shape[2:]))
             mu = elite.mean(dim=1)

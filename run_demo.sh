@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole job on the offline demo data, in one command:
-#   set-up -> scripted Lift demos -> convert -> feature cache -> train -> plan (CEM, random, replay) -> summary
+#   set-up -> scripted Lift demos -> convert -> feature cache -> train (+ action prior) -> plan (CEM, prior,
+#   random, replay, hold) -> summary
 #
 #   ./run_demo.sh                     with the pretrained DINOv2 ViT-S/14 (weights must be reachable)
 #   ./run_demo.sh --random-encoder    with a random frozen encoder (no weights needed; labelled everywhere)
@@ -21,7 +22,8 @@ Usage: ./run_demo.sh [--random-encoder] [--weights PATH] [--n-evals N] [--goal-h
 
 Runs the whole pipeline on offline demo data generated in robosuite (no network needed):
 set-up, 24 scripted Lift demos, conversion, DINOv2 feature cache, training (CPU: a few minutes),
-planning with CEM beside the random, replay and do-nothing (hold) baselines, and a summary table.
+planning with CEM (seeded by the goal-conditioned action prior) beside the prior alone and the
+random, replay and do-nothing (hold) baselines, and a summary table.
 
   --random-encoder     use a random frozen DINOv2 ViT-S/14 (encoder.pretrained=false); every output
                        says so. Without it the official weights are needed (see README, "DINOv2 weights").
@@ -31,7 +33,7 @@ planning with CEM beside the random, replay and do-nothing (hold) baselines, and
   --replan             rerun the planning evaluations even when they are finished
   --train-arg X        extra Hydra override for training (repeatable)
   --plan-arg X         extra Hydra override for planning (repeatable)
-Outputs: outputs/demo/train (training run), plan_outputs/demo/{cem,random,replay,hold}.
+Outputs: outputs/demo/train (training run), plan_outputs/demo/{cem,prior,random,replay,hold}.
 EOF
 }
 
@@ -71,7 +73,7 @@ say "training (feature cache first) -> $TRAIN_RUN"
 # random actions, the dataset's own actions (replay) and doing nothing (hold) are the baselines.
 CEM=cem; command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 || CEM=cem_cpu
 PLAN_DIRS=()
-for planner in "$CEM" random replay hold; do
+for planner in "$CEM" prior random replay hold; do
   dir="$PLAN_OUT/$(basename "$TRAIN_RUN")_${planner}_gH${GOAL_H}"
   PLAN_DIRS+=("$dir")
   if [[ -f "$dir/summary.json" && "$FORCE_PLAN" == 0 ]]; then say "planning with $planner: already done ($dir)"; continue; fi

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 log = logging.getLogger("plan_quality")
 DEFAULT_GOAL_H = "3,5,10,15,20,25"
-DEFAULT_PLANNERS = "cem,random,replay,hold"
+DEFAULT_PLANNERS = "cem,prior,random,replay,hold"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.atomic_dir import atomic_directory
 from datasets.meta import DatasetMeta
 from datasets.robomimic_dset import RobomimicEpisodes
+from utils.atomic_files import atomic_directory
 from utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from planning.outputs import LOGS_FILE, SUMMARY_FILE, OutputError, summarize, write_json
+from utils.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 _SAME = ("planner", "goal_H", "frameskip", "ckpt_base_path", "model_epoch", "success_metric", "n_evals_requested")
@@ -158,12 +159,6 @@ def to_csv(rows: list[dict], key: str) -> str:
     return buf.getvalue()
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m planning.merge", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -213,8 +208,8 @@ def _by_table(args, logs: list[dict], sources: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem, plot = f"{args.by}_table", out / f"success_vs_{args.by}.png"
     md = to_markdown(rows, args.by)
-    _write_text(out / f"{stem}.md", md)
-    _write_text(out / f"{stem}.csv", to_csv(rows, args.by))
+    atomic_write_text(out / f"{stem}.md", md)
+    atomic_write_text(out / f"{stem}.csv", to_csv(rows, args.by))
     write_json(out / f"{stem}.json", rows)
     if all(isinstance(r[args.by], (int, float)) for r in rows):
         plot_horizon(plot, rows, f"success against {args.by}", key=args.by)

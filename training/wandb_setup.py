@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from utils.atomic_files import atomic_write_json
+
 log = logging.getLogger(__name__)
 
 
@@ -75,7 +77,5 @@ class StepLog:
             return False
         self.run.log(metrics, step=step)
         self.last[group] = step
-        tmp = self.path.with_name(f".{self.STATE}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"run_id": self.run.id, "last": self.last}))
-        os.replace(tmp, self.path)
+        atomic_write_json(self.path, {"run_id": self.run.id, "last": self.last}, indent=None)
         return True

@@ -58,8 +58,8 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
 
     from datasets.robomimic_dset import RobomimicEpisodes
     from envs.robosuite_env import RobosuiteEnv
-    from models.loading import load_world_model
     from planning.report import OutputWriter, run_batches, save_results
+    from training.run_loading import load_world_model
 
     torch.manual_seed(int(cfg.seed))
     run = load_world_model(str(ckpt), model_epoch=cfg.model_epoch, device=device)
@@ -170,13 +170,11 @@ def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, dat
 
 def run_info(cfg: DictConfig, run, planner: str, fs: int, env_name: str, device: str) -> dict:
     """Run-level fields of logs.json / summary.json (and the wandb config): model, checkpoint, training run."""
-    from training.checkpoint import load_train_state
-
     ckpt = Path(str(cfg.ckpt_base_path)).resolve()
     twb = run.cfg.get("wandb") or {}
     train_name = str(twb.get("name") or run.cfg.get("name") or ckpt.name)
     train_run = {"name": train_name, "dir": str(ckpt), "project": twb.get("project"), "entity": twb.get("entity"),
-                 "wandb_id": load_train_state(run.checkpoint_dir).get("wandb_run_id")}
+                 "wandb_id": getattr(run, "wandb_run_id", None)}
     return {"planner": planner, "goal_H": int(cfg.goal_H), "frameskip": fs, "model": ckpt.name,
             "ckpt_base_path": str(ckpt), "model_epoch": str(cfg.model_epoch), "model_step": getattr(run, "step", None),
             "checkpoint": str(Path(run.checkpoint_dir).resolve()), "env_name": env_name, "success_metric": cfg.eval.success_metric,

@@ -126,25 +126,25 @@ def evaluation_specs(cfg: DictConfig, run, data, fs: int, t0: int) -> tuple[list
 
 
 def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device: str):
-    """(planner, MPC, EvalSettings) from the config; an MPC budget that runs past the goal is refused."""
+    """(planner, MPC, EvalSettings) from the config; a bad planner setting or an MPC budget that runs
+    past the goal is refused in one line (``planning.base.build_planner``, ``planning.mpc_budget``)."""
     from hydra.utils import instantiate
 
+    from planning.base import build_planner
     from planning.evaluator import EvalSettings
     from planning.mpc import MPC
+    from planning.mpc_budget import MPCBudget
 
     objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
                             if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
-    planner_cfg = OmegaConf.to_container(cfg.planner, resolve=True)
-    planner_cfg.pop("name", None)  # the planner class carries its own name
-    planner = instantiate(planner_cfg, model=model, objective=objective)
-    n_taken = int(cfg.mpc.n_taken_actions)
-    if cfg.mpc.max_iter is None and int(cfg.goal_H) % n_taken:
-        raise PlanError(f"goal_H={cfg.goal_H} is not a multiple of mpc.n_taken_actions={n_taken}: the last re-plan "
-                        "would run past the goal time (set mpc.max_iter explicitly to allow that)")
-    if int(cfg.planner.get("horizon", n_taken)) < n_taken:
-        raise PlanError(f"planner.horizon={cfg.planner.horizon} is shorter than mpc.n_taken_actions={n_taken}")
-    max_iter = int(cfg.mpc.max_iter or int(cfg.goal_H) // n_taken)
-    mpc = MPC(planner, model, normalizer, fs, n_taken_actions=n_taken, max_iter=max_iter,
+    try:
+        budget = MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=int(cfg.mpc.n_taken_actions),
+                           max_iter=None if cfg.mpc.max_iter is None else int(cfg.mpc.max_iter),
+                           horizon=int(cfg.planner.horizon) if cfg.planner.get("horizon") is not None else None)
+        planner = build_planner(OmegaConf.to_container(cfg.planner, resolve=True), model, objective)
+    except (ValueError, TypeError) as exc:
+        raise PlanError(str(exc)) from exc
+    mpc = MPC(planner, model, normalizer, fs, n_taken_actions=budget.n_taken_actions, max_iter=budget.iterations,
               shrink_horizon=bool(cfg.mpc.shrink_horizon), history_frames=t0, eef_scale=float(cfg.eef_scale),
               decode_imagined=bool(cfg.decode_imagined) and bool(getattr(model, "has_decoder", False)),
               device=device, progress=bool(cfg.progress), binary_gripper=bool(cfg.mpc.get("binary_gripper", False)))
@@ -159,7 +159,7 @@ def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, dat
     from planning import memory
 
     episode = (env_steps + 1) * int(data.meta.image_size) ** 2 * 3 * 4  # trace frames + the video's panels
-    rollout = memory.rollout_bytes(model, int(cfg.planner.get("horizon", 1))) if getattr(planner, "uses_model", 0) else 0
+    rollout = memory.rollout_bytes(model, int(cfg.planner.get("horizon", 1))) if planner.uses_model else 0
     estimate = memory.estimator(memory.resident_bytes(), episode, rollout, int(getattr(planner, "num_samples", 1)),
                                 int(getattr(planner, "chunk_size", 4096)))
     try:

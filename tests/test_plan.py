@@ -113,6 +113,14 @@ def test_budget_that_would_run_past_the_goal_is_refused(tiny_trained_run, tmp_pa
         plan_inprocess(tiny_trained_run, tmp_path / "out", ["mpc.n_taken_actions=2", "planner=random"])
 
 
+def test_unknown_planner_setting_is_refused_in_one_line(tiny_trained_run, tmp_path):
+    import plan
+
+    with pytest.raises(plan.PlanError, match="unknown setting.*num_sampels") as exc:
+        plan_inprocess(tiny_trained_run, tmp_path / "out", ["planner=random", "+planner.num_sampels=3"])
+    assert "\n" not in str(exc.value)
+
+
 def test_horizon_study_multirun_and_table(tiny_trained_run, tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(["plan.py", "-m", "--config-name=plan_projected_latent", f"ckpt_base_path={tiny_trained_run}",

@@ -190,3 +190,13 @@ def test_batches_plan_the_same_evaluations_as_one_batch(tiny_trained_run, cem_si
     single = json.loads((cem_single / "summary.json").read_text())  # batch_size=auto: both in one batch
     assert one_at_a_time["successes"] == single["successes"]
     assert one_at_a_time["mean_final_object_dist"] == pytest.approx(single["mean_final_object_dist"], rel=1e-4)
+
+
+def test_plan_projected_latent_is_the_default_plan_config():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        default = compose(config_name="plan", overrides=["ckpt_base_path=/r"])
+        old = compose(config_name="plan_projected_latent", overrides=["ckpt_base_path=/r"])
+    assert OmegaConf.to_container(old) == OmegaConf.to_container(default)

@@ -93,6 +93,24 @@ class PlanResult:
 
 
 @runtime_checkable
+class WorldModel(Protocol):
+    """All that ``planning/`` needs of a world model (it never imports ``models/``).
+
+    ``rollout(obs_0, act)``: obs_0 {"visual": [b, T0, 3, H, W], "proprio": [b, T0, p]}, act [b, L, A]
+    with L >= T0 -> latents [b, L + 1, P, D] (DINO-WM semantics, see :func:`rollout_predictions`).
+    Optional, used when present: ``encode_obs(obs) -> [b, T0, P, D]`` with
+    ``rollout_latents(z_obs, act)`` (latent rollouts, :func:`supports_latent_rollout`),
+    ``alignment_dim``, ``has_decoder`` / ``decode`` (imagined frames).
+    """
+
+    frameskip: int
+    num_hist: int
+    action_dim: int
+
+    def rollout(self, obs_0: dict[str, torch.Tensor], act: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
 class Planner(Protocol):
     """What the MPC and ``plan.py`` need from a planner.
 

@@ -77,3 +77,11 @@ def test_autocast_is_bf16_on_cuda_only(monkeypatch):
     assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16 and ctx.device == "cuda"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert rollout_dtype("cuda:0") is None  # emulated bf16 (pre-Ampere GPUs) is slower than fp32
+
+
+def test_the_trained_model_satisfies_the_planning_world_model_protocol():
+    from planning.base import WorldModel, supports_latent_rollout
+
+    model = _tiny_model()
+    assert isinstance(model, WorldModel) and supports_latent_rollout(model)
+    assert not isinstance(object(), WorldModel)

@@ -4,7 +4,7 @@
 Accepts files with camera images (``image_v15.hdf5``, the generated demos) and states-only files
 (``demo_v15.hdf5``): for those the frames are rendered by resetting the simulator to every
 recorded state. Streams episode by episode, builds the output in a hidden ``.DIR.tmp-*`` beside it
-and renames it at the end (``datasets/atomic_dir.py``); the input is opened read-only.
+and renames it at the end (``utils/atomic_files.py``); the input is opened read-only.
 
 Before anything is written the input is checked, by the file alone (``datasets/hdf5_checks.py``,
 ``datasets/demo_checks.py``) and against the simulator its ``env_args`` name
@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datasets.atomic_dir import atomic_directory
 from datasets.env_checks import check_actions, check_model_files, check_state_width, object_layout, open_env
 from datasets.episode_source import episode_from_hdf5, episode_from_sim, model_xml_of
 from datasets.hdf5_checks import InputError, SourceInfo, open_input, validate
@@ -36,6 +35,7 @@ from datasets.meta import META_FILE, TENSOR_FILES, DatasetMeta, video_path
 from datasets.model_files import save_model_xml
 from datasets.state_layout import vector_slices
 from datasets.video_io import write_video
+from utils.atomic_files import atomic_directory
 
 log = logging.getLogger("convert_robomimic_to_dino_wm")
 

@@ -58,8 +58,8 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
 
     from datasets.robomimic_dset import RobomimicEpisodes
     from envs.robosuite_env import RobosuiteEnv
-    from models.loading import load_world_model
     from planning.report import OutputWriter, run_batches, save_results
+    from training.run_loading import load_world_model
 
     torch.manual_seed(int(cfg.seed))
     run = load_world_model(str(ckpt), model_epoch=cfg.model_epoch, device=device)
@@ -126,27 +126,28 @@ def evaluation_specs(cfg: DictConfig, run, data, fs: int, t0: int) -> tuple[list
 
 
 def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device: str):
-    """(planner, MPC, EvalSettings) from the config; an MPC budget that runs past the goal is refused."""
+    """(planner, MPC, EvalSettings) from the config; a bad planner setting or an MPC budget that runs
+    past the goal is refused in one line (``planning.base.build_planner``, ``planning.mpc_budget``)."""
     from hydra.utils import instantiate
 
+    from planning.base import build_planner
     from planning.evaluator import EvalSettings
     from planning.mpc import MPC
+    from planning.mpc_budget import MPCBudget
 
     objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
                             if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
-    planner_cfg = OmegaConf.to_container(cfg.planner, resolve=True)
-    planner_cfg.pop("name", None)  # the planner class carries its own name
-    if "prior" in planner_cfg:
-        planner_cfg["prior"] = load_prior(planner_cfg["prior"], Path(str(cfg.ckpt_base_path)).resolve(), device)
-    planner = instantiate(planner_cfg, model=model, objective=objective)
-    n_taken = int(cfg.mpc.n_taken_actions)
-    if cfg.mpc.max_iter is None and int(cfg.goal_H) % n_taken:
-        raise PlanError(f"goal_H={cfg.goal_H} is not a multiple of mpc.n_taken_actions={n_taken}: the last re-plan "
-                        "would run past the goal time (set mpc.max_iter explicitly to allow that)")
-    if int(cfg.planner.get("horizon", n_taken)) < n_taken:
-        raise PlanError(f"planner.horizon={cfg.planner.horizon} is shorter than mpc.n_taken_actions={n_taken}")
-    max_iter = int(cfg.mpc.max_iter or int(cfg.goal_H) // n_taken)
-    mpc = MPC(planner, model, normalizer, fs, n_taken_actions=n_taken, max_iter=max_iter,
+    try:
+        budget = MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=int(cfg.mpc.n_taken_actions),
+                           max_iter=None if cfg.mpc.max_iter is None else int(cfg.mpc.max_iter),
+                           horizon=int(cfg.planner.horizon) if cfg.planner.get("horizon") is not None else None)
+        spec = OmegaConf.to_container(cfg.planner, resolve=True)
+        if "prior" in spec:
+            spec["prior"] = load_prior(spec["prior"], Path(str(cfg.ckpt_base_path)).resolve(), device)
+        planner = build_planner(spec, model, objective)
+    except (ValueError, TypeError) as exc:
+        raise PlanError(str(exc)) from exc
+    mpc = MPC(planner, model, normalizer, fs, n_taken_actions=budget.n_taken_actions, max_iter=budget.iterations,
               shrink_horizon=bool(cfg.mpc.shrink_horizon), history_frames=t0, eef_scale=float(cfg.eef_scale),
               decode_imagined=bool(cfg.decode_imagined) and bool(getattr(model, "has_decoder", False)),
               device=device, progress=bool(cfg.progress), binary_gripper=bool(cfg.mpc.get("binary_gripper", False)))
@@ -183,7 +184,7 @@ def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, dat
     from planning import memory
 
     episode = (env_steps + 1) * int(data.meta.image_size) ** 2 * 3 * 4  # trace frames + the video's panels
-    rollout = memory.rollout_bytes(model, int(cfg.planner.get("horizon", 1))) if getattr(planner, "uses_model", 0) else 0
+    rollout = memory.rollout_bytes(model, int(cfg.planner.get("horizon", 1))) if planner.uses_model else 0
     estimate = memory.estimator(memory.resident_bytes(), episode, rollout, int(getattr(planner, "num_samples", 1)),
                                 int(getattr(planner, "chunk_size", 4096)))
     try:
@@ -194,13 +195,11 @@ def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, dat
 
 def run_info(cfg: DictConfig, run, planner: str, fs: int, env_name: str, device: str) -> dict:
     """Run-level fields of logs.json / summary.json (and the wandb config): model, checkpoint, training run."""
-    from training.checkpoint import load_train_state
-
     ckpt = Path(str(cfg.ckpt_base_path)).resolve()
     twb = run.cfg.get("wandb") or {}
     train_name = str(twb.get("name") or run.cfg.get("name") or ckpt.name)
     train_run = {"name": train_name, "dir": str(ckpt), "project": twb.get("project"), "entity": twb.get("entity"),
-                 "wandb_id": load_train_state(run.checkpoint_dir).get("wandb_run_id")}
+                 "wandb_id": getattr(run, "wandb_run_id", None)}
     return {"planner": planner, "goal_H": int(cfg.goal_H), "frameskip": fs, "model": ckpt.name,
             "ckpt_base_path": str(ckpt), "model_epoch": str(cfg.model_epoch), "model_step": getattr(run, "step", None),
             "checkpoint": str(Path(run.checkpoint_dir).resolve()), "env_name": env_name, "success_metric": cfg.eval.success_metric,

@@ -83,4 +83,4 @@ for planner in "$CEM" prior random replay hold; do
     || { echo "run_demo.sh: planning with $planner failed (see the message above)" >&2; exit 1; }
 done
 
-"$PY" -m pipeline.demo_summary --train-run "$TRAIN_RUN" --elapsed "$(( $(date +%s) - T0 ))" "${PLAN_DIRS[@]}"
+"$PY" -m planning.demo_summary --train-run "$TRAIN_RUN" --elapsed "$(( $(date +%s) - T0 ))" "${PLAN_DIRS[@]}"

@@ -15,8 +15,8 @@ import os
 import sys
 
 from gpu_utils.devices import query_devices
-from gpu_utils.gpu_utils import warn_if_index_order_ambiguous
 from gpu_utils.report import format_table, json_report, use_colour
+from gpu_utils.run_selection import warn_if_index_order_ambiguous
 from gpu_utils.selection import DEFAULT_MEMORY_WEIGHT, DEFAULT_UTIL_WEIGHT, rank_devices
 from gpu_utils.visible import parse_visible_devices
 

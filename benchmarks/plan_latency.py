@@ -37,13 +37,13 @@ def build_model(overrides: list[str], device: str):
     """A randomly initialised VWorldModel from the training config (Lift-like dims: proprio 9, state 19)."""
     from hydra import compose, initialize_config_dir
 
-    from models.factory import build_world_model
+    from training.model_config import world_model_from_cfg
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train_robomimic_compress",
                       overrides=["env=demo_lift", "encoder.pretrained=false", *overrides])
     torch.manual_seed(0)
-    return build_world_model(cfg, proprio_dim=9, state_dim=19, action_dim=7).to(device).eval(), cfg
+    return world_model_from_cfg(cfg, proprio_dim=9, state_dim=19, action_dim=7).to(device).eval(), cfg
 
 
 def make_context(model, b: int, horizon: int, device: str) -> PlanContext:

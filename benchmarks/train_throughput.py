@@ -48,8 +48,8 @@ def run_mode(args: argparse.Namespace) -> dict:
     from datasets.feature_cache import build_feature_cache, load_feature_cache
     from datasets.normalizer import Normalizer
     from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset
-    from models.factory import build_encoder, build_world_model
     from training.data import batch_sources
+    from training.model_config import encoder_from_cfg, world_model_from_cfg
 
     overrides = ["env=demo_lift", f"env.data_path={args.data}", f"img_size={args.img_size}",
                  f"encoder.pretrained={str(not args.random_encoder).lower()}", *args.override]
@@ -57,7 +57,7 @@ def run_mode(args: argparse.Namespace) -> dict:
         cfg = compose(config_name="train_robomimic_compress", overrides=overrides)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    encoder = build_encoder(cfg)
+    encoder = encoder_from_cfg(cfg)
     if args.mode == "build":
         build_feature_cache(args.data, encoder, device=device, progress=False)
         return {"mode": "build"}
@@ -67,7 +67,7 @@ def run_mode(args: argparse.Namespace) -> dict:
     feats, offsets = load_feature_cache(args.data, encoder) if args.mode == "cache" else (None, None)
     ds = WindowDataset(ep, ids, norm, int(cfg.num_hist), int(cfg.num_pred), int(cfg.frameskip), feats, offsets)
     src, _ = batch_sources(ds, None, args.cache_on_device, device, args.batch_size, args.num_workers)
-    model = build_world_model(cfg, ep.meta.proprio_dim, ep.meta.state_dim, encoder=encoder).to(device).train()
+    model = world_model_from_cfg(cfg, ep.meta.proprio_dim, ep.meta.state_dim, ep.meta.action_dim, encoder=encoder).to(device).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                             fused=device.type == "cuda")
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.mixed_precision == "bf16" \

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
+
+from utils.atomic_files import atomic_copy
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +71,7 @@ def download(task: str, dataset_type: str = "ph", dest_dir: str | Path | None = 
         raise DownloadError(f"{REPO_ID} has no file {name}") from exc
     except OSError as exc:  # connection errors
         raise DownloadError(f"download of {REPO_ID}/{name} failed ({type(exc).__name__}): {offline_hint}") from exc
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        shutil.copyfile(cached, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_copy(cached, target)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,12 +6,12 @@ episode i starts at row ``offsets[i]``) and ``manifest.json`` (written last). ``
 a temporary directory and renamed into place; a directory without a matching manifest is stale or
 partial and is rebuilt.
 
-CLI: ``python -m datasets.feature_cache --data DIR [--img-size 196] [--random-encoder]``.
+The encoder is passed in (any object with ``cache_key()``, ``num_patches``, ``emb_dim``, ...): this
+module holds no model code. CLI: ``python -m training.cache_features --data DIR [--img-size 196]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.atomic_dir import atomic_directory
 from datasets.meta import DatasetMeta
 from datasets.robomimic_dset import RobomimicEpisodes
+from utils.atomic_files import atomic_directory
 from utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -105,36 +105,10 @@ def build_feature_cache(data_path: str | Path, encoder, batch_size: int = 64, de
     return final
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m datasets.feature_cache",
-                                description="Encode every frame of a converted dataset once with the frozen "
-                                            "DINOv2 encoder and store fp16 features in DIR/feature_cache/.")
-    p.add_argument("--data", required=True, help="converted dataset directory (with meta.json)")
-    p.add_argument("--img-size", type=int, default=196, help="encoder input size, a multiple of 14 (default 196)")
-    p.add_argument("--feature-key", default="x_norm_patchtokens", choices=["x_norm_patchtokens", "cls"])
-    p.add_argument("--weights-path", default=None, help="official dinov2_vits14_pretrain.pth file")
-    p.add_argument("--random-encoder", action="store_true", help="random (seeded) encoder weights, not DINOv2")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random encoder")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from models.dino import build_dino_encoder
-
-    if not (Path(args.data) / "meta.json").is_file():
-        print(f"error: {args.data} is not a converted dataset directory (no meta.json)", file=sys.stderr)
-        return 2
-    try:
-        enc = build_dino_encoder(pretrained=not args.random_encoder, weights_path=args.weights_path,
-                                 img_size=args.img_size, feature_key=args.feature_key, seed=args.seed)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    path = build_feature_cache(args.data, enc, args.batch_size, args.device, force=args.force)
-    print(path)
-    return 0
+MOVED = ("the feature-cache CLI moved to `python -m training.cache_features` (datasets/ holds no model code); "
+         "same options")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    print(f"error: {MOVED}", file=sys.stderr)
+    sys.exit(2)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ from datasets.scripted_policy import PERTURBATIONS, ScriptedPolicy
 from datasets.state_layout import object_vector
 from envs.controller_config import composite_controller_config
 from envs.robosuite_env import RobosuiteEnv
+from utils.atomic_files import atomic_path
 from utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -201,8 +201,6 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
     env_kwargs = demo_env_kwargs(cameras, image_size)
     n_explore = int(round(explore_fraction * n_episodes))
     output_path = Path(output_path)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_path.with_name(f".{output_path.name}.tmp-{os.getpid()}")
     rng = np.random.default_rng(seed)
     env = RobosuiteEnv(TASKS[task], {**env_kwargs, "seed": seed}, camera_name=cameras[0] if cameras else "agentview",
                        image_size=image_size, render=bool(cameras))
@@ -210,7 +208,7 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
     t0 = time.perf_counter()
     bar = progress_bar(total=n_episodes, desc=f"{task} demos", unit="ep", disable=not progress)
     try:
-        with h5py.File(tmp, "w") as f:
+        with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as f:
             data = f.create_group("data")
             tally = _collect(data, env, policy, task, cameras, n_episodes - n_explore, n_explore,
                              HOLD_STEPS[task] if hold_steps is None else int(hold_steps),
@@ -220,10 +218,6 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
             import robosuite
             data.attrs["robosuite_version"] = robosuite.__version__
             _write_masks(f, tally.names, tally.explore)
-        os.replace(tmp, output_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         bar.close()
         env.close()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from utils.atomic_files import atomic_write_json
 
 NORMALIZER_FILE = "normalizer.json"
 _MIN_STD = 1e-6
@@ -84,11 +85,7 @@ class Normalizer:
 
     def save(self, run_dir: str | Path) -> Path:
         """Write ``run_dir/normalizer.json`` atomically."""
-        path = Path(run_dir) / NORMALIZER_FILE
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        os.replace(tmp, path)
-        return path
+        return atomic_write_json(Path(run_dir) / NORMALIZER_FILE, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Normalizer:

@@ -27,14 +27,14 @@ allocate memory`` when it wrote its videos. ``start_new_session`` keeps what ``s
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from utils.atomic_files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,6 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
     if frames.shape[0] == 0:
         raise ValueError("cannot write a video with 0 frames")
     return np.ascontiguousarray(frames)
-
-
-def _tmp_name(final: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent)
-    os.close(fd)
-    return Path(name)
 
 
 def spawn_ffmpeg(args: list[str], **popen_kwargs) -> subprocess.Popen:
@@ -122,10 +116,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 20, lossless:
     """
     frames = _check_frames(frames)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     final = lossless_path(path) if lossless else path
-    tmp = _tmp_name(final)
-    try:
+    with atomic_path(final) as tmp:
         if lossless:
             with open(tmp, "wb") as f:
                 np.save(f, frames)
@@ -138,10 +130,6 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 20, lossless:
             if pix_fmt != "yuv420p" and (h % 2 or w % 2):
                 log.warning("frame size %dx%d is odd: writing %s as yuv444p (not yuv420p)", h, w, final)
             _encode(tmp, frames, fps, pix_fmt)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_video(path: str | Path) -> np.ndarray:

@@ -7,7 +7,7 @@ package never imports torch.
 
 from gpu_utils.apply import apply_selection, cuda_initialized, egl_device_id
 from gpu_utils.devices import DeviceQuery, GpuSnapshot, query_devices
-from gpu_utils.gpu_utils import GpuSelectionError, describe_device, select_gpus_for_run, visible_devices
+from gpu_utils.run_selection import GpuSelectionError, describe_device, select_gpus_for_run, visible_devices
 from gpu_utils.selection import (
     DEFAULT_MEMORY_WEIGHT,
     DEFAULT_UTIL_WEIGHT,

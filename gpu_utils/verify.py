@@ -15,7 +15,7 @@ import os
 import sys
 
 from gpu_utils.devices import query_devices
-from gpu_utils.gpu_utils import select_gpus_for_run
+from gpu_utils.run_selection import select_gpus_for_run
 from gpu_utils.visible import parse_visible_devices
 
 logger = logging.getLogger("gpu_utils.verify")

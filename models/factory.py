@@ -1,8 +1,12 @@
-"""Build a VWorldModel from a (run's) config plus the dataset dimensions; nothing else is read."""
+"""Build a VWorldModel from typed specs plus the dataset dimensions; no config object is read here.
+
+Training turns its Hydra config into these specs (``training/model_config.py``); a planning run
+rebuilds them from the config frozen in its run dir the same way.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
 from models.alignment import StateAlignment, StateReadout
 from models.decoder import PatchDecoder
@@ -13,40 +17,82 @@ from models.visual_world_model import VWorldModel
 from models.vit import ViTPredictor
 
 
-def build_encoder(cfg: Any) -> DinoEncoder:
-    """The frozen encoder described by ``cfg.encoder`` and ``cfg.img_size``."""
-    e = cfg.encoder
-    return build_dino_encoder(pretrained=bool(e.pretrained), weights_path=e.get("weights_path") or None,
-                              img_size=int(cfg.img_size), feature_key=str(e.feature_key), seed=int(e.seed),
-                              num_layers=int(e.get("num_layers", 12)))
+@dataclass(frozen=True)
+class EncoderSpec:
+    """The frozen DINOv2 encoder: weights (pretrained / seeded random / a file), input size, output."""
+
+    pretrained: bool = True
+    weights_path: str | None = None
+    img_size: int = 196
+    feature_key: str = "x_norm_patchtokens"
+    seed: int = 0
+    num_layers: int = 12
 
 
-def build_world_model(cfg: Any, proprio_dim: int, state_dim: int, action_dim: int = 7,
+@dataclass(frozen=True)
+class PredictorSpec:
+    """The frame-causal ViT predictor."""
+
+    depth: int = 6
+    heads: int = 5
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    grad_checkpointing: bool = False
+
+
+@dataclass(frozen=True)
+class WorldModelSpec:
+    """Everything that shapes a VWorldModel except the dataset's dimensions (see ``build_world_model``)."""
+
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    predictor: PredictorSpec = field(default_factory=PredictorSpec)
+    projected_dim: int = 64
+    alignment_dim: int = 8
+    action_emb_dim: int = 16
+    proprio_emb_dim: int = 32
+    num_hist: int = 3
+    num_pred: int = 1
+    frameskip: int = 5
+    projection_hidden: int = 256
+    init_temperature: float = 0.1
+    align_weight: float = 1.0
+    dyn_weight: float = 0.1
+    decoder: bool = False
+    decoder_weight: float = 1.0
+    target_stop_grad: bool = True
+    residual: bool = False
+
+    def __post_init__(self):
+        if not 0 < self.alignment_dim <= self.projected_dim:
+            raise ValueError(f"alignment_dim={self.alignment_dim} must be in 1..projected_dim={self.projected_dim}")
+
+
+def build_encoder(spec: EncoderSpec) -> DinoEncoder:
+    """The frozen encoder described by ``spec``."""
+    return build_dino_encoder(pretrained=spec.pretrained, weights_path=spec.weights_path or None,
+                              img_size=spec.img_size, feature_key=spec.feature_key, seed=spec.seed,
+                              num_layers=spec.num_layers)
+
+
+def build_world_model(spec: WorldModelSpec, proprio_dim: int, state_dim: int, action_dim: int,
                       encoder: DinoEncoder | None = None) -> VWorldModel:
-    """VWorldModel from ``cfg`` (keys projected_dim, alignment_dim, action_emb_dim, proprio_emb_dim,
-    num_hist, num_pred, frameskip, predictor.*, model.*, training.grad_checkpointing)."""
-    encoder = encoder if encoder is not None else build_encoder(cfg)
-    m, p = cfg.model, cfg.predictor
-    projected_dim, action_emb = int(cfg.projected_dim), int(cfg.action_emb_dim)
-    alignment_dim = int(cfg.alignment_dim)
-    if not 0 < alignment_dim <= projected_dim:
-        raise ValueError(f"alignment_dim={alignment_dim} must be in 1..projected_dim={projected_dim}")
-    predictor = ViTPredictor(num_frames=int(cfg.num_hist), num_patches=encoder.num_patches,
-                             in_dim=projected_dim + action_emb, out_dim=projected_dim, depth=int(p.depth),
-                             heads=int(p.heads), mlp_ratio=float(p.mlp_ratio), dropout=float(p.dropout),
-                             grad_checkpointing=bool(cfg.training.get("grad_checkpointing", False)))
-    dyn_weight = float(m.dyn_weight)
+    """VWorldModel from ``spec`` and the dataset's dims (``encoder``: reuse one already built from
+    ``spec.encoder``, e.g. the one that filled the feature cache)."""
+    encoder = encoder if encoder is not None else build_encoder(spec.encoder)
+    s, p = spec, spec.predictor
+    predictor = ViTPredictor(num_frames=s.num_hist, num_patches=encoder.num_patches,
+                             in_dim=s.projected_dim + s.action_emb_dim, out_dim=s.projected_dim, depth=p.depth,
+                             heads=p.heads, mlp_ratio=p.mlp_ratio, dropout=p.dropout,
+                             grad_checkpointing=p.grad_checkpointing)
     return VWorldModel(
         encoder=encoder,
-        proprio_encoder=ProprioEncoder(proprio_dim, int(cfg.proprio_emb_dim)),
-        action_encoder=ActionEncoder(action_dim * int(cfg.frameskip), action_emb),
-        projection=Projection(encoder.emb_dim + int(cfg.proprio_emb_dim), projected_dim,
-                              int(m.projection_hidden)),
+        proprio_encoder=ProprioEncoder(proprio_dim, s.proprio_emb_dim),
+        action_encoder=ActionEncoder(action_dim * s.frameskip, s.action_emb_dim),
+        projection=Projection(encoder.emb_dim + s.proprio_emb_dim, s.projected_dim, s.projection_hidden),
         predictor=predictor,
-        alignment=StateAlignment(state_dim, alignment_dim, float(m.init_temperature)),
-        state_readout=StateReadout(alignment_dim, state_dim) if dyn_weight > 0 else None,
-        decoder=PatchDecoder(projected_dim, int(cfg.img_size)) if m.decoder else None,
-        num_hist=int(cfg.num_hist), num_pred=int(cfg.num_pred), frameskip=int(cfg.frameskip),
-        action_dim=action_dim, alignment_dim=alignment_dim, align_weight=float(m.align_weight),
-        dyn_weight=dyn_weight, decoder_weight=float(m.decoder_weight), target_stop_grad=bool(m.target_stop_grad),
-        residual=bool(m.get("residual", False)))
+        alignment=StateAlignment(state_dim, s.alignment_dim, s.init_temperature),
+        state_readout=StateReadout(s.alignment_dim, state_dim) if s.dyn_weight > 0 else None,
+        decoder=PatchDecoder(s.projected_dim, s.encoder.img_size) if s.decoder else None,
+        num_hist=s.num_hist, num_pred=s.num_pred, frameskip=s.frameskip, action_dim=action_dim,
+        alignment_dim=s.alignment_dim, align_weight=s.align_weight, dyn_weight=s.dyn_weight,
+        decoder_weight=s.decoder_weight, target_stop_grad=s.target_stop_grad, residual=s.residual)

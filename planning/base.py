@@ -1,4 +1,5 @@
-"""What every planner receives and returns, and the batched, chunked latent rollout they share.
+"""What every planner receives and returns (``PlanContext`` -> ``PlanResult``, the ``Planner`` protocol,
+``build_planner``), and the batched, chunked latent rollout they share.
 
 Shapes: ``B`` episodes planned together, ``N`` candidate sequences per episode, ``h`` planned steps,
 ``A = action_dim * frameskip`` (one planning step = ``frameskip`` env steps), ``T0`` history frames,
@@ -8,7 +9,11 @@ Shapes: ``B`` episodes planned together, ``N`` candidate sequences per episode, 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from einops import rearrange
@@ -85,6 +90,83 @@ class PlanResult:
     actions: torch.Tensor
     z_pred: torch.Tensor | None = None
     cost: torch.Tensor | None = None
+
+
+@runtime_checkable
+class WorldModel(Protocol):
+    """All that ``planning/`` needs of a world model (it never imports ``models/``).
+
+    ``rollout(obs_0, act)``: obs_0 {"visual": [b, T0, 3, H, W], "proprio": [b, T0, p]}, act [b, L, A]
+    with L >= T0 -> latents [b, L + 1, P, D] (DINO-WM semantics, see :func:`rollout_predictions`).
+    Optional, used when present: ``encode_obs(obs) -> [b, T0, P, D]`` with
+    ``rollout_latents(z_obs, act)`` (latent rollouts, :func:`supports_latent_rollout`),
+    ``alignment_dim``, ``has_decoder`` / ``decode`` (imagined frames).
+    """
+
+    frameskip: int
+    num_hist: int
+    action_dim: int
+
+    def rollout(self, obs_0: dict[str, torch.Tensor], act: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """What the MPC and ``plan.py`` need from a planner.
+
+    Attributes:
+        name: the planner's name in outputs, tables and wandb (the ``name`` of its ``conf/planner`` file
+            must be the same; ``build_planner`` checks it).
+        uses_model: whether the world model's rollouts choose the actions (model-based planners: CEM,
+            random shooting); ``plan.py`` budgets rollout memory only for those.
+        horizon: planning steps per plan (an MPC may ask for fewer near the end of its budget).
+
+    A planner's constructor takes ``model`` and / or ``objective`` by those names when it needs them
+    (``build_planner`` passes only what it declares), then its own settings; no ``**kwargs`` catch-all,
+    so a misspelt setting fails at once.
+    """
+
+    name: str
+    uses_model: bool
+    horizon: int
+
+    def plan(self, ctx: PlanContext) -> PlanResult:
+        """Plan ``ctx.horizon`` normalised actions [B, h, A] for every episode of ``ctx``."""
+        ...
+
+
+def _import(target: str):
+    module, _, attr = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"planner _target_ {target!r} cannot be imported: {exc}") from None
+
+
+def build_planner(spec: Mapping[str, Any], model=None, objective=None) -> Planner:
+    """A planner from its config (``_target_``, ``name`` and the constructor's settings).
+
+    ``model`` / ``objective`` are passed only to constructors that take them. Raises ValueError (one
+    line) for a setting the constructor does not take, a ``name`` that is not the class's own, or a
+    result that does not satisfy :class:`Planner`.
+    """
+    settings = dict(spec)
+    target, name = str(settings.pop("_target_", "")), settings.pop("name", None)
+    cls = _import(target)
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(settings) - set(params) | set(settings) & {"model", "objective"})
+        if unknown:
+            takes = [p for p in params if p not in ("model", "objective")]
+            raise ValueError(f"planner {name or target}: unknown setting(s) {', '.join(unknown)} "
+                             f"({cls.__name__} takes {', '.join(takes) or 'none'})")
+    given = {k: v for k, v in (("model", model), ("objective", objective)) if k in params}
+    planner = cls(**given, **settings)
+    if not isinstance(planner, Planner):
+        raise ValueError(f"{target} is not a planner (needs name, uses_model, horizon and plan(ctx))")
+    if name is not None and name != planner.name:
+        raise ValueError(f"planner.name={name!r} but {target} calls itself {planner.name!r}: make them equal")
+    return planner
 
 
 def supports_latent_rollout(model) -> bool:

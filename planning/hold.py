@@ -15,7 +15,7 @@ class HoldPlanner:
     name = "hold"
     uses_model = False
 
-    def __init__(self, horizon: int = 5, **_unused):
+    def __init__(self, horizon: int = 5):
         self.horizon = int(horizon)
 
     @torch.no_grad()

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from planning.outputs import LOGS_FILE, SUMMARY_FILE, OutputError, summarize, write_json
+from utils.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 _SAME = ("planner", "goal_H", "frameskip", "ckpt_base_path", "model_epoch", "success_metric", "n_evals_requested")
@@ -142,12 +143,27 @@ def log_merged(logs: list[dict], sources: list[str], merged: dict, summary: dict
         wandb_log.log_to_training_run(wcfg, merged["info"], summary)
 
 
-def to_markdown(rows: list[dict], key: str) -> str:
-    cols = [key, "planner", *_TABLE_COLS]
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else ("-" if v is None else str(v))  # noqa: E731
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
+def format_cell(v, spec: str | None = None) -> str:
+    """A table cell: None -> '-', a number with ``spec`` (default: floats .3f, ints as they are)."""
+    if v is None:
+        return "-"
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and (spec or isinstance(v, float)):
+        return format(v, spec or ".3f")
+    return str(v)
+
+
+def markdown_table(rows: list[dict], cols: list[str], headers: list[str] | None = None,
+                   formats: dict[str, str] | None = None) -> str:
+    """Markdown table of ``rows`` (dicts) over ``cols``; ``headers`` default to the column keys,
+    ``formats`` maps a column to its format spec (see :func:`format_cell`)."""
+    formats = formats or {}
+    lines = ["| " + " | ".join(headers or cols) + " |", "|" + " --- |" * len(cols)]
+    lines += ["| " + " | ".join(format_cell(r.get(c), formats.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def to_markdown(rows: list[dict], key: str) -> str:
+    return markdown_table(rows, [key, "planner", *_TABLE_COLS])
 
 
 def to_csv(rows: list[dict], key: str) -> str:
@@ -156,12 +172,6 @@ def to_csv(rows: list[dict], key: str) -> str:
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,8 +223,8 @@ def _by_table(args, logs: list[dict], sources: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem, plot = f"{args.by}_table", out / f"success_vs_{args.by}.png"
     md = to_markdown(rows, args.by)
-    _write_text(out / f"{stem}.md", md)
-    _write_text(out / f"{stem}.csv", to_csv(rows, args.by))
+    atomic_write_text(out / f"{stem}.md", md)
+    atomic_write_text(out / f"{stem}.csv", to_csv(rows, args.by))
     write_json(out / f"{stem}.json", rows)
     if all(isinstance(r[args.by], (int, float)) for r in rows):
         plot_horizon(plot, rows, f"success against {args.by}", key=args.by)

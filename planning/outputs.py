@@ -6,13 +6,12 @@ episode list, so a merged summary equals a single job's by construction.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from utils.atomic_files import atomic_write_json
 
 LOGS_FILE, SUMMARY_FILE = "logs.json", "summary.json"
 _MEAN_KEYS = ("final_latent_dist", "final_object_dist", "final_eef_dist", "start_object_dist")
@@ -25,17 +24,7 @@ class OutputError(Exception):
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically (tmp file in the same dir, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, obj, indent=2, default=_json_default)
 
 
 def _json_default(x):

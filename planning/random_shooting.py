@@ -36,7 +36,7 @@ class RandomActionPlanner:
     name = "random"
     uses_model = False
 
-    def __init__(self, horizon: int = 5, **_unused):
+    def __init__(self, horizon: int = 5):
         self.horizon = int(horizon)
 
     def plan(self, ctx: PlanContext) -> PlanResult:
@@ -55,7 +55,7 @@ class RandomShootingPlanner:
     uses_model = True
 
     def __init__(self, model, objective: LatentGoalObjective, horizon: int = 5, num_samples: int = 300,
-                 opt_steps: int = 30, chunk_size: int = 4096, **_unused):
+                 opt_steps: int = 30, chunk_size: int = 4096):
         self.model, self.objective = model, objective
         self.horizon, self.num_samples, self.opt_steps = int(horizon), int(num_samples), int(opt_steps)
         self.chunk_size = int(chunk_size)

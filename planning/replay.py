@@ -17,7 +17,7 @@ class ReplayPlanner:
     name = "replay"
     uses_model = False
 
-    def __init__(self, model=None, objective=None, horizon: int = 5, **_unused):
+    def __init__(self, model=None, objective=None, horizon: int = 5):
         self.model, self.objective, self.horizon = model, objective, int(horizon)
 
     @torch.no_grad()

@@ -30,15 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from utils.wandb_mode import resolve_mode
+
 log = logging.getLogger(__name__)
 _SCALAR = (bool, int, float, str)
-
-
-def resolve_mode(mode: str | None) -> str:
-    """online / offline / disabled, decided as training decides (``training.wandb_setup.resolve_mode``)."""
-    from training.wandb_setup import resolve_mode as _resolve
-
-    return _resolve(mode)
 
 
 def start_run(wcfg: dict, out_dir: Path, *, name: str, group: str | None, job_type: str, config: dict,

@@ -192,7 +192,7 @@ def check_gpu_preset(cfg, env: dict[str, str], monkeypatch) -> None:
         return
     import os
 
-    import gpu_utils.gpu_utils as gg
+    import gpu_utils.run_selection as gg
     from gpu_utils import DeviceQuery, select_gpus_for_run
 
     monkeypatch.setattr(gg, "query_devices", lambda: DeviceQuery(fake_gpus(), "nvitop"))

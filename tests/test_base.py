@@ -18,14 +18,14 @@ from tests.conftest import ROOT
 
 
 def _tiny_model(num_hist: int = 2):
-    from models.factory import build_world_model
+    from training.model_config import world_model_from_cfg
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train_robomimic_compress",
                       overrides=["env=demo_lift", "encoder.pretrained=false", "encoder.num_layers=1", "img_size=28",
                                  f"num_hist={num_hist}", "frameskip=2"])
     torch.manual_seed(0)
-    model = build_world_model(cfg, proprio_dim=5, state_dim=6, action_dim=7).eval()
+    model = world_model_from_cfg(cfg, proprio_dim=5, state_dim=6, action_dim=7).eval()
     with torch.no_grad():  # fresh models may zero-init output layers: make every part matter
         for name, p in model.named_parameters():
             if not name.startswith("encoder."):
@@ -77,3 +77,11 @@ def test_autocast_is_bf16_on_cuda_only(monkeypatch):
     assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16 and ctx.device == "cuda"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert rollout_dtype("cuda:0") is None  # emulated bf16 (pre-Ampere GPUs) is slower than fp32
+
+
+def test_the_trained_model_satisfies_the_planning_world_model_protocol():
+    from planning.base import WorldModel, supports_latent_rollout
+
+    model = _tiny_model()
+    assert isinstance(model, WorldModel) and supports_latent_rollout(model)
+    assert not isinstance(object(), WorldModel)

@@ -11,8 +11,6 @@ import torch
 from omegaconf import OmegaConf
 
 from datasets.normalizer import Normalizer
-from models.factory import build_world_model
-from models.loading import load_world_model
 from training.checkpoint import (
     latest_checkpoint,
     load_model_file,
@@ -22,6 +20,8 @@ from training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from training.model_config import world_model_from_cfg
+from training.run_loading import load_world_model
 from training.trainer import encoder_metadata
 
 CFG = {
@@ -76,7 +76,7 @@ def test_failed_write_leaves_previous_checkpoint(tmp_path, monkeypatch):
 def make_run(tmp_path):
     cfg = OmegaConf.create(CFG)
     torch.manual_seed(0)
-    model = build_world_model(cfg, proprio_dim=5, state_dim=6)
+    model = world_model_from_cfg(cfg, proprio_dim=5, state_dim=6, action_dim=7)
     for p in model.parameters():  # move every trainable tensor away from its initial value
         if p.requires_grad:
             p.data.add_(0.1 * torch.randn_like(p))
@@ -169,7 +169,7 @@ def test_restore_gives_the_scaler_and_each_rank_its_own_state(tmp_path):
 
     cfg = OmegaConf.create(CFG)
     torch.manual_seed(0)
-    model = build_world_model(cfg, proprio_dim=5, state_dim=6)
+    model = world_model_from_cfg(cfg, proprio_dim=5, state_dim=6, action_dim=7)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=3)

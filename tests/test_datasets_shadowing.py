@@ -38,7 +38,7 @@ def test_transformers_and_accelerate_work_beside_our_datasets_package():
     assert proc.stdout.startswith("ok")
 
 
-def test_feature_cache_module_runs_as_a_module_from_the_root():
-    proc = subprocess.run([sys.executable, "-m", "datasets.feature_cache", "--help"], cwd=ROOT, capture_output=True,
+def test_feature_cache_cli_runs_as_a_module_from_the_root():
+    proc = subprocess.run([sys.executable, "-m", "training.cache_features", "--help"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "feature_cache" in proc.stdout

@@ -12,9 +12,10 @@ import pytest
 import torch
 from _synthetic_data import make_dataset
 
-from datasets.feature_cache import MANIFEST, build_feature_cache, cache_dir, load_feature_cache, main
+from datasets.feature_cache import MANIFEST, build_feature_cache, cache_dir, load_feature_cache
 from datasets.robomimic_dset import RobomimicEpisodes
 from models.dino import build_dino_encoder
+from training.cache_features import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,9 +63,12 @@ def test_partial_or_stale_cache_is_rebuilt(syn, enc):
 
 
 def test_cli(syn, tmp_path, capsys):
-    proc = subprocess.run([sys.executable, "-m", "datasets.feature_cache", "--help"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "training.cache_features", "--help"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "--data" in proc.stdout
+    old = subprocess.run([sys.executable, "-m", "datasets.feature_cache", "--data", str(syn)], cwd=ROOT,
+                         capture_output=True, text=True)  # the old spelling: one line naming the new one
+    assert old.returncode == 2 and old.stderr.strip().count("\n") == 0 and "training.cache_features" in old.stderr
     assert main(["--data", str(tmp_path), "--random-encoder"]) == 2
     assert "not a converted dataset" in capsys.readouterr().err
     assert main(["--data", str(syn), "--random-encoder", "--img-size", "14"]) == 0

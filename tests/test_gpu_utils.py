@@ -55,7 +55,7 @@ def env(monkeypatch):
 
 
 def fake_query(monkeypatch, devices, backend="nvitop", error=None):
-    monkeypatch.setattr(gpu_utils.gpu_utils, "query_devices",
+    monkeypatch.setattr(gpu_utils.run_selection, "query_devices",
                         lambda: DeviceQuery(tuple(devices), backend=backend, error=error))
 
 
@@ -210,7 +210,7 @@ def test_fewer_fitting_than_asked_and_none_fitting(env, caplog):
 @pytest.mark.parametrize("query", [DeviceQuery((), None, "NVML Shared Library Not Found"),
                                    DeviceQuery((), "nvitop")])
 def test_no_driver_or_zero_devices_means_cpu_in_one_line(env, caplog, query):
-    env.setattr(gpu_utils.gpu_utils, "query_devices", lambda: query)
+    env.setattr(gpu_utils.run_selection, "query_devices", lambda: query)
     with caplog.at_level(logging.DEBUG, logger="gpu_utils"):
         assert select_gpus_for_run(num_gpus=2) == []
         assert select_gpus_for_run(auto_select=False) == []
@@ -222,7 +222,7 @@ def test_no_driver_or_zero_devices_means_cpu_in_one_line(env, caplog, query):
 @pytest.mark.parametrize("kwargs", [{"min_free_memory_gb": float("nan")}, {"min_free_memory_gb": -1},
                                     {"util_weight": -1.0}])
 def test_bad_arguments_raise_even_without_a_gpu(env, kwargs):
-    env.setattr(gpu_utils.gpu_utils, "query_devices", lambda: DeviceQuery((), None, "no driver"))
+    env.setattr(gpu_utils.run_selection, "query_devices", lambda: DeviceQuery((), None, "no driver"))
     with pytest.raises(ValueError):
         select_gpus_for_run(**kwargs)
 

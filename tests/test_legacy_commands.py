@@ -43,10 +43,10 @@ def test_old_command_still_works(text, tmp_path, monkeypatch):
 def test_model_gradient_checkpointing_is_the_old_name_of_training_grad_checkpointing(monkeypatch):
     cfg = check_hydra("train_robomimic_compress.py", ["model.gradient_checkpointing=true"], {}, monkeypatch)
     assert cfg.training.grad_checkpointing is True and cfg.model.gradient_checkpointing is None
-    from models.factory import build_world_model
+    from training.model_config import world_model_from_cfg
 
     cfg.encoder.pretrained, cfg.encoder.num_layers, cfg.img_size = False, 1, 28
-    assert build_world_model(cfg, proprio_dim=4, state_dim=5).predictor.grad_checkpointing
+    assert world_model_from_cfg(cfg, proprio_dim=4, state_dim=5, action_dim=7).predictor.grad_checkpointing
 
 
 def test_launcher_precision_is_honoured_or_a_conflict_stops_in_one_line():

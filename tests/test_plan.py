@@ -113,6 +113,14 @@ def test_budget_that_would_run_past_the_goal_is_refused(tiny_trained_run, tmp_pa
         plan_inprocess(tiny_trained_run, tmp_path / "out", ["mpc.n_taken_actions=2", "planner=random"])
 
 
+def test_unknown_planner_setting_is_refused_in_one_line(tiny_trained_run, tmp_path):
+    import plan
+
+    with pytest.raises(plan.PlanError, match="unknown setting.*num_sampels") as exc:
+        plan_inprocess(tiny_trained_run, tmp_path / "out", ["planner=random", "+planner.num_sampels=3"])
+    assert "\n" not in str(exc.value)
+
+
 def test_horizon_study_multirun_and_table(tiny_trained_run, tmp_path):
     sweep = tmp_path / "sweep"
     run_cli(["plan.py", "-m", "--config-name=plan_projected_latent", f"ckpt_base_path={tiny_trained_run}",
@@ -182,3 +190,13 @@ def test_batches_plan_the_same_evaluations_as_one_batch(tiny_trained_run, cem_si
     single = json.loads((cem_single / "summary.json").read_text())  # batch_size=auto: both in one batch
     assert one_at_a_time["successes"] == single["successes"]
     assert one_at_a_time["mean_final_object_dist"] == pytest.approx(single["mean_final_object_dist"], rel=1e-4)
+
+
+def test_plan_projected_latent_is_the_default_plan_config():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        default = compose(config_name="plan", overrides=["ckpt_base_path=/r"])
+        old = compose(config_name="plan_projected_latent", overrides=["ckpt_base_path=/r"])
+    assert OmegaConf.to_container(old) == OmegaConf.to_container(default)

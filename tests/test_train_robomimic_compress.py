@@ -15,8 +15,8 @@ import torch
 from _synthetic_data import make_dataset
 from safetensors.torch import load_file
 
-from models.loading import load_world_model
 from training.checkpoint import latest_checkpoint, load_train_state
+from training.run_loading import load_world_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["encoder.pretrained=false", "encoder.num_layers=1", "img_size=28", "wandb.mode=disabled",
@@ -58,7 +58,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(syn, tmp_path):
     # planning keeps rebuilding the model the checkpoint was trained with
     proc = train(syn, tmp_path / "part", "training.epochs=5", "model.residual=false", check=False)
     assert proc.returncode == 2 and "different model/data config (model.residual)" in proc.stderr + proc.stdout
-    from models.loading import load_world_model
+    from training.run_loading import load_world_model
 
     assert load_world_model(tmp_path / "part").model.residual is True
 

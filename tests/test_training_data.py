@@ -108,3 +108,45 @@ def test_placement_setting(monkeypatch):
     assert choose_placement("auto", gpu, 5 << 30) == "host"  # more than half of the free memory
     with pytest.raises(ValueError, match="auto, true or false"):
         choose_placement("sometimes", cpu, 1)
+
+
+def _data_cfg(val_ratio=0.25, seed=0):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"training": {"val_ratio": val_ratio, "seed": seed, "batch_size": 4, "num_workers": 0,
+                                          "cache_on_device": "false"},
+                             "encoder": {"cache": False}, "model": {"decoder": False},
+                             "num_hist": 2, "num_pred": 1, "frameskip": 3})
+
+
+def test_prepare_data_splits_fits_and_saves_the_normalizer(tmp_path):
+    from accelerate import Accelerator
+
+    from training.data import load_run_info, prepare_data
+
+    path = make_dataset(tmp_path / "d", n_episodes=4, t_max=20, size=28)
+    run = tmp_path / "run"
+    run.mkdir()
+    data = prepare_data(_data_cfg(), path, run, None, Accelerator(cpu=True), resuming=False)
+    assert sorted(data.split["train"] + data.split["val"]) == [0, 1, 2, 3] and len(data.split["val"]) == 1
+    saved = Normalizer.load(run)
+    torch.testing.assert_close(saved.action_mean, data.normalizer.action_mean)
+    assert len(data.train) > 0 and data.val is not None and data.train_batches is not None
+    assert load_run_info(run) is None  # the trainer writes run_info.json, not prepare_data
+
+
+def test_a_resumed_run_keeps_its_split_and_normalizer_whatever_the_config(tmp_path):
+    from accelerate import Accelerator
+
+    from training.data import load_run_info, prepare_data, write_run_info
+
+    path = make_dataset(tmp_path / "d", n_episodes=4, t_max=20, size=28)
+    run = tmp_path / "run"
+    run.mkdir()
+    first = prepare_data(_data_cfg(), path, run, None, Accelerator(cpu=True), resuming=False)
+    write_run_info(run, {"split": {"train": [3, 1], "val": [0, 2]}})
+    assert load_run_info(run) == {"split": {"train": [3, 1], "val": [0, 2]}}
+    again = prepare_data(_data_cfg(val_ratio=0.5, seed=7), path, run, None, Accelerator(cpu=True), resuming=True)
+    assert again.split == {"train": [3, 1], "val": [0, 2]}
+    torch.testing.assert_close(again.normalizer.state_std, first.normalizer.state_std)
+    assert sorted(p.name for p in run.iterdir()) == ["normalizer.json", "run_info.json"]  # no temporaries

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
-from models.factory import build_world_model
+from training.model_config import world_model_from_cfg
 
 CFG = OmegaConf.create({
     "projected_dim": 16, "alignment_dim": 4, "action_emb_dim": 8, "proprio_emb_dim": 8, "num_hist": 3,
@@ -25,7 +25,7 @@ B, PD, SD = 2, 5, 6
 def make(cfg=CFG, **over):
     torch.manual_seed(0)
     c = OmegaConf.merge(cfg, OmegaConf.create(over))
-    return build_world_model(c, proprio_dim=PD, state_dim=SD)
+    return world_model_from_cfg(c, proprio_dim=PD, state_dim=SD, action_dim=7)
 
 
 def batch(model, t=4, visual=True):
@@ -155,7 +155,7 @@ def test_runs_saved_with_another_head_layout_load_with_their_own(tmp_path, caplo
     a layout fused kernels cannot take), whatever the shipped predictor configs say now."""
     from test_checkpoint import make_run
 
-    from models.loading import load_world_model
+    from training.run_loading import load_world_model
 
     _, model = make_run(tmp_path)
     with caplog.at_level("WARNING"):

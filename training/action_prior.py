@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datasets.atomic_dir import atomic_directory
+from utils.atomic_files import atomic_directory
 from models.action_prior import PRIOR_DIR, ActionPrior, ActionPriorConfig, save_action_prior
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def fit_run_prior(run_dir: str | Path, steps: int = 3000, max_steps: int | None 
     returns its directory and losses."""
     from datasets.feature_cache import load_feature_cache
     from datasets.robomimic_dset import RobomimicEpisodes
-    from models.loading import load_world_model
+    from training.run_loading import load_world_model
 
     run = load_world_model(run_dir, device=device)
     episodes = RobomimicEpisodes(run.dataset_path)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
-from datasets.atomic_dir import atomic_directory
+from utils.atomic_files import atomic_directory
 
 log = logging.getLogger(__name__)
 CKPT_DIR = "checkpoints"

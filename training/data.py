@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from datasets.normalizer import Normalizer
 from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset, split_episodes
 from training.batches import BatchSource, choose_placement, validation_indices, window_tables
 from training.distributed import node_feature_cache
+from utils.atomic_files import atomic_write_json
 
 log = logging.getLogger(__name__)
 RUN_INFO = "run_info.json"
@@ -38,10 +38,7 @@ def load_run_info(run_dir: Path) -> dict[str, Any] | None:
 
 
 def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
-    p = run_dir / RUN_INFO
-    tmp = p.with_name(f".{RUN_INFO}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, p)
+    atomic_write_json(run_dir / RUN_INFO, info, indent=1)
 
 
 def prepare_data(cfg: Any, data_path: Path, run_dir: Path, encoder, accelerator, resuming: bool) -> TrainData:

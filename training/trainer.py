@@ -22,12 +22,12 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object, set_seed
 from omegaconf import OmegaConf
 
-from models.factory import build_encoder, build_world_model
 from models.visual_world_model import VWorldModel
 from training.checkpoint import latest_checkpoint, save_checkpoint
 from training.batches import validation_batches
 from training.data import TrainData, prepare_data, write_run_info
 from training.loss_meter import LossMeter
+from training.model_config import encoder_from_cfg, world_model_from_cfg
 from training.distributed import check_shared_run_dir, gather_rng_states
 from training.resume import Restored, RunMismatchError, find_resume_point, restore
 from training.run_config import frozen_config
@@ -87,11 +87,11 @@ def setup(cfg: Any, run_dir: Path, data_path: Path, accelerator: Accelerator) ->
     check_shared_run_dir(run_dir, accelerator)
     ckpt = find_resume_point(run_dir, cfg, data_path, accelerator)
     set_seed(int(t.seed))
-    encoder = build_encoder(cfg)
+    encoder = encoder_from_cfg(cfg)
     data = prepare_data(cfg, data_path, run_dir, encoder, accelerator, ckpt is not None)
     dims = {"proprio_dim": data.episodes.meta.proprio_dim, "state_dim": data.episodes.meta.state_dim,
             "action_dim": data.episodes.meta.action_dim}
-    model = build_world_model(cfg, dims["proprio_dim"], dims["state_dim"], dims["action_dim"], encoder=encoder)
+    model = world_model_from_cfg(cfg, dims["proprio_dim"], dims["state_dim"], dims["action_dim"], encoder=encoder)
     if accelerator.is_main_process and ckpt is None:
         write_run_info(run_dir, {"dataset_path": str(data_path), "split": data.split, "dims": dims,
                                  "encoder": encoder_metadata(model), "config": frozen_config(cfg)})

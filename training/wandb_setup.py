@@ -5,31 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
-import netrc
-import os
 from pathlib import Path
 from typing import Any
 
+from utils.atomic_files import atomic_write_json
+from utils.wandb_mode import has_api_key, resolve_mode
+
 log = logging.getLogger(__name__)
-
-
-def has_api_key() -> bool:
-    """True when WANDB_API_KEY is set or ~/.netrc holds credentials for api.wandb.ai."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-
-
-def resolve_mode(mode: str | None) -> str:
-    """Config mode (online / offline / disabled / None = auto) and WANDB_MODE -> the mode to use."""
-    if mode:
-        return str(mode)
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    return "online" if has_api_key() else "offline"
+__all__ = ["StepLog", "has_api_key", "init_wandb", "resolve_mode"]
 
 
 def init_wandb(cfg_wandb: Any, run_dir: Path, config: dict, run_id: str | None, summary: dict[str, Any]):
@@ -75,7 +58,5 @@ class StepLog:
             return False
         self.run.log(metrics, step=step)
         self.last[group] = step
-        tmp = self.path.with_name(f".{self.STATE}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"run_id": self.run.id, "last": self.last}))
-        os.replace(tmp, self.path)
+        atomic_write_json(self.path, {"run_id": self.run.id, "last": self.last}, indent=None)
         return True

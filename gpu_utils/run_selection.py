@@ -1,4 +1,4 @@
-"""GPU selection for a run: query devices, respect CUDA_VISIBLE_DEVICES, rank, apply, log one line.
+"""GPU selection for one run: query devices, respect CUDA_VISIBLE_DEVICES, rank, apply, log one line.
 
 Typical use, first thing in a training/planning entry point, before anything touches CUDA::
 

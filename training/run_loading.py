@@ -1,4 +1,8 @@
-"""Rebuild a trained world model from its run directory (the run's own config + a checkpoint only)."""
+"""Rebuild a trained world model from its run directory (the run's own config + a checkpoint only).
+
+Training owns the run-dir format (``run_info.json``, ``.hydra/config.yaml``, ``checkpoints/``), so the
+loader lives here; planning entry points (``plan.py``) call it and hand the model to ``planning/``.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from datasets.normalizer import Normalizer
-from models.factory import build_world_model
 from models.visual_world_model import VWorldModel
 from training.checkpoint import load_model_file, load_train_state, resolve_checkpoint
+from training.model_config import world_model_from_cfg
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +25,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class LoadedRun:
     """A trained run: ``model`` (eval, on device), its ``cfg``, ``normalizer``, episode ``split``
-    {"train": [...], "val": [...]}, ``dataset_path`` and the checkpoint's ``step``."""
+    {"train": [...], "val": [...]}, ``dataset_path``, the checkpoint's ``step``, directory and the
+    wandb run id it was trained under (or None)."""
 
     model: VWorldModel
     cfg: DictConfig
@@ -30,6 +35,7 @@ class LoadedRun:
     dataset_path: Path
     step: int
     checkpoint_dir: Path
+    wandb_run_id: str | None = None
 
 
 def load_world_model(run_dir: str | Path, model_epoch: str | int = "latest",
@@ -50,7 +56,7 @@ def load_world_model(run_dir: str | Path, model_epoch: str | int = "latest",
     ckpt = resolve_checkpoint(run_dir, model_epoch)
     sd, meta = load_model_file(ckpt)
     dims = info["dims"]
-    model = build_world_model(cfg, dims["proprio_dim"], dims["state_dim"], dims["action_dim"])
+    model = world_model_from_cfg(cfg, dims["proprio_dim"], dims["state_dim"], dims["action_dim"])
     want = meta.get("encoder_weights_hash")
     if want != model.encoder.weights_hash:
         raise RuntimeError(f"encoder weights hash {model.encoder.weights_hash} ({model.encoder.weights_source}) "
@@ -63,6 +69,7 @@ def load_world_model(run_dir: str | Path, model_epoch: str | int = "latest",
     model = model.to(device).eval()
     if not model.encoder.pretrained:
         log.warning("run %s was trained with a RANDOM encoder (encoder.pretrained=false)", run_dir)
-    step = int(load_train_state(ckpt)["step"])
+    state = load_train_state(ckpt)
     return LoadedRun(model=model, cfg=cfg, normalizer=Normalizer.load(run_dir), split=info["split"],
-                     dataset_path=Path(info["dataset_path"]), step=step, checkpoint_dir=ckpt)
+                     dataset_path=Path(info["dataset_path"]), step=int(state["step"]), checkpoint_dir=ckpt,
+                     wandb_run_id=state.get("wandb_run_id"))

@@ -1,1 +1,0 @@
-"""Glue for the one-command demo job (``run_demo.sh``)."""

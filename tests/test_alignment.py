@@ -1,0 +1,44 @@
+"""InfoNCE state alignment: matched (latent, state) pairs score lower than mismatched ones; clamped temperature."""
+
+import math
+
+import torch
+
+from models.alignment import StateAlignment, StateReadout
+
+
+def test_matched_pairs_give_a_lower_loss_than_shuffled_ones():
+    torch.manual_seed(0)
+    align = StateAlignment(state_dim=5, alignment_dim=4, init_temperature=0.1)
+    state = torch.randn(32, 5)
+    with torch.no_grad():
+        z = align.state_map(state)  # latents that point where their own state maps
+    matched, shuffled = align(z, state), align(z[torch.randperm(32)], state)
+    assert matched < 0.5 * shuffled
+    assert matched < math.log(32) < shuffled  # chance level is log(N)
+
+
+def test_loss_is_symmetric_in_its_two_directions_and_trains_the_state_map():
+    torch.manual_seed(1)
+    align = StateAlignment(state_dim=3, alignment_dim=3)
+    z, state = torch.randn(8, 3, requires_grad=True), torch.randn(8, 3)
+    loss = align(z, state)
+    loss.backward()
+    assert z.grad is not None and align.state_map.weight.grad.abs().sum() > 0
+    assert align.log_temperature.grad is not None
+
+
+def test_temperature_is_clamped():
+    assert float(StateAlignment(2, 2, init_temperature=5.0).temperature.detach()) == 1.0
+    assert abs(float(StateAlignment(2, 2, init_temperature=1e-4).temperature.detach()) - 0.01) < 1e-7
+    assert abs(float(StateAlignment(2, 2, init_temperature=0.2).temperature.detach()) - 0.2) < 1e-6
+
+
+def test_readout_maps_aligned_dims_to_the_state_affinely():
+    torch.manual_seed(2)
+    head = StateReadout(alignment_dim=4, state_dim=6)
+    z = torch.randn(2, 3, 4)
+    out = head(z)
+    assert out.shape == (2, 3, 6)
+    zero = head(torch.zeros(4))
+    torch.testing.assert_close(head(2 * z) - zero, 2 * (out - zero))

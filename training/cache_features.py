@@ -1,0 +1,49 @@
+"""Encode every frame of a converted dataset once with the frozen encoder (``datasets/feature_cache.py``).
+
+    python -m training.cache_features --data DIR [--img-size 196] [--random-encoder]
+
+Training builds the cache itself when ``encoder.cache`` is on; this command builds it ahead of time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from datasets.feature_cache import build_feature_cache
+from models.dino import build_dino_encoder
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.cache_features",
+                                description="Encode every frame of a converted dataset once with the frozen "
+                                            "DINOv2 encoder and store fp16 features in DIR/feature_cache/.")
+    p.add_argument("--data", required=True, help="converted dataset directory (with meta.json)")
+    p.add_argument("--img-size", type=int, default=196, help="encoder input size, a multiple of 14 (default 196)")
+    p.add_argument("--feature-key", default="x_norm_patchtokens", choices=["x_norm_patchtokens", "cls"])
+    p.add_argument("--weights-path", default=None, help="official dinov2_vits14_pretrain.pth file")
+    p.add_argument("--random-encoder", action="store_true", help="random (seeded) encoder weights, not DINOv2")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random encoder")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not (Path(args.data) / "meta.json").is_file():
+        print(f"error: {args.data} is not a converted dataset directory (no meta.json)", file=sys.stderr)
+        return 2
+    try:
+        enc = build_dino_encoder(pretrained=not args.random_encoder, weights_path=args.weights_path,
+                                 img_size=args.img_size, feature_key=args.feature_key, seed=args.seed)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    path = build_feature_cache(args.data, enc, args.batch_size, args.device, force=args.force)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,12 +12,7 @@ import numpy as np
 import pytest
 
 from envs.robosuite_env import RobosuiteEnv
-from envs.state_restore import (
-    RAMP_STEPS,
-    reset_gripper_ramp,
-    restore_gripper_ramp,
-    restore_nullspace_target,
-)
+from envs.state_restore import RAMP_STEPS, reset_gripper_ramp, restore_gripper_ramp, restore_nullspace_target
 
 
 @pytest.fixture(scope="module")

@@ -38,12 +38,17 @@ def build_model(overrides: list[str], device: str):
     from hydra import compose, initialize_config_dir
 
     from models.factory import build_world_model
+    from tasks import get_task
+    from tasks.state_layout import PROPRIO_DIM
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train_robomimic_compress",
                       overrides=["env=demo_lift", "encoder.pretrained=false", *overrides])
     torch.manual_seed(0)
-    return build_world_model(cfg, proprio_dim=9, state_dim=19, action_dim=7).to(device).eval(), cfg
+    lift = get_task("lift")  # the demo_lift model's dims
+    model = build_world_model(cfg, proprio_dim=PROPRIO_DIM, state_dim=lift.object_dim + PROPRIO_DIM,
+                              action_dim=lift.action_dim)
+    return model.to(device).eval(), cfg
 
 
 def make_context(model, b: int, horizon: int, device: str) -> PlanContext:

@@ -8,7 +8,7 @@ and renames it at the end (``utils/atomic_files.py``); the input is opened read-
 
 Before anything is written the input is checked, by the file alone (``datasets/hdf5_checks.py``,
 ``datasets/demo_checks.py``) and against the simulator its ``env_args`` name
-(``datasets/env_checks.py``). Any bad input or unwritable output path: one line
+(``conversion/env_checks.py``). Any bad input or unwritable output path: one line
 ``error: FILE: DEMO: 'KEY' ...`` on stderr, exit code 2, nothing written, the input untouched.
 
     python convert_robomimic_to_dino_wm.py --input demo.hdf5 --output data/lift [--camera agentview]
@@ -28,13 +28,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datasets.env_checks import check_actions, check_model_files, check_state_width, object_layout, open_env
-from datasets.episode_source import episode_from_hdf5, episode_from_sim, model_xml_of
+from conversion.env_checks import check_actions, check_model_files, check_state_width, object_layout, open_env
+from conversion.episode_source import episode_from_hdf5, episode_from_sim, model_xml_of
 from datasets.hdf5_checks import InputError, SourceInfo, open_input, validate
 from datasets.meta import META_FILE, TENSOR_FILES, DatasetMeta, video_path
 from datasets.model_files import save_model_xml
 from datasets.state_layout import vector_slices
 from datasets.video_io import write_video
+from tasks.state_layout import PROPRIO_DIM
 from utils.atomic_files import atomic_directory
 
 log = logging.getLogger("convert_robomimic_to_dino_wm")
@@ -139,7 +140,7 @@ def _convert_into(tmp: Path, f, info: SourceInfo, env, camera: str, image_size: 
             if tensor_key not in arrays:
                 arrays[tensor_key] = np.zeros((n, t_max, ep[name].shape[-1]), np.float32)
             arrays[tensor_key][i, :length] = ep[name]
-        object_dim = ep["state"].shape[-1] - 9
+        object_dim = ep["state"].shape[-1] - PROPRIO_DIM
         arrays["actions"][i, :length] = ep["actions"]
         arrays["sim_states"][i, :length] = ep["sim_states"]
         write_video(video_path(tmp, i), ep["frames"], fps=info.control_freq, lossless=lossless, pix_fmt=PIX_FMT)
@@ -208,7 +209,7 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
         overwrite: replace an existing ``output_dir`` (only an empty or converted dataset directory).
         lossless: store exact uint8 frames (``.npy``) instead of H.264 mp4.
         allow_unknown_env: if ``env_args`` names what robosuite does not know (or the env does not
-            build), convert without the simulator checks (see ``datasets/env_checks.py``) instead
+            build), convert without the simulator checks (see ``conversion/env_checks.py``) instead
             of refusing; files whose frames or vectors come from the simulator still need it.
     Raises:
         InputError: bad input or output path (message names file, demo and key); nothing is written then.

@@ -182,7 +182,7 @@ if [[ "$DEMO" == 1 ]]; then
     say "demo data already generated: $demo_h5"
   else
     say "generating $DEMO_EPISODES scripted $DEMO_TASK demos in robosuite (a few minutes on 2 cores)"
-    "$PY" -m datasets.generate_demos --task "$DEMO_TASK" --n-episodes "$DEMO_EPISODES" --output "$demo_h5" \
+    "$PY" -m envs.generate_demos --task "$DEMO_TASK" --n-episodes "$DEMO_EPISODES" --output "$demo_h5" \
       --cameras agentview --image-size 84 --seed 0 \
       || { echo "setup_and_prepare.sh: demo generation failed (see the message above)" >&2; exit 1; }
   fi

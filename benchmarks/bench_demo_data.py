@@ -22,7 +22,7 @@ import h5py
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from convert_robomimic_to_dino_wm import convert  # noqa: E402
-from datasets.generate_demos import generate_demos  # noqa: E402
+from envs.generate_demos import generate_demos  # noqa: E402
 
 
 def strip_images(src: Path, dst: Path) -> None:

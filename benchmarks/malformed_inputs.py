@@ -148,7 +148,7 @@ def run_variant(name: str, valid: Path) -> dict:
 
 
 def make_valid(path: Path) -> Path:
-    from datasets.generate_demos import generate_demos
+    from envs.generate_demos import generate_demos
 
     generate_demos("lift", 1, path, ["agentview", "robot0_eye_in_hand"], image_size=32, seed=0, progress=False)
     return path

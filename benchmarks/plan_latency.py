@@ -37,13 +37,18 @@ def build_model(overrides: list[str], device: str):
     """A randomly initialised VWorldModel from the training config (Lift-like dims: proprio 9, state 19)."""
     from hydra import compose, initialize_config_dir
 
+    from tasks import get_task
+    from tasks.state_layout import PROPRIO_DIM
     from training.model_config import world_model_from_cfg
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train_robomimic_compress",
                       overrides=["env=demo_lift", "encoder.pretrained=false", *overrides])
     torch.manual_seed(0)
-    return world_model_from_cfg(cfg, proprio_dim=9, state_dim=19, action_dim=7).to(device).eval(), cfg
+    lift = get_task("lift")  # the demo_lift model's dims
+    model = world_model_from_cfg(cfg, proprio_dim=PROPRIO_DIM, state_dim=lift.object_dim + PROPRIO_DIM,
+                                 action_dim=lift.action_dim)
+    return model.to(device).eval(), cfg
 
 
 def make_context(model, b: int, horizon: int, device: str) -> PlanContext:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-from datasets.state_layout import OBJECT_KEYS, REQUIRED_KEYS, extract_vectors
-from envs.model_xml import xml_parse_error
+from tasks.state_layout import OBJECT_KEYS, REQUIRED_KEYS, extract_vectors
+from utils.xml_text import xml_parse_error
 
 IMAGE_SUFFIX = "_image"
 VECTOR_KEYS = (*OBJECT_KEYS, *REQUIRED_KEYS)  # the obs keys the dataset vectors are built from

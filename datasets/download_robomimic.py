@@ -15,14 +15,23 @@ import os
 import sys
 from pathlib import Path
 
+from tasks.registry import all_tasks
 from utils.atomic_files import atomic_copy
 
 log = logging.getLogger(__name__)
 
 REPO_ID = "amandlek/robomimic"
-TASKS = ("lift", "can", "square", "transport", "tool_hang")
+HUB_ONLY = ("transport", "tool_hang")  # on the hub, not registered tasks here (two arms / no layout yet)
 DATASET_TYPES = ("ph", "mh", "mg")
 DEFAULT_FILE = "demo_v15.hdf5"
+
+
+def hub_tasks() -> tuple[str, ...]:
+    """Task folders this downloader knows: the registered tasks' ``download_name``s, then ``HUB_ONLY``."""
+    return (*[t.download_name for t in all_tasks() if t.download_name], *HUB_ONLY)
+
+
+TASKS = hub_tasks()  # as registered at import time; download() and the CLI ask hub_tasks() again
 
 
 class DownloadError(RuntimeError):
@@ -43,8 +52,8 @@ def download(task: str, dataset_type: str = "ph", dest_dir: str | Path | None = 
     Returns the local path (skips the download if the file is already there). Raises
     DownloadError with a one-line reason when offline or when the hub has no such file.
     """
-    if task not in TASKS:
-        raise DownloadError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    if task not in hub_tasks():
+        raise DownloadError(f"unknown task {task!r}; choose one of {', '.join(hub_tasks())}")
     if dataset_type not in DATASET_TYPES:
         raise DownloadError(f"unknown dataset type {dataset_type!r}; choose one of {', '.join(DATASET_TYPES)}")
     dest_dir = Path("data/robomimic") / task / dataset_type if dest_dir is None else Path(dest_dir)
@@ -76,7 +85,7 @@ def download(task: str, dataset_type: str = "ph", dest_dir: str | Path | None = 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Download a robomimic hdf5 file from the Hugging Face hub.")
-    parser.add_argument("--task", required=True, choices=TASKS, help="robomimic task")
+    parser.add_argument("--task", required=True, choices=hub_tasks(), help="robomimic task")
     parser.add_argument("--dataset-type", default="ph", choices=DATASET_TYPES, help="ph (default), mh or mg")
     parser.add_argument("--dest", default=None, type=Path,
                         help="directory to put the file in (default data/robomimic/<task>/<type>)")

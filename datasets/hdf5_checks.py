@@ -3,7 +3,7 @@
 :class:`InputError` messages name the file, the demo and the key, e.g.
 ``data.hdf5: demo_3: 'actions' has 52 steps but 'states' has 51``. This module checks what the
 file alone says (structure, dtypes, shapes, finite values, ``env_args`` syntax, model xml syntax;
-see ``datasets/demo_checks.py`` for one demo); ``datasets/env_checks.py`` checks the file against
+see ``datasets/demo_checks.py`` for one demo); ``conversion/env_checks.py`` checks the file against
 the simulator.
 """
 

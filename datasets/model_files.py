@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from datasets.meta import DatasetMeta
-from envs.model_xml import model_key
+from utils.xml_text import model_key
 
 MODEL_DIR = "models"
 

@@ -1,4 +1,6 @@
-"""robosuite environments rebuilt from robomimic env args (see ``envs/robosuite_env.py``).
+"""The simulator: robosuite environments rebuilt from robomimic env args (``envs/robosuite_env.py``),
+their controller state (``envs/state_restore.py``) and scripted demo generation
+(``envs/generate_demos.py``). Task knowledge comes from ``tasks``; nothing here imports ``datasets``.
 
 Importing this package drops robosuite's import-time notices that concern optional robosuite
 extras we do not use (private macro file, robosuite_models, mink IK); every other robosuite

@@ -8,16 +8,12 @@ them at this install's ``robosuite/models/assets``.
 
 from __future__ import annotations
 
-import hashlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from utils.xml_text import model_key, xml_parse_error  # noqa: F401  (this module's own names until now)
+
 ASSET_MARKER = "robosuite/models/assets/"
-
-
-def model_key(xml: str) -> str:
-    """Short stable id of a model xml (first 16 hex digits of its sha256)."""
-    return hashlib.sha256(xml.encode()).hexdigest()[:16]
 
 
 def localize_model_xml(xml: str) -> str:
@@ -36,15 +32,6 @@ def localize_model_xml(xml: str) -> str:
                 elem.set("file", new)
                 changed = True
     return ET.tostring(root, encoding="unicode") if changed else xml
-
-
-def xml_parse_error(xml: str) -> str | None:
-    """Why ``xml`` is not well-formed XML (one line), or None if it parses."""
-    try:
-        ET.fromstring(xml)
-    except ET.ParseError as exc:
-        return str(exc)
-    return None
 
 
 def flat_state_dim(xml: str) -> int:

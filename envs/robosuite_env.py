@@ -2,8 +2,9 @@
 
 Observations are ``{"image": uint8 [H, W, 3] (only if render), "state": float32 [S],
 "proprio": float32 [P], "velocity": float32 [V]}``; the vectors come from
-``datasets.state_layout.extract_vectors`` (the converter uses the same function on hdf5 obs) and
+``tasks.state_layout.extract_vectors`` (the converter uses the same function on hdf5 obs) and
 the image is the chosen camera at ``image_size``, right side up, as the converter stores frames.
+Success is the registered task's check (``tasks/registry.py``; robosuite's own for other envs).
 
 Resets are soft (``hard_reset=False``: no model / renderer rebuild), and ``reset_to`` restores the
 controller state a flattened MuJoCo state lacks (see ``envs/state_restore.py``).
@@ -12,17 +13,15 @@ controller state a flattened MuJoCo state lacks (see ``envs/state_restore.py``).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from datasets.state_layout import extract_vectors
 from envs.controller_config import make_kwargs
 from envs.model_xml import localize_model_xml, model_key
 from envs.state_restore import reset_gripper_ramp, restore_gripper_ramp, restore_nullspace_target
-
-if TYPE_CHECKING:
-    from datasets.meta import DatasetMeta
+from tasks.registry import task_for_env
+from tasks.state_layout import extract_vectors
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,7 @@ class RobosuiteEnv:
         import robosuite
 
         self.env_name = env_name
+        self.task = task_for_env(env_name)  # None: an env with no registered task (generic layout)
         self.camera_name = camera_name
         self.image_size = int(image_size)
         self.render_enabled = bool(render)
@@ -77,8 +77,12 @@ class RobosuiteEnv:
         self.action_high: np.ndarray = np.asarray(high, dtype=np.float64)
 
     @classmethod
-    def from_meta(cls, meta: DatasetMeta, render: bool = True) -> RobosuiteEnv:
-        """The env a converted dataset was recorded in, rendering its main camera at its size."""
+    def from_meta(cls, meta: Any, render: bool = True) -> RobosuiteEnv:
+        """The env a converted dataset was recorded in, rendering its main camera at its size.
+
+        ``meta``: a ``datasets.meta.DatasetMeta`` (anything with ``env_name``, ``env_kwargs``,
+        ``camera_names`` and ``image_size``).
+        """
         return cls(meta.env_name, meta.env_kwargs, camera_name=meta.camera_names[0],
                    image_size=meta.image_size, render=render)
 
@@ -136,7 +140,7 @@ class RobosuiteEnv:
 
         Args:
             sim_state: float64 [sim_state_dim] flattened MuJoCo state (``states[t]`` of a demo).
-            past_actions: [t, 7] the episode's actions before ``t`` (None / empty at ``t = 0``);
+            past_actions: [t, A] the episode's actions before ``t`` (None / empty at ``t = 0``);
                 rebuilds the gripper command ramp.
             initial_sim_state: the episode's first state ``states[0]``; sets the arm controller's
                 nullspace target as it was in the recorded episode (None: as after this reset).
@@ -175,7 +179,7 @@ class RobosuiteEnv:
             raise ValueError(f"sim_state has shape {state.shape}, {self.env_name} expects ({expected},)")
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, dict]:
-        """Apply one 7-D OSC action; returns (obs, reward, done, info) with ``info["success"]``."""
+        """Apply one OSC action [A]; returns (obs, reward, done, info) with ``info["success"]``."""
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self.action_low.shape:
             raise ValueError(f"action has shape {action.shape}, expected {self.action_low.shape}")
@@ -185,7 +189,9 @@ class RobosuiteEnv:
         return self.observation(), float(reward), bool(done), info
 
     def is_success(self) -> bool:
-        """The task's own success check."""
+        """The task's own success check (the registered task's, else robosuite's ``_check_success``)."""
+        if self.task is not None:
+            return self.task.is_success(self.env)
         return bool(self.env._check_success())
 
     def get_sim_state(self) -> np.ndarray:

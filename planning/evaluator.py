@@ -24,6 +24,7 @@ import torch
 from planning.episodes import EpisodeSpec
 from planning.mpc import MPC, MPCResult
 from planning.observations import to_model_obs
+from tasks.state_layout import eef_position, object_position
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def successful_episodes(env, data, episodes: list[int]) -> list[int]:
 
 
 def _reference_actions(data, spec: EpisodeSpec, n_env_steps: int) -> np.ndarray:
-    """[n_env_steps, 7] recorded actions from the start; past the episode's end the last one repeats."""
+    """[n_env_steps, A] recorded actions from the start; past the episode's end the last one repeats."""
     last = data.seq_len(spec.episode) - 1
     idx = np.minimum(np.arange(spec.start, spec.start + n_env_steps), last)
     return data.actions[spec.episode, idx].numpy()
@@ -153,7 +154,7 @@ def evaluate_batch(model, normalizer, data, envs: list, specs: list[EpisodeSpec]
     z_goal = model.encode_obs(to_model_obs(np.stack([g["image"] for g in goals])[:, None],
                                            np.stack([g["proprio"] for g in goals])[:, None], normalizer, device))
     generators = [torch.Generator().manual_seed(int(s.seed)) for s in specs]
-    ref = np.stack([_reference_actions(data, s, mpc.budget_steps * fs).reshape(mpc.budget_steps, fs * 7)
+    ref = np.stack([_reference_actions(data, s, mpc.budget_steps * fs).reshape(mpc.budget_steps, -1)
                     for s in specs])
     result = mpc.run(envs, starts, histories, z_goal, generators, reference_actions=ref)
     finals = [tr.final_obs for tr in result.traces]
@@ -161,7 +162,7 @@ def evaluate_batch(model, normalizer, data, envs: list, specs: list[EpisodeSpec]
     share = float(sum(result.plan_seconds)) / max(1, len(specs))
     records = []
     for i, (spec, tr) in enumerate(zip(specs, result.traces)):
-        goal_obj, goal_eef = goals[i]["state"][:3], goals[i]["proprio"][:3]
+        goal_obj, goal_eef = object_position(goals[i]["state"]), eef_position(goals[i]["proprio"])
         obj_d = float(np.linalg.norm(tr.obj[-1] - goal_obj))
         eef_d = float(np.linalg.norm(tr.eef[-1] - goal_eef))
         g_final, g_goal = (gripper_opening(data.meta, o["proprio"]) for o in (tr.final_obs, goals[i]))

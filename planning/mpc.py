@@ -24,6 +24,7 @@ from planning.observations import (
     precompute_features,
     to_model_obs,
 )
+from tasks.state_layout import POSITION_ACTION, eef_position, object_position
 from utils.progress import progress
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,8 @@ class MPC:
     @staticmethod
     def _start_trace(obs: dict, env) -> EpisodeTrace:
         tr = EpisodeTrace()
-        tr.frames.append(obs["image"]), tr.imagined.append(None), tr.eef.append(obs["proprio"][:3].copy())
-        tr.obj.append(obs["state"][:3].copy()), tr.success.append(env.is_success())
+        tr.frames.append(obs["image"]), tr.imagined.append(None), tr.eef.append(eef_position(obs["proprio"]))
+        tr.obj.append(object_position(obs["state"])), tr.success.append(env.is_success())
         return tr
 
     def _env_actions(self, actions: torch.Tensor, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -145,8 +146,8 @@ class MPC:
         for j in range(n_exec):
             for a in raw[j * fs:(j + 1) * fs]:
                 obs, _, _, info = env.step(a)
-                tr.frames.append(obs["image"]), tr.eef.append(obs["proprio"][:3].copy())
-                tr.obj.append(obs["state"][:3].copy()), tr.success.append(bool(info["success"]))
+                tr.frames.append(obs["image"]), tr.eef.append(eef_position(obs["proprio"]))
+                tr.obj.append(object_position(obs["state"])), tr.success.append(bool(info["success"]))
                 tr.actions.append(a.copy())
                 tr.imagined.append(None if imagined is None else imagined[j])
             hist_img.append(obs["image"]), hist_prop.append(obs["proprio"])
@@ -156,7 +157,7 @@ class MPC:
 
     def _commanded_path(self, eef: np.ndarray, actions_raw: np.ndarray) -> np.ndarray:
         """eef [3] + raw actions [h * fs, 7] -> [h * fs + 1, 3] path commanded by the OSC position deltas."""
-        steps = np.clip(actions_raw[:, :3], -1, 1) * self.eef_scale
+        steps = np.clip(actions_raw[:, POSITION_ACTION], -1, 1) * self.eef_scale
         return np.concatenate([eef[None], eef[None] + np.cumsum(steps, axis=0)], axis=0)
 
     @torch.no_grad()
@@ -183,8 +184,8 @@ class MPC:
         hist_img = [list(h["images"]) + [o["image"]] for h, o in zip(history, start_obs)]
         hist_prop = [list(h["proprios"]) + [o["proprio"]] for h, o in zip(history, start_obs)]
         hist_act = [list(h["actions"]) for h in history]
-        last_raw = np.stack([np.asarray(h.get("last_action", np.r_[np.zeros(6), -1.0]), dtype=np.float32)
-                             for h in history])  # [B, 7]
+        last_raw = np.stack([np.asarray(h.get("last_action", np.r_[np.zeros(len(low) - 1), -1.0]), dtype=np.float32)
+                             for h in history])  # [B, A]: no arm motion, gripper open
         traces = [self._start_trace(o, env) for o, env in zip(start_obs, envs)]
         ref = None if reference_actions is None else self.normalizer.normalize_action(
             torch.as_tensor(reference_actions, dtype=torch.float32, device=self.device))

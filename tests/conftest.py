@@ -36,7 +36,7 @@ TINY_TRAIN_OVERRIDES = [
 @pytest.fixture(scope="session")
 def tiny_lift_hdf5(tmp_path_factory) -> Path:
     """3 successful scripted Lift episodes with an agentview + eye-in-hand camera, robomimic layout."""
-    from datasets.generate_demos import generate_demos
+    from envs.generate_demos import generate_demos
 
     out = tmp_path_factory.mktemp("tiny_demo") / "lift_demo.hdf5"
     generate_demos(

@@ -1,4 +1,4 @@
-"""Tests for datasets/env_checks.py: the file against the simulator its env_args name (no rendering)."""
+"""Tests for conversion/env_checks.py: the file against the simulator its env_args name (no rendering)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from datasets.env_checks import (
+from conversion.env_checks import (
     check_actions,
     check_model_files,
     check_state_width,

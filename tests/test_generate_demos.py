@@ -1,4 +1,4 @@
-"""Tests for datasets/generate_demos.py and datasets/scripted_policy.py (robomimic hdf5 layout)."""
+"""Tests for envs/generate_demos.py and tasks/scripted_policy.py (robomimic hdf5 layout)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from datasets.generate_demos import generate_demos, main
-from datasets.scripted_policy import ScriptedPolicy
+from envs.generate_demos import generate_demos, main
+from tasks.scripted_policy import ScriptedPolicy
 from tests.conftest import TINY_IMAGE_SIZE, run_cli
 
 LOW_DIM_KEYS = ("object", "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "robot0_gripper_qvel",
@@ -73,7 +73,7 @@ def test_no_cameras_seeded_and_deterministic(tmp_path):
 
 
 def test_gives_up_after_max_attempts_and_writes_nothing(tmp_path, monkeypatch):
-    import datasets.generate_demos as gd
+    import envs.generate_demos as gd
 
     monkeypatch.setattr(gd, "run_episode", lambda *a, **k: None)  # every episode fails
     with pytest.raises(RuntimeError, match="0/2 successful"):
@@ -106,7 +106,7 @@ def test_cli_bad_input_exit_code_2(capsys, tmp_path):
 
 def test_cli_runs(tmp_path):
     out = tmp_path / "cli.hdf5"
-    proc = run_cli(["-m", "datasets.generate_demos", "--task", "lift", "--n-episodes", "1", "--output", str(out),
+    proc = run_cli(["-m", "envs.generate_demos", "--task", "lift", "--n-episodes", "1", "--output", str(out),
                     "--no-cameras", "--seed", "1"], timeout=300)
     assert out.is_file() and "1/" in proc.stdout
 

@@ -1,11 +1,11 @@
 """Imports flow one way. Every project .py file's imports (module level and inside functions) are read
 with ``ast`` and checked against the layer rules below; the README's "How it works" draws the same graph.
 
-    utils        (nothing from the project)        gpu_utils   (nothing but itself)
+    utils, tasks (nothing from the project: file helpers | the task registry)   gpu_utils (nothing)
       ^
-    datasets     envs          (side by side: data formats | simulator and task layouts)
-      ^    \\      ^
-    models  \\     |
+    datasets     envs          (side by side: data formats | simulator)
+      ^    \\      ^   \\
+    models  \\     |    conversion   (robomimic hdf5 -> dataset dir: datasets + envs)
       ^      planning          (on a small world-model protocol: no models, no training)
     training
       ^
@@ -22,33 +22,21 @@ import pytest
 
 from tests.conftest import ROOT
 
-PACKAGES = ("utils", "gpu_utils", "datasets", "envs", "models", "training", "planning")
+PACKAGES = ("utils", "tasks", "gpu_utils", "datasets", "envs", "conversion", "models", "training", "planning")
 ENTRY_POINTS = ("plan", "train_robomimic_compress", "convert_robomimic_to_dino_wm", "select_best_gpus",
                 "benchmarks", "tests")
 # what each package may import from the project (besides itself); everything else of PACKAGES and
 # every entry point is forbidden
 ALLOWED = {
     "utils": set(),
+    "tasks": set(),
     "gpu_utils": set(),
-    "datasets": {"utils"},
-    "envs": {"utils"},
+    "datasets": {"utils", "tasks"},
+    "envs": {"utils", "tasks"},
+    "conversion": {"utils", "tasks", "datasets", "envs"},
     "models": {"utils", "datasets"},
-    "training": {"utils", "gpu_utils", "datasets", "models"},
-    "planning": {"utils", "datasets", "envs"},
-}
-# Edges that exist today and are removed by the task-registry work (issue 11, branch ``registry``):
-# (importing file, imported module). Empty this once that work is merged; nothing may be added.
-PENDING_REGISTRY_MOVE = {
-    ("datasets/demo_checks.py", "envs.model_xml"),
-    ("datasets/env_checks.py", "envs.controller_config"),
-    ("datasets/env_checks.py", "envs.model_xml"),
-    ("datasets/env_checks.py", "envs.robosuite_env"),
-    ("datasets/episode_source.py", "envs.robosuite_env"),
-    ("datasets/generate_demos.py", "envs.controller_config"),
-    ("datasets/generate_demos.py", "envs.robosuite_env"),
-    ("datasets/model_files.py", "envs.model_xml"),
-    ("envs/robosuite_env.py", "datasets.meta"),
-    ("envs/robosuite_env.py", "datasets.state_layout"),
+    "training": {"utils", "tasks", "gpu_utils", "datasets", "models"},
+    "planning": {"utils", "tasks", "datasets", "envs"},
 }
 
 
@@ -100,20 +88,9 @@ def _all_violations() -> list[tuple[str, str, str]]:
 
 
 def test_no_forbidden_import_in_the_project():
-    bad = [v for rel, mod, v in _all_violations() if (rel, mod) not in PENDING_REGISTRY_MOVE]
+    bad = [v for rel, mod, v in _all_violations()]
     assert not bad, "imports running back up the layers:\n" + "\n".join(bad)
 
-
-@pytest.mark.xfail(strict=False, reason="datasets <-> envs edges go with the task registry (branch registry)")
-def test_pending_registry_edges_are_gone():
-    assert not [v for rel, mod, v in _all_violations() if (rel, mod) in PENDING_REGISTRY_MOVE]
-
-
-def test_the_pending_list_only_shrinks():
-    """Every allowlisted edge still exists (delete the entry once its import is gone)."""
-    current = {(rel, mod) for rel, mod, _ in _all_violations()}
-    stale = PENDING_REGISTRY_MOVE - current
-    assert not stale, f"no longer imported, remove from PENDING_REGISTRY_MOVE: {sorted(stale)}"
 
 
 def test_every_package_is_checked_and_has_files():
@@ -129,6 +106,8 @@ def test_every_package_is_checked_and_has_files():
     ("datasets/x.py", "class A:\n    def m(self):\n        import models.dino\n", True),
     ("datasets/x.py", "import numpy, torch\nfrom utils.atomic_files import atomic_path\n", False),
     ("envs/x.py", "from datasets.meta import DatasetMeta\n", True),
+    ("tasks/x.py", "from envs.robosuite_env import RobosuiteEnv\n", True),  # the registry is a leaf
+    ("conversion/x.py", "from envs.robosuite_env import RobosuiteEnv\nfrom datasets import meta\n", False),
     ("utils/x.py", "from datasets import meta\n", True),
     ("gpu_utils/x.py", "from utils import progress\n", True),
     ("training/x.py", "import plan\n", True),  # packages never import an entry point

@@ -84,7 +84,7 @@ def test_generating_demos_into_a_log_file_writes_lines_not_carriage_returns(tmp_
     """The demo generator through its CLI, stderr redirected to a file (as under Slurm)."""
     log_file = tmp_path / "gen.log"
     with log_file.open("w") as err:
-        proc = subprocess.run([sys.executable, "-m", "datasets.generate_demos", "--task", "lift", "--n-episodes", "1",
+        proc = subprocess.run([sys.executable, "-m", "envs.generate_demos", "--task", "lift", "--n-episodes", "1",
                                "--output", str(tmp_path / "d.hdf5"), "--no-cameras", "--seed", "0"],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True, timeout=300)
     text = log_file.read_text()

@@ -1,4 +1,4 @@
-"""Tests for envs/ (RobosuiteEnv, controller configs, state restore) and datasets/state_layout.py.
+"""Tests for envs/ (RobosuiteEnv, controller configs, state restore) and the vector layout (tasks/state_layout.py, datasets/state_layout.py).
 
 The replay tests use the session fixture ``tiny_lift_hdf5`` (3 scripted Lift demos, 64x64 cameras).
 """
@@ -13,11 +13,12 @@ import pytest
 
 from datasets.meta import DatasetMeta
 from datasets.model_files import episode_model_xml
-from datasets.state_layout import canonical_object, extract_vectors, vector_slices
+from datasets.state_layout import vector_slices
 from datasets.video_io import psnr, read_video
 from envs.controller_config import composite_controller_config, make_kwargs
 from envs.model_xml import localize_model_xml
 from envs.robosuite_env import RobosuiteEnv
+from tasks.state_layout import canonical_object, extract_vectors
 
 OLD_OSC = {  # robosuite <= 1.4 form, as older robomimic files store it
     "type": "OSC_POSE", "input_max": 1, "input_min": -1, "output_max": [0.05, 0.05, 0.05, 0.5, 0.5, 0.5],

@@ -14,8 +14,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 # Top-level keys (and dotted sub-keys) a resume may change: they steer training, not the model.
-MUTABLE = ("training", "action_prior", "wandb", "debug", "num_gpus", "min_free_memory_gb", "gpu", "name", "encoder.cache",
-           "env.data_path")
+# ``task`` names the data (like env.data_path); the model keys it feeds (alignment_dim) are checked on
+# their own, and runs saved before the task group existed have no ``task`` section. ``action_prior``
+# is fitted after the world model and does not change it.
+MUTABLE = ("training", "action_prior", "wandb", "debug", "num_gpus", "min_free_memory_gb", "gpu", "name",
+           "encoder.cache", "env.data_path", "task")
 
 
 def frozen_config(cfg: DictConfig) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Generate scripted Lift / PickPlaceCan demonstrations in robosuite, written in robomimic's hdf5 layout.
+"""Generate scripted demonstrations of a registered task in robosuite, written in robomimic's hdf5 layout.
 
 Layout (as robomimic writes it)::
 
@@ -10,7 +10,7 @@ Layout (as robomimic writes it)::
     data/demo_i/rewards       float64 [T]           sparse task reward after action t
     data/demo_i/dones         int64   [T]           1 at the last step
     data/demo_i/obs/<key>     low-dim obs before action t: object (canonical order, see
-                              datasets/state_layout.py), robot0_eef_pos, robot0_eef_quat,
+                              tasks/state_layout.py), robot0_eef_pos, robot0_eef_quat,
                               robot0_gripper_qpos, robot0_gripper_qvel, robot0_joint_pos, ...
     data/demo_i/obs/<cam>_image  uint8 [T, H, W, 3], right side up (only if cameras are asked for)
     mask/train, mask/valid    byte strings of demo names (about 10% valid)
@@ -19,9 +19,10 @@ Only successful episodes are kept. After the first step whose result passes the 
 policy keeps going for ``hold_steps`` more steps (it holds the lifted / placed object), and the episode
 is kept only if the check still passes at its end: the last frames are then success states, so a
 planning goal taken there is a state where the task is really done. Placement randomisation is
-robosuite's own, seeded with ``seed``.
+robosuite's own, seeded with ``seed``. The task's env, scripted policy, step limits and main camera
+come from its registry entry (``tasks/builtin.py``); tasks without a scripted policy cannot be generated.
 
-CLI: ``python -m datasets.generate_demos --task lift --n-episodes 24 --output data/demo/lift/demo.hdf5``
+CLI: ``python -m envs.generate_demos --task lift --n-episodes 24 --output data/demo/lift/demo.hdf5``
 """
 
 from __future__ import annotations
@@ -38,19 +39,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from datasets.scripted_policy import PERTURBATIONS, ScriptedPolicy
-from datasets.state_layout import object_vector
 from envs.controller_config import composite_controller_config
 from envs.robosuite_env import RobosuiteEnv
+from tasks.registry import Task, get_task, known_tasks
+from tasks.scripted_policy import PERTURBATIONS, ScriptedPolicy
+from tasks.state_layout import object_vector
 from utils.atomic_files import atomic_path
 from utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
-TASKS = {"lift": "Lift", "can": "PickPlaceCan"}
-MAX_STEPS = {"lift": 200, "can": 500}
-HOLD_STEPS = {"lift": 15, "can": 10}  # steps recorded after the first success (the goal region)
-DEFAULT_CAMERAS = ("agentview", "robot0_eye_in_hand")
+EYE_IN_HAND = "robot0_eye_in_hand"
+DEFAULT_CAMERAS = ("agentview", EYE_IN_HAND)  # the task's default camera, then the wrist camera
 LOW_DIM_SKIP = ("robot0_proprio-state", "object-state")
 
 
@@ -74,6 +74,11 @@ def _low_dim(raw: dict, env_name: str) -> dict[str, np.ndarray]:
     return out
 
 
+def scripted_tasks() -> list[str]:
+    """Registered tasks the generator can make demos of (they have a scripted policy)."""
+    return [n for n in known_tasks() if get_task(n).has_policy]
+
+
 def run_episode(env: RobosuiteEnv, policy: ScriptedPolicy, cameras: Sequence[str], max_steps: int,
                 hold_steps: int = 0, perturbation: str | None = None) -> dict | None:
     """Run one scripted episode; the recorded arrays if it succeeds (and still succeeds ``hold_steps``
@@ -81,8 +86,8 @@ def run_episode(env: RobosuiteEnv, policy: ScriptedPolicy, cameras: Sequence[str
     recorded whatever happens, until ``hold_steps`` steps after the policy's last phase (or ``max_steps``)."""
     obs = env.reset()
     policy.reset(perturbation)
-    if env.env_name == "PickPlaceCan":
-        policy.goal_pos = env.env.target_bin_placements[env.env.object_id]
+    if env.task is not None and env.task.policy_goal is not None:
+        policy.goal_pos = np.asarray(env.task.policy_goal(env.env), dtype=np.float64)
     rec: dict[str, list] = {"states": [], "actions": [], "rewards": [], "obs": []}
     images: dict[str, list] = {c: [] for c in cameras}
     first_success = finished = None
@@ -152,18 +157,18 @@ class _Tally:
         return len(self.names) + len(self.explore)
 
 
-def _collect(data: h5py.Group, env: RobosuiteEnv, policy: ScriptedPolicy, task: str, cameras: list[str],
+def _collect(data: h5py.Group, env: RobosuiteEnv, policy: ScriptedPolicy, task: Task, cameras: list[str],
              n_success: int, n_explore: int, hold_steps: int, max_attempts: int, rng, bar) -> _Tally:
     """Run episodes until ``n_success`` successful demos and ``n_explore`` exploration episodes are written."""
     tally = _Tally()
     while len(tally.names) < n_success or len(tally.explore) < n_explore:
         if tally.attempts >= max_attempts:
-            raise RuntimeError(f"only {len(tally.names)}/{n_success} successful {task} episodes "
+            raise RuntimeError(f"only {len(tally.names)}/{n_success} successful {task.name} episodes "
                                f"in {tally.attempts} attempts")
         tally.attempts += 1
         explore = len(tally.explore) < n_explore and (len(tally.names) >= n_success or rng.random() < 0.5)
         kind = str(rng.choice(PERTURBATIONS)) if explore else None
-        ep = run_episode(env, policy, cameras, MAX_STEPS[task], hold_steps, perturbation=kind)
+        ep = run_episode(env, policy, cameras, task.max_steps, hold_steps, perturbation=kind)
         if ep is None:
             bar.set_postfix(success=f"{len(tally.names)}/{tally.attempts}")
             continue
@@ -183,18 +188,21 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
                    camera_names: Sequence[str] | None = DEFAULT_CAMERAS, image_size: int = 84,
                    seed: int = 0, max_attempts: int | None = None, progress: bool = True,
                    hold_steps: int | None = None, explore_fraction: float = 0.0) -> dict:
-    """Write ``n_episodes`` scripted episodes of ``task`` ("lift" / "can") to ``output_path``.
+    """Write ``n_episodes`` scripted episodes of ``task`` (a registered task name: "lift", "can") to ``output_path``.
 
     ``round(explore_fraction * n_episodes)`` of them are exploration episodes (a deliberate mistake,
     see ``scripted_policy.PERTURBATIONS``; kept whatever happens, attribute ``scripted_perturbation``,
-    always in ``mask/train``), the rest successful demos. ``hold_steps`` (default ``HOLD_STEPS[task]``)
+    always in ``mask/train``), the rest successful demos. ``hold_steps`` (default the task's ``hold_steps``)
     steps are recorded after the first success. Returns stats: ``successes``, ``explore``, ``attempts``,
     ``success_rate``, ``seconds_per_episode`` (wall time per attempted episode), ``steps_per_episode``
     (mean over kept episodes), ``path``. Raises RuntimeError (and writes nothing) if ``max_attempts``
     (default 2n + 10) run out first.
     """
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
+    spec = get_task(task)
+    if not spec.has_policy:
+        raise ValueError(f"task {task!r} has no scripted policy; choose one of {scripted_tasks()}")
+    if camera_names is DEFAULT_CAMERAS:
+        camera_names = (spec.default_camera, EYE_IN_HAND)
     if n_episodes < 1 or not 0.0 <= explore_fraction < 1.0:
         raise ValueError("n_episodes must be >= 1 and explore_fraction in [0, 1)")
     cameras = list(camera_names or [])
@@ -202,7 +210,7 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
     n_explore = int(round(explore_fraction * n_episodes))
     output_path = Path(output_path)
     rng = np.random.default_rng(seed)
-    env = RobosuiteEnv(TASKS[task], {**env_kwargs, "seed": seed}, camera_name=cameras[0] if cameras else "agentview",
+    env = RobosuiteEnv(spec.env_name, {**env_kwargs, "seed": seed}, camera_name=cameras[0] if cameras else spec.default_camera,
                        image_size=image_size, render=bool(cameras))
     policy = ScriptedPolicy(task, goal_pos=np.zeros(3), rng=rng)
     t0 = time.perf_counter()
@@ -210,11 +218,11 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
     try:
         with atomic_path(output_path) as tmp, h5py.File(tmp, "w") as f:
             data = f.create_group("data")
-            tally = _collect(data, env, policy, task, cameras, n_episodes - n_explore, n_explore,
-                             HOLD_STEPS[task] if hold_steps is None else int(hold_steps),
+            tally = _collect(data, env, policy, spec, cameras, n_episodes - n_explore, n_explore,
+                             spec.hold_steps if hold_steps is None else int(hold_steps),
                              max_attempts or 2 * n_episodes + 10, rng, bar)
             data.attrs["total"] = int(sum(tally.steps))
-            data.attrs["env_args"] = json.dumps({"env_name": TASKS[task], "type": 1, "env_kwargs": env_kwargs})
+            data.attrs["env_args"] = json.dumps({"env_name": spec.env_name, "type": 1, "env_kwargs": env_kwargs})
             import robosuite
             data.attrs["robosuite_version"] = robosuite.__version__
             _write_masks(f, tally.names, tally.explore)
@@ -230,18 +238,20 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate scripted robosuite demos (robomimic hdf5 layout).")
-    parser.add_argument("--task", required=True, choices=sorted(TASKS), help="lift (Lift) or can (PickPlaceCan)")
+    parser.add_argument("--task", required=True, choices=scripted_tasks(),
+                        help="a registered task with a scripted policy: " + ", ".join(
+                            f"{n} ({get_task(n).env_name})" for n in scripted_tasks()))
     parser.add_argument("--n-episodes", type=int, default=24, help="successful episodes to keep (default 24)")
     parser.add_argument("--output", required=True, type=Path, help="hdf5 file to write (atomically)")
     cams = parser.add_mutually_exclusive_group()
-    cams.add_argument("--cameras", default=",".join(DEFAULT_CAMERAS),
-                      help="comma-separated camera names to record (default agentview,robot0_eye_in_hand)")
+    cams.add_argument("--cameras", default=None,
+                      help="comma-separated camera names to record (default: the task's camera, robot0_eye_in_hand)")
     cams.add_argument("--no-cameras", action="store_true", help="record no images (states and low-dim obs only)")
     parser.add_argument("--image-size", type=int, default=84, help="camera image size in pixels (default 84)")
     parser.add_argument("--seed", type=int, default=0, help="seed of placement randomisation and action noise")
     parser.add_argument("--max-attempts", type=int, default=None, help="give up after this many episodes")
     parser.add_argument("--hold-steps", type=int, default=None,
-                        help="steps recorded after the first success, holding it (default: lift 15, can 10)")
+                        help="steps recorded after the first success, holding it (default: the task's hold_steps)")
     parser.add_argument("--explore-fraction", type=float, default=0.0,
                         help="fraction of exploration episodes with a deliberate mistake (missed grasp, drop), "
                              "kept in mask/train only (default 0)")
@@ -250,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.n_episodes < 1 or args.image_size < 8:
         print("error: --n-episodes must be >= 1 and --image-size >= 8", file=sys.stderr)
         return 2
-    cameras = [] if args.no_cameras else [c for c in args.cameras.split(",") if c]
+    cameras = [] if args.no_cameras else DEFAULT_CAMERAS if args.cameras is None else \
+        [c for c in args.cameras.split(",") if c]
     try:
         stats = generate_demos(args.task, args.n_episodes, args.output, cameras, args.image_size,
                                args.seed, args.max_attempts, hold_steps=args.hold_steps,

@@ -1,17 +1,21 @@
-"""Waypoint policies for Lift and PickPlaceCan under the OSC_POSE delta controller.
+"""Waypoint policy under the OSC_POSE delta controller; each task's phases are in its registry entry.
 
 The policy reads the object and end-effector positions from the dataset-format observation
-(``state[:3]`` = object pos, ``proprio[:3]`` = eef pos) and moves through phases: above the
-object, down to it, close the gripper, lift (Can: carry over the target bin, lower, open).
+(``tasks.state_layout.object_position`` / ``eef_position``) and moves through the task's phases
+(``tasks/builtin.py``): e.g. above the object, down to it, close the gripper, lift (Can: carry over
+the target bin, lower, open).
 Orientation actions are zero (the gripper keeps pointing down). A little seeded action noise
 makes episodes differ beyond robosuite's own placement randomisation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from tasks.registry import get_task, known_tasks
+from tasks.state_layout import POSITION_ACTION, eef_position, object_position
 
 OPEN, CLOSE = -1.0, 1.0
 POS_SCALE = 0.05  # metres per unit of OSC position action (controller output_max)
@@ -28,26 +32,12 @@ class Phase:
 
 
 def _phases(task: str) -> list[Phase]:
-    z = np.zeros(3)
-    if task == "lift":
-        return [
-            Phase("above", np.array([0, 0, 0.08]), OPEN, 0.01, 60, "object"),
-            Phase("descend", np.array([0, 0, -0.005]), OPEN, 0.006, 40, "object"),
-            Phase("grasp", z, CLOSE, 0.0, 8, "hold"),
-            Phase("lift", np.array([0, 0, 0.15]), CLOSE, 0.01, 80, "grasp"),
-        ]
-    if task == "can":
-        return [
-            Phase("above", np.array([0, 0, 0.10]), OPEN, 0.01, 80, "object"),
-            Phase("descend", np.array([0, 0, 0.0]), OPEN, 0.008, 60, "object"),
-            Phase("grasp", z, CLOSE, 0.0, 10, "hold"),
-            Phase("lift", np.array([0, 0, 0.22]), CLOSE, 0.02, 80, "grasp"),
-            Phase("carry", np.array([0, 0, 0.18]), CLOSE, 0.02, 150, "goal"),
-            Phase("lower", np.array([0, 0, 0.10]), CLOSE, 0.02, 60, "goal"),
-            Phase("release", z, OPEN, 0.0, 15, "hold"),
-            Phase("retreat", np.array([0, 0, 0.25]), OPEN, 0.02, 60, "goal"),
-        ]
-    raise ValueError(f"no scripted policy for task {task!r} (known: lift, can)")
+    """Fresh copies of the task's phases (a perturbation edits them)."""
+    spec = get_task(task)
+    if not spec.has_policy:
+        raise ValueError(f"task {task!r} has no scripted policy (tasks with one: "
+                         f"{', '.join(n for n in known_tasks() if get_task(n).has_policy)})")
+    return [replace(p, offset=np.array(p.offset, dtype=np.float64)) for p in spec.scripted_phases]
 
 
 # Deliberate mistakes for exploration episodes: a world model trained only on perfect demonstrations
@@ -79,8 +69,9 @@ class ScriptedPolicy:
     """Phase-machine policy; call :meth:`reset` at each episode start, then ``policy(obs)``.
 
     Args:
-        task: "lift" or "can".
-        goal_pos: [3] target point for Can (the centre of the can's bin), unused for Lift.
+        task: registered task name with a scripted policy ("lift", "can").
+        goal_pos: [3] target point of the phases anchored at "goal" (Can: the centre of the can's
+            bin; the demo generator sets it per episode from the task's ``policy_goal``).
         noise: std of Gaussian noise added to the position actions.
         rng: numpy Generator for the noise.
     """
@@ -89,8 +80,8 @@ class ScriptedPolicy:
                  rng: np.random.Generator | None = None, gain: float = 1.5):
         self.task = task
         self.phases = _phases(task)
-        if task == "can" and goal_pos is None:
-            raise ValueError("the can policy needs goal_pos (the target bin position)")
+        if goal_pos is None and any(p.anchor == "goal" for p in self.phases):
+            raise ValueError(f"the {task} policy needs goal_pos (its phases move relative to a goal point)")
         self.goal_pos = None if goal_pos is None else np.asarray(goal_pos, dtype=np.float64)
         self.noise = noise
         self.gain = gain
@@ -123,9 +114,9 @@ class ScriptedPolicy:
         return self.hold_pos
 
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """7-D action [dx, dy, dz, dax, day, daz, gripper] in [-1, 1] for observation ``obs``."""
-        obj = np.asarray(obs["state"][:3], dtype=np.float64)
-        eef = np.asarray(obs["proprio"][:3], dtype=np.float64)
+        """OSC_POSE action [dx, dy, dz, dax, day, daz, gripper] in [-1, 1] for observation ``obs``."""
+        obj = object_position(obs["state"]).astype(np.float64)
+        eef = eef_position(obs["proprio"]).astype(np.float64)
         phase = self.phases[min(self.index, len(self.phases) - 1)]
         target = self._target(phase, obj, eef)
         err = target - eef
@@ -137,7 +128,7 @@ class ScriptedPolicy:
             self.index += 1
             self.count = 0
             self.hold_pos = None
-        action = np.zeros(7)
-        action[:3] = np.clip(self.gain * err / POS_SCALE + self.rng.normal(0, self.noise, 3), -1, 1)
-        action[6] = phase.gripper
+        action = np.zeros(get_task(self.task).action_dim)
+        action[POSITION_ACTION] = np.clip(self.gain * err / POS_SCALE + self.rng.normal(0, self.noise, 3), -1, 1)
+        action[-1] = phase.gripper
         return action

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from datasets.state_layout import OBJECT_LAYOUTS, REQUIRED_KEYS, extract_vectors
 from envs.robosuite_env import RobosuiteEnv
+from tasks.state_layout import OBJECT_KEYS, OBJECT_LAYOUTS, OBJECT_POSE, REQUIRED_KEYS, extract_vectors
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,12 @@ def has_low_dim(demo: h5py.Group) -> bool:
     if "obs" not in demo:
         return False
     obs = demo["obs"]
-    return ("object" in obs or "object-state" in obs) and all(k in obs for k in REQUIRED_KEYS)
+    return any(k in obs for k in OBJECT_KEYS) and all(k in obs for k in REQUIRED_KEYS)
 
 
 def _low_dim_obs(demo: h5py.Group) -> dict[str, np.ndarray]:
     obs = demo["obs"]
-    keys = [k for k in ("object", "object-state", *REQUIRED_KEYS) if k in obs]
+    keys = [k for k in (*OBJECT_KEYS, *REQUIRED_KEYS) if k in obs]
     return {k: obs[k][()] for k in keys}
 
 
@@ -70,7 +70,7 @@ def detect_object_layout(demo: h5py.Group, env_name: str, env: RobosuiteEnv | No
     errors = {}
     for layout in OBJECT_LAYOUTS:
         stored = extract_vectors(obs0, env_name, layout)["state"][0]
-        errors[layout] = float(np.abs(stored[:7] - live[:7]).max())
+        errors[layout] = float(np.abs(stored[OBJECT_POSE] - live[OBJECT_POSE]).max())
         if errors[layout] < 1e-3:
             return layout
     message = f"'obs/object' matches the simulator at its first state in no known layout (max errors {errors})"

@@ -17,13 +17,13 @@ import logging
 import h5py
 import numpy as np
 
+from conversion.episode_source import detect_object_layout, model_xml_of
 from datasets.demo_checks import VECTOR_KEYS, iter_chunks
-from datasets.episode_source import detect_object_layout, model_xml_of
 from datasets.hdf5_checks import InputError, SourceInfo
-from datasets.state_layout import extract_vectors
 from envs.controller_config import controller_summary, unknown_names
 from envs.model_xml import flat_state_dim, model_key
 from envs.robosuite_env import RobosuiteEnv
+from tasks.state_layout import OBJECT_POSE, extract_vectors
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ def _check_poses(demo: h5py.Group, info: SourceInfo, env: RobosuiteEnv, layout: 
     obs = demo["obs"]
     keys = [k for k in VECTOR_KEYS if k in obs]
     for t in sorted({0, demo["states"].shape[0] - 1}):
-        live = env.observe_state(demo["states"][t])["state"][:7]
-        stored = extract_vectors({k: obs[k][t:t + 1] for k in keys}, info.env_name, layout)["state"][0, :7]
+        live = env.observe_state(demo["states"][t])["state"][OBJECT_POSE]
+        stored = extract_vectors({k: obs[k][t:t + 1] for k in keys}, info.env_name, layout)["state"][0, OBJECT_POSE]
         err = float(np.abs(stored - live).max())
         if err > POSE_TOL:
             raise InputError(f"{info.path}: {demo.name.rsplit('/', 1)[-1]}: 'obs/object' pose at step {t} is "
@@ -126,7 +126,7 @@ def _check_poses(demo: h5py.Group, info: SourceInfo, env: RobosuiteEnv, layout: 
 
 
 def object_layout(f: h5py.File, info: SourceInfo, env: RobosuiteEnv | None) -> str:
-    """The order of ``obs/object`` (see ``datasets/state_layout.py``), checked in every demo."""
+    """The order of ``obs/object`` (see ``tasks/state_layout.py``), checked in every demo."""
     if not info.low_dim or env is None:
         return "canonical"
     first = f["data"][info.demo_keys[0]]

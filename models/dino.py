@@ -53,6 +53,27 @@ def _attn_names(hf_keys: set[str]) -> dict[str, str]:
             "ls1": "layer_scale1.lambda1", "ls2": "layer_scale2.lambda1"}
 
 
+# official DINOv2 key -> Hugging Face Dinov2Model key, outside the blocks (mask_token also changes shape)
+_TOP_KEYS = {
+    "cls_token": "embeddings.cls_token",
+    "pos_embed": "embeddings.position_embeddings",
+    "patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
+    "patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
+    "norm.weight": "layernorm.weight",
+    "norm.bias": "layernorm.bias",
+}
+
+
+def _block_keys(i: int, n: dict[str, str]) -> list[tuple[str, str]]:
+    """(official key, HF key) of block ``i``'s tensors that map one to one (all but the fused qkv)."""
+    b, h = f"blocks.{i}.", f"encoder.layer.{i}."
+    pairs = [(f"{b}ls1.gamma", f"{h}{n['ls1']}"), (f"{b}ls2.gamma", f"{h}{n['ls2']}")]
+    for part in ("weight", "bias"):
+        pairs.append((f"{b}attn.proj.{part}", f"{h}{n['o']}.{part}"))
+        pairs += [(f"{b}{name}.{part}", f"{h}{name}.{part}") for name in ("norm1", "norm2", "mlp.fc1", "mlp.fc2")]
+    return pairs
+
+
 def official_to_hf(sd: dict[str, torch.Tensor], hf_keys: set[str]) -> dict[str, torch.Tensor]:
     """Convert an official DINOv2 state dict to the Hugging Face ``Dinov2Model`` layout.
 
@@ -60,29 +81,16 @@ def official_to_hf(sd: dict[str, torch.Tensor], hf_keys: set[str]) -> dict[str, 
     the target model's state dict (the attention names differ between transformers versions).
     """
     n = _attn_names(hf_keys)
-    out = {
-        "embeddings.cls_token": sd["cls_token"],
-        "embeddings.mask_token": sd["mask_token"].reshape(1, -1),
-        "embeddings.position_embeddings": sd["pos_embed"],
-        "embeddings.patch_embeddings.projection.weight": sd["patch_embed.proj.weight"],
-        "embeddings.patch_embeddings.projection.bias": sd["patch_embed.proj.bias"],
-        "layernorm.weight": sd["norm.weight"],
-        "layernorm.bias": sd["norm.bias"],
-    }
+    out = {hf: sd[official] for official, hf in _TOP_KEYS.items()}
+    out["embeddings.mask_token"] = sd["mask_token"].reshape(1, -1)
     blocks = sorted({int(k.split(".")[1]) for k in sd if k.startswith("blocks.")})
     for i in blocks:
         b, h = f"blocks.{i}.", f"encoder.layer.{i}."
         for part in ("weight", "bias"):
             q, k, v = sd[f"{b}attn.qkv.{part}"].chunk(3, dim=0)
             out[f"{h}{n['q']}.{part}"], out[f"{h}{n['k']}.{part}"], out[f"{h}{n['v']}.{part}"] = q, k, v
-            out[f"{h}{n['o']}.{part}"] = sd[f"{b}attn.proj.{part}"]
-            for name in ("norm1", "norm2", "mlp.fc1", "mlp.fc2"):
-                out[f"{h}{name}.{part}"] = sd[f"{b}{name}.{part}"]
-        out[f"{h}{n['ls1']}"] = sd[f"{b}ls1.gamma"]
-        out[f"{h}{n['ls2']}"] = sd[f"{b}ls2.gamma"]
-    unknown = [k for k in sd if not (k.startswith("blocks.") or k in {
-        "cls_token", "mask_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias",
-        "norm.weight", "norm.bias"})]
+        out.update({hf: sd[official] for official, hf in _block_keys(i, n)})
+    unknown = [k for k in sd if not (k.startswith("blocks.") or k in _TOP_KEYS or k == "mask_token")]
     if unknown:
         raise KeyError(f"unexpected keys in the official DINOv2 state dict: {unknown[:5]}")
     return out
@@ -91,26 +99,14 @@ def official_to_hf(sd: dict[str, torch.Tensor], hf_keys: set[str]) -> dict[str, 
 def hf_to_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Inverse of :func:`official_to_hf` (used to export / test): HF layout -> official keys."""
     n = _attn_names(set(sd))
-    out = {
-        "cls_token": sd["embeddings.cls_token"],
-        "mask_token": sd["embeddings.mask_token"].reshape(1, -1),
-        "pos_embed": sd["embeddings.position_embeddings"],
-        "patch_embed.proj.weight": sd["embeddings.patch_embeddings.projection.weight"],
-        "patch_embed.proj.bias": sd["embeddings.patch_embeddings.projection.bias"],
-        "norm.weight": sd["layernorm.weight"],
-        "norm.bias": sd["layernorm.bias"],
-    }
+    out = {official: sd[hf] for official, hf in _TOP_KEYS.items()}
+    out["mask_token"] = sd["embeddings.mask_token"].reshape(1, -1)
     layers = sorted({int(k.split(".")[2]) for k in sd if k.startswith("encoder.layer.")})
     for i in layers:
         b, h = f"blocks.{i}.", f"encoder.layer.{i}."
         for part in ("weight", "bias"):
-            out[f"{b}attn.qkv.{part}"] = torch.cat(
-                [sd[f"{h}{n[c]}.{part}"] for c in ("q", "k", "v")], dim=0)
-            out[f"{b}attn.proj.{part}"] = sd[f"{h}{n['o']}.{part}"]
-            for name in ("norm1", "norm2", "mlp.fc1", "mlp.fc2"):
-                out[f"{b}{name}.{part}"] = sd[f"{h}{name}.{part}"]
-        out[f"{b}ls1.gamma"] = sd[f"{h}{n['ls1']}"]
-        out[f"{b}ls2.gamma"] = sd[f"{h}{n['ls2']}"]
+            out[f"{b}attn.qkv.{part}"] = torch.cat([sd[f"{h}{n[c]}.{part}"] for c in ("q", "k", "v")], dim=0)
+        out.update({official: sd[hf] for official, hf in _block_keys(i, n)})
     return out
 
 

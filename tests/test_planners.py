@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from planning.base import Planner, PlanResult, build_planner
 from planning.objectives import LatentGoalObjective
 from tests.conftest import ROOT
-from tests.toy_dynamics import ToyLinearWorldModel, toy_context
+from tests.toy_dynamics import LatentToyModel, OraclePrior, ToyLinearWorldModel, toy_context
 
 PLANNER_FILES = sorted((ROOT / "conf" / "planner").glob("*.yaml"))
 
@@ -26,10 +26,12 @@ def _spec(path, **over) -> dict:
 
 @pytest.mark.parametrize("path", PLANNER_FILES, ids=lambda p: p.stem)
 def test_every_planner_file_builds_a_planner_that_plans(path):
-    model = ToyLinearWorldModel(action_dim=4)
+    model = LatentToyModel(action_dim=4)
     spec = _spec(path, **({"num_samples": 8, "opt_steps": 2} if "num_samples" in _spec(path) else {}))
     if "topk" in spec:
         spec["topk"] = 2
+    if "prior" in spec:  # plan.py loads RUN/action_prior in place of "auto"
+        spec["prior"] = OraclePrior(model)
     planner = build_planner(spec, model, LatentGoalObjective())
     assert isinstance(planner, Planner) and planner.name == spec["name"] and planner.horizon == 3
     ctx = toy_context(model, torch.zeros(2, 3, 4))

@@ -7,32 +7,9 @@ import torch
 from planning.cem import CEMPlanner
 from planning.objectives import LatentGoalObjective
 from planning.prior import PriorPlanner, propose
-from tests.toy_dynamics import ToyLinearWorldModel, toy_context
+from tests.toy_dynamics import LatentToyModel, OraclePrior, toy_context
 
 H, A = 4, 4
-
-
-class LatentToyModel(ToyLinearWorldModel):
-    """The toy linear model with the latent-rollout API the prior needs."""
-
-    def rollout_latents(self, z_obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        frames, z = list(z_obs.unbind(1)), z_obs[:, -1]
-        for k in range(z_obs.shape[1] - 1, act.shape[1]):
-            z = z + (act[:, k] @ self.weight).unflatten(-1, (self.patches, self.dim))
-            frames.append(z)
-        return torch.stack(frames, dim=1)
-
-
-class OraclePrior:
-    """The least-squares action that covers 1/steps_left of the way to the goal (exact for the toy)."""
-
-    def __init__(self, model: LatentToyModel):
-        self.pinv, self.seen = torch.linalg.pinv(model.weight), []
-
-    def __call__(self, z, z_goal, steps_left):
-        self.seen.append(steps_left.tolist())
-        return ((z_goal - z).flatten(1) / steps_left[:, None]) @ self.pinv
 
 
 def _ctx(model, seed=0):

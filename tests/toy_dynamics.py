@@ -46,3 +46,26 @@ def toy_context(model: ToyLinearWorldModel, optimum: torch.Tensor, seed: int = 0
     return PlanContext(obs_0=obs, past_actions=past, z_goal=z_goal, horizon=h,
                        generators=[torch.Generator().manual_seed(seed * 100 + i) for i in range(b)],
                        action_low=-torch.ones(a), action_high=torch.ones(a))
+
+
+class LatentToyModel(ToyLinearWorldModel):
+    """The toy linear model with the latent-rollout API the prior needs."""
+
+    def rollout_latents(self, z_obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        frames, z = list(z_obs.unbind(1)), z_obs[:, -1]
+        for k in range(z_obs.shape[1] - 1, act.shape[1]):
+            z = z + (act[:, k] @ self.weight).unflatten(-1, (self.patches, self.dim))
+            frames.append(z)
+        return torch.stack(frames, dim=1)
+
+
+class OraclePrior:
+    """The least-squares action that covers 1/steps_left of the way to the goal (exact for the toy)."""
+
+    def __init__(self, model: LatentToyModel):
+        self.pinv, self.seen = torch.linalg.pinv(model.weight), []
+
+    def __call__(self, z, z_goal, steps_left):
+        self.seen.append(steps_left.tolist())
+        return ((z_goal - z).flatten(1) / steps_left[:, None]) @ self.pinv

@@ -64,6 +64,12 @@ _TOP_KEYS = {
 }
 
 
+def _qkv_keys(i: int, n: dict[str, str]) -> list[tuple[str, tuple[str, str, str]]]:
+    """(official fused qkv key, its HF query / key / value keys) of block ``i``, weight and bias."""
+    b, h = f"blocks.{i}.", f"encoder.layer.{i}."
+    return [(f"{b}attn.qkv.{part}", tuple(f"{h}{n[c]}.{part}" for c in ("q", "k", "v"))) for part in ("weight", "bias")]
+
+
 def _block_keys(i: int, n: dict[str, str]) -> list[tuple[str, str]]:
     """(official key, HF key) of block ``i``'s tensors that map one to one (all but the fused qkv)."""
     b, h = f"blocks.{i}.", f"encoder.layer.{i}."
@@ -83,12 +89,9 @@ def official_to_hf(sd: dict[str, torch.Tensor], hf_keys: set[str]) -> dict[str, 
     n = _attn_names(hf_keys)
     out = {hf: sd[official] for official, hf in _TOP_KEYS.items()}
     out["embeddings.mask_token"] = sd["mask_token"].reshape(1, -1)
-    blocks = sorted({int(k.split(".")[1]) for k in sd if k.startswith("blocks.")})
-    for i in blocks:
-        b, h = f"blocks.{i}.", f"encoder.layer.{i}."
-        for part in ("weight", "bias"):
-            q, k, v = sd[f"{b}attn.qkv.{part}"].chunk(3, dim=0)
-            out[f"{h}{n['q']}.{part}"], out[f"{h}{n['k']}.{part}"], out[f"{h}{n['v']}.{part}"] = q, k, v
+    for i in sorted({int(k.split(".")[1]) for k in sd if k.startswith("blocks.")}):
+        for qkv, hf_keys_qkv in _qkv_keys(i, n):  # the fused [3 * 384, ...] tensor split in three
+            out.update(zip(hf_keys_qkv, sd[qkv].chunk(3, dim=0)))
         out.update({hf: sd[official] for official, hf in _block_keys(i, n)})
     unknown = [k for k in sd if not (k.startswith("blocks.") or k in _TOP_KEYS or k == "mask_token")]
     if unknown:
@@ -101,11 +104,8 @@ def hf_to_official(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     n = _attn_names(set(sd))
     out = {official: sd[hf] for official, hf in _TOP_KEYS.items()}
     out["mask_token"] = sd["embeddings.mask_token"].reshape(1, -1)
-    layers = sorted({int(k.split(".")[2]) for k in sd if k.startswith("encoder.layer.")})
-    for i in layers:
-        b, h = f"blocks.{i}.", f"encoder.layer.{i}."
-        for part in ("weight", "bias"):
-            out[f"{b}attn.qkv.{part}"] = torch.cat([sd[f"{h}{n[c]}.{part}"] for c in ("q", "k", "v")], dim=0)
+    for i in sorted({int(k.split(".")[2]) for k in sd if k.startswith("encoder.layer.")}):
+        out.update({qkv: torch.cat([sd[k] for k in hf_qkv], dim=0) for qkv, hf_qkv in _qkv_keys(i, n)})
         out.update({official: sd[hf] for official, hf in _block_keys(i, n)})
     return out
 

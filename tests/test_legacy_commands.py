@@ -84,3 +84,15 @@ def test_setup_positional_form_means_dataset_types_then_tasks_and_knows_square()
 
     text = (ROOT / "setup_and_prepare.sh").read_text()
     assert f'KNOWN_TASKS="{" ".join(TASKS)}"' in text and f'KNOWN_DTYPES="{" ".join(DATASET_TYPES)}"' in text
+
+
+def test_old_demo_generator_command_names_the_new_one():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "datasets.generate_demos", "--task", "lift"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "python -m envs.generate_demos" in proc.stderr

@@ -72,51 +72,55 @@ def row_training(res: Path, bs: int) -> list[str]:
     return [what, fig, ">= 10,000 samples/s", mark(last >= 10_000)]
 
 
-def _plan(res: Path, name: str) -> tuple[dict | None, str | None]:
+def _plan_row(res: Path, name: str, what: str, target: str, figure) -> list[str]:
+    """A table row for the plan_latency result ``name``; ``figure(d) -> (text, target met)``."""
     d = load(res, name)
-    return d, (status(res, name) or (None if d else "no result"))
-
-
-def row_plan_demo(res: Path) -> list[str]:
-    d, err = _plan(res, "plan_demo")
-    what, target = "`plan_latency.py` demo model (56 px)", "loop / batched >= 5x"
+    err = status(res, name) or (None if d else "no result")
     if err:
         return [what, err, target, "-"]
+    text, ok = figure(d)
+    return [what, text, target, mark(ok)]
+
+
+def _demo_figure(d: dict) -> tuple[str, bool]:
     r = d["rows"][-1]
     ratio = r["loop_s"] / r["batched_s"]
-    return [what, f"n_evals {r['n_evals']}: batched {r['batched_s']:.2f} s vs loop {r['loop_s']:.2f} s, **{ratio:.1f}x**",
-            target, mark(ratio >= 5)]
+    return f"n_evals {r['n_evals']}: batched {r['batched_s']:.2f} s vs loop {r['loop_s']:.2f} s, **{ratio:.1f}x**", ratio >= 5
 
 
-def row_plan_full(res: Path) -> list[str]:
-    d, err = _plan(res, "plan_full")
-    what, target = "same, `predictor=vit img_size=196` (full size)", "1 episode <= 0.3 s; 10 episodes <= 1.5 s"
-    if err:
-        return [what, err, target, "-"]
+def _full_figure(d: dict) -> tuple[str, bool]:
     one, many = d["rows"][0], d["rows"][-1]
     loop = f" (loop {many['loop_s']:.2f} s)" if many["loop_s"] else ""
     fig = (f"1 episode {one['batched_s']:.2f} s per {d['num_samples']}x{d['horizon']}x{d['opt_steps']} re-plan; "
            f"n_evals {many['n_evals']}: {many['batched_s']:.2f} s batched{loop}, {many['peak_mib'] / 1024:.1f} GiB peak")
-    return [what, fig, target, mark(one["batched_s"] <= 0.3 and many["batched_s"] <= 1.5)]
+    return fig, one["batched_s"] <= 0.3 and many["batched_s"] <= 1.5
+
+
+def _long_figure(d: dict) -> tuple[str, bool]:
+    r = d["rows"][-1]
+    fig = f"horizon {d['horizon']}, n_evals {r['n_evals']}: {r['batched_s']:.2f} s, {r['peak_mib'] / 1024:.1f} GiB peak"
+    return fig, r["batched_s"] <= 5 and r["peak_mib"] <= 16e9 / 2**20
+
+
+def row_plan_demo(res: Path) -> list[str]:
+    return _plan_row(res, "plan_demo", "`plan_latency.py` demo model (56 px)", "loop / batched >= 5x", _demo_figure)
+
+
+def row_plan_full(res: Path) -> list[str]:
+    return _plan_row(res, "plan_full", "same, `predictor=vit img_size=196` (full size)",
+                     "1 episode <= 0.3 s; 10 episodes <= 1.5 s", _full_figure)
 
 
 def row_plan_long(res: Path) -> list[str]:
-    d, err = _plan(res, "plan_long")
-    what, target = "same, `--horizon 25 --n-evals 10 --no-loop`", "<= 5 s, peak <= 16 GB"
-    if err:
-        return [what, err, target, "-"]
-    r = d["rows"][-1]
-    fig = f"horizon {d['horizon']}, n_evals {r['n_evals']}: {r['batched_s']:.2f} s, {r['peak_mib'] / 1024:.1f} GiB peak"
-    return [what, fig, target, mark(r["batched_s"] <= 5 and r["peak_mib"] <= 16e9 / 2**20)]
+    return _plan_row(res, "plan_long", "same, `--horizon 25 --n-evals 10 --no-loop`", "<= 5 s, peak <= 16 GB",
+                     _long_figure)
 
 
 def row_plan_hist3(res: Path) -> list[str]:
-    d, err = _plan(res, "plan_hist3")
-    what = "extra: full size with `num_hist=3` (KV cache while the window grows)"
-    if err:
-        return [what, err, "(no target)", "-"]
-    fig = "; ".join(f"n_evals {r['n_evals']}: {r['batched_s']:.2f} s, {r['peak_mib'] / 1024:.1f} GiB" for r in d["rows"])
-    return [what, fig, "(no target)", "-"]
+    row = _plan_row(res, "plan_hist3", "extra: full size with `num_hist=3` (KV cache while the window grows)",
+                    "(no target)", lambda d: ("; ".join(f"n_evals {r['n_evals']}: {r['batched_s']:.2f} s, "
+                                                        f"{r['peak_mib'] / 1024:.1f} GiB" for r in d["rows"]), True))
+    return row[:3] + ["-"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partialmethod
 from pathlib import Path
 
 import torch
@@ -58,23 +59,20 @@ class Normalizer:
         mean, std = mean.to(x.device, x.dtype).repeat(reps), std.to(x.device, x.dtype).repeat(reps)
         return x * std + mean if inverse else (x - mean) / std
 
-    def normalize_action(self, a: Tensor) -> Tensor:
-        return self._apply(a, self.action_mean, self.action_std, False)
+    def normalize(self, kind: str, x: Tensor) -> Tensor:
+        """``x`` [..., k * d] in ``kind`` ("action" | "proprio" | "state") units -> zero mean, unit std."""
+        return self._apply(x, getattr(self, f"{kind}_mean"), getattr(self, f"{kind}_std"), False)
 
-    def denormalize_action(self, a: Tensor) -> Tensor:
-        return self._apply(a, self.action_mean, self.action_std, True)
+    def denormalize(self, kind: str, x: Tensor) -> Tensor:
+        """Inverse of :meth:`normalize`."""
+        return self._apply(x, getattr(self, f"{kind}_mean"), getattr(self, f"{kind}_std"), True)
 
-    def normalize_proprio(self, p: Tensor) -> Tensor:
-        return self._apply(p, self.proprio_mean, self.proprio_std, False)
-
-    def denormalize_proprio(self, p: Tensor) -> Tensor:
-        return self._apply(p, self.proprio_mean, self.proprio_std, True)
-
-    def normalize_state(self, s: Tensor) -> Tensor:
-        return self._apply(s, self.state_mean, self.state_std, False)
-
-    def denormalize_state(self, s: Tensor) -> Tensor:
-        return self._apply(s, self.state_mean, self.state_std, True)
+    normalize_action = partialmethod(normalize, "action")
+    denormalize_action = partialmethod(denormalize, "action")
+    normalize_proprio = partialmethod(normalize, "proprio")
+    denormalize_proprio = partialmethod(denormalize, "proprio")
+    normalize_state = partialmethod(normalize, "state")
+    denormalize_state = partialmethod(denormalize, "state")
 
     def to_dict(self) -> dict[str, list[float]]:
         return {k: getattr(self, k).tolist() for k in self.__dataclass_fields__}

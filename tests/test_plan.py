@@ -13,7 +13,11 @@ import pytest
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
-SMALL_CEM = ["planner=cem", "planner.num_samples=16", "planner.topk=4", "planner.opt_steps=2", "progress=false"]
+# planner.prior=null: these tests check the evaluation machinery (shards, batches, outputs) bit for bit; the
+# action prior's closed-loop proposal is not bit-invariant to which episodes share a batch (last-bit float
+# differences of batched products grow along the proposal), so it is tested in test_prior / test_planners
+SMALL_CEM = ["planner=cem", "planner.num_samples=16", "planner.topk=4", "planner.opt_steps=2", "progress=false",
+             "planner.prior=null"]
 
 
 def plan_inprocess(run_dir: Path, out_dir: Path, overrides: list[str]) -> dict:
@@ -86,9 +90,7 @@ def test_two_shards_merged_equal_the_single_job(tiny_trained_run, cem_single, tm
     single = json.loads((cem_single / "summary.json").read_text())
     assert merged["successes"] == single["successes"] and merged["success_rate"] == single["success_rate"]
     for key in ("mean_final_object_dist", "mean_final_latent_dist", "mean_final_eef_dist"):
-        # float reductions differ in the last bits between batch sizes and the closed-loop prior proposal
-        # carries them into the plan: the same successes, distances equal to 1e-3
-        assert merged[key] == pytest.approx(single[key], rel=1e-3, abs=1e-6), key
+        assert merged[key] == pytest.approx(single[key], rel=1e-4, abs=1e-6), key
 
 
 def test_missing_run_dir_is_a_one_line_error(tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from planning.base import PlanContext, PlanResult, encode_context, pin_fixed_dims, rollout_predictions
+from planning.base import PlanContext, PlanResult, encode_context, pin_fixed_dims, rollout_autocast
 
 
 def bound_actions(ctx: PlanContext, actions: torch.Tensor) -> torch.Tensor:
@@ -32,15 +32,18 @@ def propose(model, prior, ctx: PlanContext) -> tuple[torch.Tensor, torch.Tensor]
     if z_obs is None:
         raise ValueError("the action prior needs a world model with latent rollouts (encode_obs / rollout_latents)")
     z_goal = ctx.z_goal[:, -1].float()  # [B, P, D]
-    z_cur, actions, z_pred = z_obs[:, -1].float(), [], None
+    z_all, acts = z_obs.float(), ctx.past_actions.to(z_obs)  # [B, T0 + k, P, D], [B, T0 - 1 + k, A]
+    actions = []
     for k in range(ctx.horizon):
-        steps_left = torch.full((1,), ctx.horizon - k, device=z_cur.device)
+        steps_left = torch.full((1,), ctx.horizon - k, device=z_all.device)
         # one episode per call: an episode's proposal does not depend on which episodes share its batch
-        chunk = torch.cat([prior(z_cur[i:i + 1], z_goal[i:i + 1], steps_left) for i in range(ctx.batch_size)])
+        chunk = torch.cat([prior(z_all[i:i + 1, -1], z_goal[i:i + 1], steps_left) for i in range(ctx.batch_size)])
         actions.append(bound_actions(ctx, chunk.float()))
-        z_pred = rollout_predictions(model, ctx.obs_0, ctx.past_actions, torch.stack(actions, dim=1), z_obs=z_obs)
-        z_cur = z_pred[:, -1]
-    return torch.stack(actions, dim=1), z_pred
+        acts = torch.cat([acts, actions[-1][:, None]], dim=1)
+        with rollout_autocast(z_all.device):  # one predicted step: the frames so far are the model's context
+            z_next = model.rollout_latents(z_all, acts)[:, -1:].float()
+        z_all = torch.cat([z_all, z_next], dim=1)
+    return torch.stack(actions, dim=1), z_all[:, z_obs.shape[1]:]
 
 
 class PriorPlanner:

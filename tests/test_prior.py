@@ -55,3 +55,13 @@ def test_prior_weight_keeps_cem_at_the_proposal_when_the_model_cannot_tell_plans
     free = CEMPlanner(model, flat, **kw).plan(_ctx(model)).actions
     held = CEMPlanner(model, flat, prior_weight=1.0, **kw).plan(_ctx(model)).actions
     assert (held - proposal).abs().max() < 0.5 * (free - proposal).abs().max()
+
+
+def test_proposal_latents_are_the_models_rollout_of_its_actions():
+    from planning.base import encode_context, rollout_predictions
+
+    model = LatentToyModel(action_dim=A)
+    ctx = toy_context(model, torch.zeros(2, H, A), t0=2)  # two history frames: the context grows from there
+    actions, z = propose(model, OraclePrior(model), ctx)
+    ref = rollout_predictions(model, ctx.obs_0, ctx.past_actions, actions, z_obs=encode_context(model, ctx))
+    assert torch.allclose(z, ref, atol=1e-6)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from utils.atomic_files import atomic_directory
 from models.action_prior import PRIOR_DIR, ActionPrior, ActionPriorConfig, save_action_prior
@@ -66,16 +67,15 @@ def encode_episodes(run, episodes, ids: list[int], max_steps: int, features=None
         zs.append(model.encode_obs({**obs, "proprio": proprio})[0].float().cpu())  # [n, P, D]
         act = norm.normalize_action(episodes.actions[e, :n])  # [n, 7]
         padded = torch.cat([act, act.new_zeros(fs, act.shape[1])])
-        chunks.append(torch.stack([padded[t:t + fs].reshape(-1) for t in range(n)]))  # [n, 7 * fs]
-        for t in range(n):
-            for k in range(1, max_steps + 1):
-                if t + k * fs > n - 1:
-                    break
-                rows.append((base + t, base + t + k * fs, k))
+        chunks.append(rearrange(padded.unfold(0, fs, 1)[:n], "n a f -> n (f a)"))  # [n, 7 * fs]
+        t, k = torch.meshgrid(torch.arange(n), torch.arange(1, max_steps + 1), indexing="ij")
+        keep = t + k * fs <= n - 1  # the goal frame lies inside the episode
+        rows.append(torch.stack([base + t[keep], base + t[keep] + k[keep] * fs, k[keep]], dim=1))
         base += n
-    if not rows:
+    index = torch.cat(rows)
+    if not len(index):
         raise ValueError(f"no (frame, goal) pair fits: episodes shorter than one planning step ({fs} env steps)")
-    return PriorData(z=torch.cat(zs), chunks=torch.cat(chunks), index=torch.tensor(rows, dtype=torch.long))
+    return PriorData(z=torch.cat(zs), chunks=torch.cat(chunks), index=index)
 
 
 def prior_loss(prior: ActionPrior, data: PriorData, rows: torch.Tensor, input_noise: float = 0.0,

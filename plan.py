@@ -143,7 +143,8 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
                            horizon=int(cfg.planner.horizon) if cfg.planner.get("horizon") is not None else None)
         spec = OmegaConf.to_container(cfg.planner, resolve=True)
         if "prior" in spec:
-            spec["prior"] = load_prior(spec["prior"], Path(str(cfg.ckpt_base_path)).resolve(), device)
+            spec["prior"] = load_prior(spec["prior"], Path(str(cfg.ckpt_base_path)).resolve(), device,
+                                       cfg.model_epoch)
         planner = build_planner(spec, model, objective)
     except (ValueError, TypeError) as exc:
         raise PlanError(str(exc)) from exc
@@ -157,9 +158,15 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
     return planner, mpc, settings
 
 
-def load_prior(spec, run_dir: Path, device: str):
-    """``planner.prior``: null (none) | auto (``RUN/action_prior`` when it exists) | a prior directory."""
-    from models.action_prior import PRIOR_DIR, load_action_prior
+def load_prior(spec, run_dir: Path, device: str, model_epoch="latest"):
+    """``planner.prior``: null (none) | auto (``RUN/action_prior`` when it exists) | a prior directory.
+
+    A prior fitted on another checkpoint than the one planned with (``model_epoch``) reads latents of
+    another projection: that is said in a warning (it still loads)."""
+    import json
+
+    from models.action_prior import CONFIG_FILE, PRIOR_DIR, load_action_prior
+    from training.checkpoint import resolve_checkpoint
 
     if spec is None or str(spec).lower() in ("none", "null", "false"):
         return None
@@ -175,6 +182,11 @@ def load_prior(spec, run_dir: Path, device: str):
         prior = load_action_prior(path, device)
     except (FileNotFoundError, KeyError, TypeError, RuntimeError) as exc:
         raise PlanError(f"planner.prior={spec}: {exc}") from exc
+    fitted_on = json.loads((path / CONFIG_FILE).read_text()).get("world_model_checkpoint")
+    planned_with = resolve_checkpoint(run_dir, model_epoch).name
+    if fitted_on and fitted_on != planned_with:
+        log.warning("action prior %s was fitted on checkpoint %s, planning uses %s: refit it with "
+                    "python -m training.action_prior %s", path, fitted_on, planned_with, run_dir)
     log.info("action prior: %s", path)
     return prior
 

@@ -90,3 +90,24 @@ def test_training_writes_the_prior_and_refit_goes_where_told(tiny_trained_run, t
     out, stats = fit_run_prior(tiny_trained_run, steps=20, max_steps=3, out=tmp_path / "prior")
     assert (out / "model.safetensors").is_file() and "val_mse" in stats
     assert own.read_bytes() == before  # the run's own prior is left alone when another output is given
+
+
+def test_planning_warns_when_the_prior_was_fitted_on_another_checkpoint(tiny_trained_run, tmp_path, caplog):
+    import logging
+    import shutil
+
+    from plan import load_prior
+
+    own = tiny_trained_run / "action_prior"
+    other = tmp_path / "prior_of_an_older_checkpoint"
+    shutil.copytree(own, other)
+    info = json.loads((other / "config.json").read_text())
+    info["world_model_checkpoint"] = "step_00000001"
+    (other / "config.json").write_text(json.dumps(info))
+    with caplog.at_level(logging.WARNING, logger="plan"):
+        assert load_prior("auto", tiny_trained_run, "cpu") is not None  # fitted on the latest: no warning
+        assert not [r for r in caplog.records if "fitted on checkpoint" in r.getMessage()]
+        assert load_prior(str(other), tiny_trained_run, "cpu") is not None
+    latest = json.loads((own / "config.json").read_text())["world_model_checkpoint"]
+    assert any(f"fitted on checkpoint step_00000001, planning uses {latest}" in r.getMessage() for r in caplog.records)
+    assert load_prior(None, tiny_trained_run, "cpu") is None

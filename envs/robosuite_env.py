@@ -37,6 +37,33 @@ def _disable_multisampling(sim) -> None:
     ctx._set_mujoco_context_and_buffers()
 
 
+def _make_render_context_current(sim) -> None:
+    """Make this sim's GL context the current one before drawing with it.
+
+    robosuite's ``MjSim.render`` draws into whichever context is current; with two envs in one process
+    (a second env built, a planner and an evaluator, tests) that is the other env's, and the frame comes
+    out wrong. ``eglMakeCurrent`` on the already-current context costs microseconds.
+    """
+    ctx = sim._render_context_offscreen
+    if ctx is not None:
+        ctx.gl_ctx.make_current()
+
+
+def _release_render_context(sim) -> None:
+    """Free a sim's MuJoCo render buffers and GL context while that context is current.
+
+    Left to robosuite, they are freed by ``__del__`` at garbage-collection time, under whatever context
+    is current then: that deletes the GL buffers of another live env (same integer names) and corrupts
+    its frames. After this, the later ``__del__`` finds nothing left to free.
+    """
+    ctx = getattr(sim, "_render_context_offscreen", None)
+    if ctx is None or getattr(ctx.gl_ctx, "_context", True) is None:
+        return
+    ctx.gl_ctx.make_current()
+    ctx.con.free()
+    ctx.gl_ctx.free()
+
+
 class RobosuiteEnv:
     """One robosuite env (e.g. Lift, PickPlaceCan) with a single camera and dataset-format obs.
 
@@ -128,6 +155,8 @@ class RobosuiteEnv:
         import mujoco
 
         mujoco.MjModel.from_xml_string(xml)  # raises (leaving this env intact) if it does not compile
+        if self.render_enabled:
+            _release_render_context(self.env.sim)
         self.env.reset_from_xml_string(xml)
         if self.render_enabled:
             _disable_multisampling(self.env.sim)
@@ -208,6 +237,7 @@ class RobosuiteEnv:
             raise RuntimeError("this RobosuiteEnv was built with render=False")
         if camera_name not in self.env.sim.model.camera_names:
             raise ValueError(f"unknown camera {camera_name!r}; available: {list(self.env.sim.model.camera_names)}")
+        _make_render_context_current(self.env.sim)
         frame = self.env.sim.render(camera_name=camera_name, width=self.image_size, height=self.image_size)
         return np.ascontiguousarray(frame[::-1]).astype(np.uint8)
 
@@ -216,7 +246,18 @@ class RobosuiteEnv:
         return self.env.sim.model.get_xml()
 
     def close(self) -> None:
+        if self.render_enabled and self.env.sim is not None:
+            _release_render_context(self.env.sim)
         self.env.close()
+
+    def __del__(self) -> None:
+        # an env dropped without close(): free its GL context now, while nothing else is drawing
+        env = getattr(self, "env", None)
+        if getattr(self, "render_enabled", False) and env is not None and getattr(env, "sim", None) is not None:
+            try:
+                _release_render_context(env.sim)
+            except Exception:  # interpreter shutdown: EGL / OSMesa may already be gone
+                pass
 
     def __enter__(self) -> RobosuiteEnv:
         return self

@@ -246,6 +246,29 @@ def test_observe_state_equals_reset_to_observation(lift_env, demo):
     assert np.mean(a["image"] != b["image"]) < 0.01
 
 
+def test_frames_stay_right_while_other_envs_are_built_loaded_and_dropped(lift_env, demo):
+    """Each env draws in its own GL context, and an env that goes away frees only its own buffers.
+
+    Without that, a second env's context is current when the first renders (the whole frame is wrong),
+    and an env dropped without close() deletes the live env's GL buffers at garbage collection.
+    """
+    import gc
+
+    env_args, arrays = demo
+    want = lift_env.reset_to(arrays["states"][9], model_xml=arrays["model_file"])["image"]
+    other = RobosuiteEnv(env_args["env_name"], env_args["env_kwargs"], camera_name="agentview",
+                         image_size=64, render=True)
+    other.reset_to(arrays["states"][3], model_xml=arrays["model_file"])
+    assert np.mean(lift_env.observe_state(arrays["states"][9])["image"] != want) < 0.01
+    del other  # dropped without close()
+    gc.collect()
+    assert np.mean(lift_env.observe_state(arrays["states"][9])["image"] != want) < 0.01
+    with RobosuiteEnv(env_args["env_name"], env_args["env_kwargs"], image_size=64) as third:
+        third.render()
+    gc.collect()
+    assert np.mean(lift_env.observe_state(arrays["states"][9])["image"] != want) < 0.01
+
+
 def test_bad_model_xml_leaves_the_env_usable(lift_env, demo):
     _, arrays = demo
     lift_env.load_model_xml(arrays["model_file"])

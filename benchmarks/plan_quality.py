@@ -92,7 +92,7 @@ def run_cell(args: argparse.Namespace, out: Path, planner: str, goal_h: int) -> 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    out = args.out or ROOT / "plan_outputs" / f"quality_{args.run.resolve().name}"
+    out = (args.out or ROOT / "plan_outputs" / f"quality_{args.run.resolve().name}").resolve()  # plan.py runs in ROOT
     out.mkdir(parents=True, exist_ok=True)
     horizons = [int(h) for h in args.goal_h.split(",") if h]
     planners = [p for p in args.planners.split(",") if p]

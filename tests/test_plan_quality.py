@@ -6,13 +6,14 @@ import json
 
 import numpy as np
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def test_benchmark_table_over_planners_and_horizons(tiny_trained_run, tmp_path):
     out = tmp_path / "quality"
-    proc = run_cli(["benchmarks/plan_quality.py", "--run", str(tiny_trained_run), "--out", str(out),
-                    "--goal-h", "1,2,99", "--planners", "hold,replay", "--n", "2"])
+    # --out relative to the caller's directory (plan.py itself runs in the repository root)
+    proc = run_cli([str(ROOT / "benchmarks/plan_quality.py"), "--run", str(tiny_trained_run), "--out", "quality",
+                    "--goal-h", "1,2,99", "--planners", "hold,replay", "--n", "2"], cwd=tmp_path)
     rows = json.loads((out / "goal_H_table.json").read_text())
     cells = {(r["planner"], r["goal_H"]) for r in rows}
     assert cells == {("hold", 1), ("replay", 1), ("hold", 2), ("replay", 2)}  # 99 is longer than any episode

@@ -54,10 +54,6 @@ class CEMPlanner:
             model predicts a clearly better end state (a MAP estimate under a Gaussian prior), so model
             errors smaller than that margin cannot pull a precise proposal off the goal. 0: plain CEM
             started at the proposal.
-        prior_gripper: with a prior and a binary gripper (``ctx.gripper``), every candidate keeps the
-            proposal's gripper commands and the search moves the arm only: when to close and open is
-            a decision the latent cost resolves poorly at small image sizes, and the prior was trained
-            on exactly that timing. False: the gripper is searched like the other dims.
     """
 
     name = "cem"
@@ -66,7 +62,7 @@ class CEMPlanner:
     def __init__(self, model, objective: LatentGoalObjective, horizon: int = 5, num_samples: int = 300,
                  topk: int = 30, opt_steps: int = 30, var_scale: float = 1.0, min_std: float = 0.05,
                  chunk_size: int = 4096, warm_start: bool = True, action_repeat: bool = False,
-                 prior=None, prior_std: float = 0.3, prior_weight: float = 1.0, prior_gripper: bool = False):
+                 prior=None, prior_std: float = 0.3, prior_weight: float = 1.0):
         if not 0 < topk <= num_samples:
             raise ValueError(f"need 0 < topk <= num_samples, got topk={topk}, num_samples={num_samples}")
         self.model, self.objective = model, objective
@@ -75,7 +71,6 @@ class CEMPlanner:
         self.chunk_size, self.warm_start = int(chunk_size), bool(warm_start)
         self.repeat = int(getattr(model, "frameskip", 1)) if action_repeat else 1
         self.prior, self.prior_std, self.prior_weight = prior, float(prior_std), float(prior_weight)
-        self.prior_gripper = bool(prior_gripper)
 
     def initial_mean(self, ctx: PlanContext, a_dim: int, device) -> torch.Tensor:
         """[B, h, A] starting mean: the warm start where given, zeros (the data mean) elsewhere."""
@@ -99,14 +94,10 @@ class CEMPlanner:
         device = ctx.z_goal.device
         low, high = self._reduce(ctx.action_low.to(device)), self._reduce(ctx.action_high.to(device))
         a_full = ctx.action_low.shape[-1]
-        keep_gripper = None  # [B, 1, h, A] proposal whose gripper entries every candidate keeps
         if self.prior is not None:
-            proposed = propose(self.model, self.prior, ctx)[0]  # [B, h, A]
-            mu = self._reduce(proposed)  # [B, h, a]
+            mu = self._reduce(propose(self.model, self.prior, ctx)[0])  # [B, h, a]
             sigma = torch.full_like(mu, self.prior_std)
             proposal = mu.unsqueeze(1)  # [B, 1, h, a]
-            if self.prior_gripper and ctx.gripper is not None:
-                keep_gripper = ctx.gripper.snap(proposed).unsqueeze(1)
         else:
             mu = self._reduce(self.initial_mean(ctx, a_full, device))  # [B, h, a]
             sigma = torch.full_like(mu, self.var_scale)
@@ -116,13 +107,12 @@ class CEMPlanner:
             samples = mu.unsqueeze(1) + sigma.unsqueeze(1) * eps  # [B, N, h, a]
             samples[:, 0] = mu
             samples = torch.maximum(torch.minimum(samples, high), low)
-            chunks = pin_fixed_dims(ctx, self._expand(samples))  # [B, N, h, A]
-            if keep_gripper is not None:
-                chunks = torch.where(ctx.gripper.dims.to(device), keep_gripper, chunks)
+            samples = pin_fixed_dims(ctx, self._expand(samples))
             if ctx.gripper is not None:
-                chunks = ctx.gripper.snap(chunks)
-            samples = self._reduce(chunks)
-            costs = evaluate_candidates(self.model, self.objective, ctx, chunks, self.chunk_size)  # [B, N]
+                samples = ctx.gripper.snap(samples)
+            samples = self._reduce(samples)
+            costs = evaluate_candidates(self.model, self.objective, ctx, self._expand(samples),
+                                        self.chunk_size)  # [B, N]
             if self.prior is not None and self.prior_weight > 0:
                 costs = costs + self.prior_weight * (samples - proposal).pow(2).mean(dim=(-2, -1))
             top = torch.topk(costs, self.topk, dim=1, largest=False).indices  # [B, k]
@@ -130,11 +120,7 @@ class CEMPlanner:
             mu = elite.mean(dim=1)
             sigma = elite.std(dim=1, unbiased=False).clamp_min(self.min_std) if self.topk > 1 \
                 else torch.full_like(mu, self.min_std)
-        actions = self._expand(mu)
-        if keep_gripper is not None:
-            actions = torch.where(ctx.gripper.dims.to(device), keep_gripper[:, 0], actions)
-        if ctx.gripper is not None:
-            actions = ctx.gripper.snap(actions)
+        actions = self._expand(mu) if ctx.gripper is None else ctx.gripper.snap(self._expand(mu))
         z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, actions,
                                 z_obs=encode_context(self.model, ctx))
         return PlanResult(actions=actions, z_pred=z, cost=self.objective(z, ctx.z_goal))

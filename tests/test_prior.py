@@ -65,36 +65,3 @@ def test_proposal_latents_are_the_models_rollout_of_its_actions():
     actions, z = propose(model, OraclePrior(model), ctx)
     ref = rollout_predictions(model, ctx.obs_0, ctx.past_actions, actions, z_obs=encode_context(model, ctx))
     assert torch.allclose(z, ref, atol=1e-6)
-
-
-def test_prior_gripper_keeps_the_proposals_gripper_timing_and_searches_the_arm():
-    from planning.base import GripperLevels
-
-    model = LatentToyModel(action_dim=A)
-    prior = OraclePrior(model)
-    levels = GripperLevels(dims=torch.tensor([False, False, False, True]), open=torch.full((A,), -0.3),
-                           close=torch.full((A,), 0.3))
-
-    def ctx():
-        c = _ctx(model)
-        c.gripper = levels
-        return c
-
-    want = levels.snap(propose(model, prior, ctx())[0])[..., 3]  # [B, h] the proposal's gripper, snapped
-    assert want.unique().numel() == 2  # the test needs a proposal that both opens and closes
-    scored, real = [], model.rollout_latents
-
-    def spy(z_obs, act):
-        if act.shape[0] == 2 * 16:  # a batch of candidates (the proposal's own steps have 2 rows)
-            scored.append(act[:, -H:, 3].unflatten(0, (2, 16)))
-        return real(z_obs, act)
-
-    model.rollout_latents = spy
-    kw = dict(horizon=H, num_samples=16, topk=4, opt_steps=2, prior=prior, prior_std=0.5)
-    kept = CEMPlanner(model, LatentGoalObjective(), prior_gripper=True, **kw).plan(ctx())
-    assert scored and all(torch.equal(s, want[:, None].expand(-1, 16, -1)) for s in scored)
-    assert torch.equal(kept.actions[..., 3], want)
-    assert kept.actions[..., :3].unique().numel() > 4  # the arm dims are still searched
-    scored.clear()
-    CEMPlanner(model, LatentGoalObjective(), **kw).plan(ctx())
-    assert any(not torch.equal(s, want[:, None].expand(-1, 16, -1)) for s in scored)

@@ -44,11 +44,10 @@ class CEMPlanner:
             teleoperated data change their actions slowly, and a 5x smaller search space is what
             lets a few hundred samples find a multi-step plan.
         prior: a goal-conditioned action prior (``models.action_prior``) or None. When given, every
-            re-plan searches a per-step residual around the prior's proposal rolled out through the
-            model (``planning.prior.propose``), starting at 0 with std ``prior_std``, instead of the
-            actions themselves from the warm start / zeros with ``var_scale``: the search refines a plan
-            that already holds the task's phases (reach, grasp, lift) instead of discovering them from
-            noise, and with action repeat the proposal's env actions inside a chunk are kept as they are.
+            re-plan starts ``mu`` at the prior's proposal rolled out through the model
+            (``planning.prior.propose``) with std ``prior_std`` instead of the warm start / zeros with
+            ``var_scale``: the search refines a plan that already holds the task's phases (reach,
+            grasp, lift) instead of discovering them from noise.
         prior_std: initial std around the prior's proposal (normalised units).
         prior_weight: with a prior, every candidate's cost also gets ``prior_weight`` times its mean squared
             distance (normalised units) from the proposal: the search leaves the proposal only where the
@@ -91,48 +90,37 @@ class CEMPlanner:
 
     @torch.no_grad()
     def plan(self, ctx: PlanContext) -> PlanResult:
-        """Plan ``ctx.horizon`` actions for every episode of ``ctx``; returns the final mean sequence.
-
-        The search runs over ``x`` [B, h, a] (``a = A / repeat``) with candidates
-        ``chunks = clip(base + expand(x))`` [B, N, h, A]. Without a prior ``base`` is 0 and ``x`` the
-        actions themselves; with a prior ``base`` is the proposal and ``x`` a per-step residual around
-        it (starting at 0), so every candidate keeps the proposal's action-by-action detail inside a
-        chunk (a gripper that closes mid-chunk, a slowing approach), which the chunk mean would lose.
-        """
+        """Plan ``ctx.horizon`` actions for every episode of ``ctx``; returns the final mean sequence."""
         device = ctx.z_goal.device
-        low, high = ctx.action_low.to(device), ctx.action_high.to(device)
+        low, high = self._reduce(ctx.action_low.to(device)), self._reduce(ctx.action_high.to(device))
+        a_full = ctx.action_low.shape[-1]
         if self.prior is not None:
-            base = propose(self.model, self.prior, ctx)[0]  # [B, h, A]
-            mu = torch.zeros_like(self._reduce(base))  # [B, h, a] residual
+            mu = self._reduce(propose(self.model, self.prior, ctx)[0])  # [B, h, a]
             sigma = torch.full_like(mu, self.prior_std)
+            proposal = mu.unsqueeze(1)  # [B, 1, h, a]
         else:
-            base = torch.zeros(ctx.batch_size, ctx.horizon, low.shape[-1], device=device)
-            mu = self._reduce(self.initial_mean(ctx, low.shape[-1], device))  # [B, h, a]
+            mu = self._reduce(self.initial_mean(ctx, a_full, device))  # [B, h, a]
             sigma = torch.full_like(mu, self.var_scale)
         shape = (self.num_samples, ctx.horizon, mu.shape[-1])
         for _ in range(self.opt_steps):
             eps = per_episode_noise(ctx.generators, shape, device)
-            x = mu.unsqueeze(1) + sigma.unsqueeze(1) * eps  # [B, N, h, a]
-            x[:, 0] = mu
-            chunks = self._candidates(ctx, base.unsqueeze(1), x, low, high)  # [B, N, h, A]
-            x = self._reduce(chunks - base.unsqueeze(1))  # what each candidate really is, after the bounds
-            costs = evaluate_candidates(self.model, self.objective, ctx, chunks, self.chunk_size)  # [B, N]
+            samples = mu.unsqueeze(1) + sigma.unsqueeze(1) * eps  # [B, N, h, a]
+            samples[:, 0] = mu
+            samples = torch.maximum(torch.minimum(samples, high), low)
+            samples = pin_fixed_dims(ctx, self._expand(samples))
+            if ctx.gripper is not None:
+                samples = ctx.gripper.snap(samples)
+            samples = self._reduce(samples)
+            costs = evaluate_candidates(self.model, self.objective, ctx, self._expand(samples),
+                                        self.chunk_size)  # [B, N]
             if self.prior is not None and self.prior_weight > 0:
-                costs = costs + self.prior_weight * x.pow(2).mean(dim=(-2, -1))
+                costs = costs + self.prior_weight * (samples - proposal).pow(2).mean(dim=(-2, -1))
             top = torch.topk(costs, self.topk, dim=1, largest=False).indices  # [B, k]
-            elite = torch.gather(x, 1, top[:, :, None, None].expand(-1, -1, *x.shape[2:]))
+            elite = torch.gather(samples, 1, top[:, :, None, None].expand(-1, -1, *samples.shape[2:]))
             mu = elite.mean(dim=1)
             sigma = elite.std(dim=1, unbiased=False).clamp_min(self.min_std) if self.topk > 1 \
                 else torch.full_like(mu, self.min_std)
-        actions = self._candidates(ctx, base, mu, low, high)
+        actions = self._expand(mu) if ctx.gripper is None else ctx.gripper.snap(self._expand(mu))
         z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, actions,
                                 z_obs=encode_context(self.model, ctx))
         return PlanResult(actions=actions, z_pred=z, cost=self.objective(z, ctx.z_goal))
-
-    def _candidates(self, ctx: PlanContext, base: torch.Tensor, x: torch.Tensor, low: torch.Tensor,
-                    high: torch.Tensor) -> torch.Tensor:
-        """[..., h, A] executable chunks ``base + expand(x)``: clipped to the bounds, fixed dims pinned,
-        the gripper snapped to open / close where it is binary."""
-        chunks = torch.maximum(torch.minimum(base + self._expand(x), high), low)
-        chunks = pin_fixed_dims(ctx, chunks)
-        return chunks if ctx.gripper is None else ctx.gripper.snap(chunks)

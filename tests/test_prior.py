@@ -65,22 +65,3 @@ def test_proposal_latents_are_the_models_rollout_of_its_actions():
     actions, z = propose(model, OraclePrior(model), ctx)
     ref = rollout_predictions(model, ctx.obs_0, ctx.past_actions, actions, z_obs=encode_context(model, ctx))
     assert torch.allclose(z, ref, atol=1e-6)
-
-
-def test_cem_with_action_repeat_keeps_the_proposals_actions_inside_each_chunk():
-    """The search is a residual on top of the proposal: where the cost cannot tell plans apart and the
-    distance term holds the search at 0, the plan is the proposal itself, env action by env action
-    (not the mean action of each chunk repeated)."""
-    model = LatentToyModel(action_dim=A)
-    model.frameskip = 2  # chunks of 2 env actions of 2 dims; action repeat searches 2 dims per step
-    prior = OraclePrior(model)
-    proposal, _ = propose(model, prior, _ctx(model))
-    assert not torch.allclose(proposal[..., :2], proposal[..., 2:])  # the two env actions of a chunk differ
-    flat = lambda z, g: torch.zeros(z.shape[0])  # noqa: E731
-    res = CEMPlanner(model, flat, horizon=H, num_samples=8, topk=8, opt_steps=1, action_repeat=True,
-                     prior=prior, prior_std=0.3, prior_weight=1.0).plan(_ctx(model))
-    # topk == num_samples: mu is the mean residual of all candidates, small but not 0
-    assert (res.actions - proposal).abs().max() < 0.5
-    held = CEMPlanner(model, flat, horizon=H, num_samples=8, topk=1, opt_steps=2, action_repeat=True,
-                      prior=prior, prior_std=0.3, prior_weight=1.0).plan(_ctx(model))
-    torch.testing.assert_close(held.actions, proposal)  # sample 0 (residual 0) is the only cost-0 candidate

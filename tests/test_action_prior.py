@@ -71,7 +71,7 @@ def test_hindsight_pairs_of_a_trained_run(tiny_trained_run, tmp_path):
     assert data.z.shape[0] == sum(lengths) and data.z.shape[2] == run.model.projected_dim
     starts = torch.tensor([0, *lengths]).cumsum(0)
     frame, goal, k = data.index.unbind(-1)
-    episode_of = torch.bucketize(frame, starts[1:], right=True)
+    episode_of = torch.bucketize(frame.contiguous(), starts[1:], right=True)
     # every goal is k planning steps (k * frameskip env steps) later, inside the same episode
     assert torch.equal(goal - frame, k * fs) and int(k.min()) >= 1 and int(k.max()) <= 3
     assert torch.all(goal < starts[1:][episode_of])

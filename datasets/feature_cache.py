@@ -92,7 +92,7 @@ def build_feature_cache(data_path: str | Path, encoder, batch_size: int = 64, de
         for i in range(len(episodes)):
             frames = episodes.frames(i)
             for s in range(0, len(frames), batch_size):
-                x = torch.from_numpy(frames[s : s + batch_size]).to(device).permute(0, 3, 1, 2).float() / 255.0
+                x = torch.tensor(frames[s : s + batch_size], device=device).permute(0, 3, 1, 2).float() / 255.0
                 f = encoder(x).to("cpu", torch.float16).numpy()
                 out[row : row + len(f)] = f
                 row += len(f)

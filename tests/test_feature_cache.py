@@ -37,7 +37,7 @@ def test_cache_matches_encoder_and_is_reused(syn, enc):
     feats, offsets = load_feature_cache(syn, enc)
     assert isinstance(feats, np.memmap) and feats.dtype == np.float16 and feats.shape == (27, 4, 384)
     assert offsets.tolist() == [0, 10, 19]
-    frames = torch.from_numpy(RobomimicEpisodes(syn).frames(1)).permute(0, 3, 1, 2).float() / 255
+    frames = torch.tensor(RobomimicEpisodes(syn).frames(1)).permute(0, 3, 1, 2).float() / 255
     torch.testing.assert_close(torch.from_numpy(np.asarray(feats[10:19], np.float32)), enc(frames),
                                atol=2e-2, rtol=1e-2)
     mtime = (path / "features.npy").stat().st_mtime_ns

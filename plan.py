@@ -64,6 +64,7 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     torch.manual_seed(int(cfg.seed))
     run = load_world_model(str(ckpt), model_epoch=cfg.model_epoch, device=device)
     model = run.model.eval()
+    compile_rollouts(cfg, model, device)
     data = RobomimicEpisodes(cfg.dataset_path or run.dataset_path)
     fs, t0 = int(model.frameskip), int(cfg.history_frames or model.num_hist)
     specs, mine = evaluation_specs(cfg, run, data, fs, t0)
@@ -85,6 +86,24 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     publish(cfg, out_dir, info, summary, records)
     writer.raise_if_failed()
     return summary
+
+
+def compile_rollouts(cfg: DictConfig, model, device: str) -> None:
+    """``compile`` (auto: on CUDA, reduce-overhead): the predictor compiled for rollouts; a bad value is refused."""
+    from utils.torch_compile import compile_mode
+
+    try:
+        mode = compile_mode(cfg.get("compile", "auto"), torch_device_type(device), "reduce-overhead")
+    except ValueError as exc:
+        raise PlanError(str(exc)) from exc
+    if mode is not None and hasattr(model, "compile_for_rollouts"):
+        log.info("compiling the predictor for rollouts (torch.compile mode %s): the first re-plans of each "
+                 "batch size wait for it", mode)
+        model.compile_for_rollouts(mode)
+
+
+def torch_device_type(device: str) -> str:
+    return str(device).split(":")[0]
 
 
 def episode_pool(cfg: DictConfig, run, data) -> list[int]:

@@ -90,7 +90,7 @@ def timed(fn, device: str) -> float:
     return time.perf_counter() - t
 
 
-def report(rows: list[tuple], device: str, args: argparse.Namespace, cfg, hw: str) -> None:
+def report(rows: list[tuple], device: str, args: argparse.Namespace, cfg, hw: str, mode: str | None = None) -> None:
     """The markdown table of ``rows`` (n_evals, batched s, loop s or None, peak MiB), and the JSON file."""
     print("\n| n_evals | batched s/re-plan | per-episode loop s | loop / batched | peak MiB |")
     print("|---|---|---|---|---|")
@@ -103,7 +103,7 @@ def report(rows: list[tuple], device: str, args: argparse.Namespace, cfg, hw: st
         Path(args.json).write_text(json.dumps({
             "device": hw, "img_size": int(cfg.img_size), "predictor": str(cfg.predictor.name),
             "heads": int(cfg.predictor.heads), "num_hist": int(cfg.num_hist), "horizon": args.horizon,
-            "num_samples": args.num_samples, "opt_steps": args.opt_steps, "peak_kind": mem_note,
+            "num_samples": args.num_samples, "opt_steps": args.opt_steps, "peak_kind": mem_note, "compile": mode,
             "rows": [{"n_evals": b, "batched_s": bt, "loop_s": lp, "peak_mib": mem} for b, bt, lp, mem in rows]},
             indent=1))
 
@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-loop", action="store_true", help="skip the per-episode loop (batched only)")
     p.add_argument("--device", default="auto", help="auto (a GPU via gpu_utils if any) | cpu | cuda:N")
     p.add_argument("--override", action="append", default=[], help="training-config override, repeatable")
+    p.add_argument("--compile", default="auto",
+                   help="predictor rollouts through torch.compile: auto (CUDA: reduce-overhead; CPU: eager) | "
+                        "false | true | a torch.compile mode (as plan.py compile=...)")
     p.add_argument("--repeat", type=int, default=1, help="time each batched re-plan this often, keep the fastest")
     p.add_argument("--profile", type=int, default=0, metavar="ROWS",
                    help="also profile one batched re-plan of the largest n_evals: the ROWS busiest ops")
@@ -152,14 +155,28 @@ def main(argv: list[str] | None = None) -> int:
         ids = select_gpus_for_run(num_gpus=1)
         device = f"cuda:{ids[0]}" if ids else "cpu"
     model, cfg = build_model(args.override, device)
+    from utils.torch_compile import compile_mode
+
+    try:
+        mode = compile_mode(args.compile, device.split(":")[0], "reduce-overhead")
+    except ValueError as exc:
+        print(f"plan_latency.py: error: {exc}", file=sys.stderr)
+        return 2
+    if mode is not None:
+        model.compile_for_rollouts(mode)
     hw = torch.cuda.get_device_name(device) if device.startswith("cuda") else \
         f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads"
     print(f"# CEM re-plan latency: {args.num_samples} samples, top {args.topk}, horizon {args.horizon}, "
           f"{args.opt_steps} iterations, chunk {args.chunk_size}; model img {cfg.img_size} "
-          f"({model.encoder.num_patches} patches), predictor {cfg.predictor.name}; device {device} ({hw})")
+          f"({model.encoder.num_patches} patches), predictor {cfg.predictor.name}, torch.compile {mode or 'off'}; "
+          f"device {device} ({hw})")
     planner = CEMPlanner(model, LatentGoalObjective(), horizon=args.horizon, num_samples=args.num_samples,
                          topk=args.topk, opt_steps=args.opt_steps, chunk_size=args.chunk_size)
-    planner.plan(make_context(model, 1, args.horizon, device))  # warm-up (allocator, kernels)
+    for b in sorted(set(args.n_evals)) if mode else [1]:  # warm-up: allocator, kernels, compiling each shape
+        t = time.perf_counter()
+        planner.plan(make_context(model, b, args.horizon, device))
+        if mode:
+            print(f"warm-up n_evals {b}: {time.perf_counter() - t:.1f} s (compiling)")
     rows = []
     for b in args.n_evals:
         ctx = make_context(model, b, args.horizon, device)
@@ -172,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f", loop/batched {loop / batched:.2f}x" if loop else ""
         print(f"n_evals {b:3d}: batched {batched:8.2f} s/re-plan ({batched / b:.2f} s per episode)"
               + (f", per-episode loop {loop:8.2f} s" if loop else "") + ratio + f", peak memory {mem:.0f} MiB")
-    report(rows, device, args, cfg, hw)
+    report(rows, device, args, cfg, hw, mode)
     if args.profile:
         try:
             profile_replan(planner, ctx, device, args.profile)

@@ -41,6 +41,19 @@ class VWorldModel(nn.Module):
         self.img_size = encoder.img_size
         self.align_weight, self.dyn_weight, self.decoder_weight = align_weight, dyn_weight, decoder_weight
         self.target_stop_grad, self.residual = target_stop_grad, residual
+        self.rollout_compiled = False  # set by compile_for_rollouts
+
+    def compile_for_rollouts(self, mode: str = "reduce-overhead", backend: str = "inductor") -> None:
+        """Compile the predictor for planning rollouts (``torch.compile``, in place: parameters and
+        ``state_dict`` keys unchanged). Fuses the predictor's small ops into a few kernels and, with
+        ``mode="reduce-overhead"``, replays them as CUDA graphs: a rollout step of a small batch is no
+        longer bound by the host launching ~100 kernels. The first call of each input shape compiles
+        (tens of seconds on a GPU). Rollouts then feed the whole window at every step instead of reusing
+        a key/value cache: a compiled graph's outputs (the cached keys / values) may be overwritten by
+        its next replay, and the window is at most ``num_hist`` frames. Results are the same up to
+        floating-point rounding."""
+        self.predictor.compile(mode=mode, backend=backend)
+        self.rollout_compiled = True
 
     @property
     def has_decoder(self) -> bool:
@@ -56,11 +69,17 @@ class VWorldModel(nn.Module):
         if "features" in obs:
             feats = obs["features"].float()
         else:
-            b = obs["visual"].shape[0]
-            feats = self.encoder(obs["visual"].flatten(0, 1)).unflatten(0, (b, -1))
+            feats = self._encode_frames(obs["visual"])
         prop = self.proprio_encoder(obs["proprio"].float())
         prop = repeat(prop, "b t d -> b t p d", p=feats.shape[2])
         return self.projection(torch.cat([feats, prop], dim=-1))
+
+    @torch.compiler.disable
+    def _encode_frames(self, visual: Tensor) -> Tensor:
+        """visual [B, T, 3, H, W] -> frozen encoder features [B, T, P, E]. Always eager, also when the
+        training step is compiled (``training.compile``): the frozen encoder is a few large kernels that
+        compiling would not speed up, only delay."""
+        return self.encoder(visual.flatten(0, 1)).unflatten(0, visual.shape[:2])
 
     def encode_act(self, act: Tensor) -> Tensor:
         """act [B, T, A] normalised -> [B, T, action_emb_dim]."""
@@ -105,7 +124,7 @@ class VWorldModel(nn.Module):
         Equal to feeding the window of the last ``num_hist`` frames to :meth:`predict` at every step, but
         cheaper: while the window still grows (t <= num_hist) the frames already fed keep their slot,
         content and action, so their keys / values are reused (``KVCache``) and only the new frame runs
-        through the predictor; once the window slides every frame moves to another position slot (the
+        through the predictor (``num_hist`` > 1 and not compiled, see :meth:`compile_for_rollouts`); once the window slides every frame moves to another position slot (the
         learned position embedding differs) and sees another first frame, so nothing can be reused
         exactly and the whole window is recomputed, its last layer for the last frame only.
         """
@@ -115,7 +134,9 @@ class VWorldModel(nn.Module):
         d = self.projected_dim
         out = z_obs.new_empty(z_obs.shape[0], total + 1, *z_obs.shape[2:])  # [B, T0+H+1, P, 64]
         out[:, :t0] = z_obs
-        cache = self.predictor.new_cache() if t0 <= self.num_hist else None
+        # a cache pays only when the window holds several frames; compiled rollouts never keep one
+        use_cache = self.num_hist > 1 and t0 <= self.num_hist and not self.rollout_compiled
+        cache = self.predictor.new_cache() if use_cache else None
         for t in range(t0, total + 1):
             lo = max(0, t - self.num_hist)
             if cache is not None and lo == 0:  # growing window: feed the frames not yet in the cache

@@ -204,3 +204,22 @@ def test_plan_projected_latent_is_the_default_plan_config():
         default = compose(config_name="plan", overrides=["ckpt_base_path=/r"])
         old = compose(config_name="plan_projected_latent", overrides=["ckpt_base_path=/r"])
     assert OmegaConf.to_container(old) == OmegaConf.to_container(default)
+
+
+def test_compile_setting_reaches_the_model_and_a_bad_one_is_refused():
+    import plan
+    from omegaconf import OmegaConf
+
+    calls = []
+
+    class Model:
+        def compile_for_rollouts(self, mode):
+            calls.append(mode)
+
+    plan.compile_rollouts(OmegaConf.create({"compile": "auto"}), Model(), "cpu")
+    assert calls == []  # auto: eager on a CPU (what every CPU test and run_demo.sh use)
+    plan.compile_rollouts(OmegaConf.create({"compile": "auto"}), Model(), "cuda:1")
+    plan.compile_rollouts(OmegaConf.create({"compile": "true"}), Model(), "cpu")
+    assert calls == ["reduce-overhead", "default"]
+    with pytest.raises(plan.PlanError, match="compile setting must be"):
+        plan.compile_rollouts(OmegaConf.create({"compile": "fastest"}), Model(), "cpu")

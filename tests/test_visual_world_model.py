@@ -143,7 +143,7 @@ def test_rollout_with_key_value_cache_equals_the_full_window_rollout(num_hist, t
     del m.predictor.forward
     torch.testing.assert_close(out, reference_rollout(m, z_obs, act), atol=1e-5, rtol=1e-5)
     # while the window grows only the new frame is fed (the others' keys / values are cached); after it, all of it
-    grow = max(0, num_hist - t0 + 1) if t0 <= num_hist else 0
+    grow = max(0, num_hist - t0 + 1) if 1 < num_hist and t0 <= num_hist else 0  # one frame: nothing to reuse
     expect = [(t0, True)] + [(1, True)] * (grow - 1) if grow else []
     expect += [(min(num_hist, t), False) for t in range(t0 + grow, t0 + 6)]
     assert fed == expect
@@ -173,3 +173,49 @@ def test_cached_rollout_stays_differentiable():
     z, act = torch.randn(B, 1, 4, 16, requires_grad=True), torch.randn(B, 6, 14, requires_grad=True)
     m.rollout_latents(z, act)[:, -1].sum().backward()
     assert z.grad.abs().sum() > 0 and act.grad[:, 0].abs().sum() > 0 and m.predictor.head.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("num_hist,t0", [(1, 1), (3, 1), (3, 4)])
+@torch.no_grad()
+def test_compiled_rollouts_equal_eager_rollouts_without_a_cache(num_hist, t0):
+    """``compile_for_rollouts`` (here with dynamo's eager backend: the tracing, guards and graph breaks, not
+    the code generation) gives the eager rollout; the window is fed whole (no cache: a compiled graph's
+    outputs may be overwritten by its next replay); parameters and state_dict keys are unchanged."""
+    m = make(num_hist=num_hist, predictor={"depth": 2, "heads": 2}).eval()
+    torch.manual_seed(1)
+    for name, p in m.named_parameters():
+        if not name.startswith("encoder."):
+            p.add_(0.2 * torch.randn_like(p))
+    z_obs, act = torch.randn(B, t0, 4, 16), torch.randn(B, t0 + 4, 14)
+    expected, keys = m.rollout_latents(z_obs, act), list(m.state_dict())
+    torch._dynamo.reset()
+    m.compile_for_rollouts(mode="default", backend="eager")
+    fed = []
+    real = m.predictor.forward
+    m.predictor.forward = lambda z, cache=None, **kw: fed.append(cache is not None) or real(z, cache, **kw)
+    out = m.rollout_latents(z_obs, act)
+    del m.predictor.forward
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    assert fed and not any(fed) and list(m.state_dict()) == keys and m.rollout_compiled
+    torch.testing.assert_close(m.rollout_latents(z_obs[:1], act[:1]), expected[:1], atol=1e-5, rtol=1e-5)
+
+
+def test_compiled_training_forward_keeps_the_frozen_encoder_eager():
+    """Under torch.compile the frozen encoder runs outside the graph (``torch.compiler.disable``): the
+    losses equal the eager ones, with frames (re-encoded) as with cached features."""
+    m = make()
+    torch.manual_seed(2)
+    data = batch(m)
+    eager = m(data)
+    torch._dynamo.reset()
+    graphs = []
+
+    def recording_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    out = torch.compile(m, backend=recording_backend)(data)
+    traced = " ".join(str(n.target) + " " + n.name for g in graphs for n in g.graph.nodes)
+    assert graphs and "predictor" in traced and "modules_encoder_" not in traced
+    for k in eager:
+        torch.testing.assert_close(out[k], eager[k], atol=1e-5, rtol=1e-5)

@@ -63,6 +63,13 @@ def main(cfg: DictConfig) -> None:
     except ConfigConflict as e:
         log.error("%s", e)
         sys.exit(2)
+    from utils.torch_compile import compile_mode
+
+    try:
+        compile_mode(cfg.training.get("compile", "auto"), "cpu", "default")  # refuse a bad value before any work
+    except ValueError as e:
+        log.error("training.compile: %s", e)
+        sys.exit(2)
     _select_gpus(cfg)
     from training.distributed import NotSharedError
     from training.trainer import RunMismatchError, train

@@ -70,6 +70,10 @@ def run_mode(args: argparse.Namespace) -> dict:
     model = world_model_from_cfg(cfg, ep.meta.proprio_dim, ep.meta.state_dim, ep.meta.action_dim, encoder=encoder).to(device).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                             fused=device.type == "cuda")
+    from utils.torch_compile import compile_mode
+
+    mode = compile_mode(args.compile, device.type, "default")
+    forward = torch.compile(model, mode=mode) if mode else model  # as training.compile (the frozen encoder stays eager)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.mixed_precision == "bf16" \
         else contextlib.nullcontext()
     batches = (b for epoch in range(10**9) for b in src.epoch(epoch, seed=0))
@@ -78,11 +82,12 @@ def run_mode(args: argparse.Namespace) -> dict:
 
     def step() -> None:
         with amp:
-            loss = model(next(batches))["loss"]
+            loss = forward(next(batches))["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
+    first = _timed_steps(step, 1, device)  # compiles when compiling
     _timed_steps(step, args.warmup, device)
     dt = _timed_steps(step, args.steps, device) / args.steps
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
@@ -90,6 +95,7 @@ def run_mode(args: argparse.Namespace) -> dict:
     return {"mode": args.mode, "s_per_step": dt, "samples_per_s": args.batch_size / dt, "peak_mem_mb": peak / 2**20,
             "peak_kind": "cuda max allocated" if device.type == "cuda" else "max RSS", "img_size": args.img_size,
             "batch_size": args.batch_size, "patches": encoder.num_patches, "placement": src.placement,
+            "compile": mode, "first_step_s": first,
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
 
 
@@ -104,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixed-precision", choices=["no", "bf16"], default="no", help="bf16 autocast as in training")
     p.add_argument("--cache-on-device", default="auto", help="training.cache_on_device: auto | true | false")
     p.add_argument("--num-workers", type=int, default=0, help="loader processes of host-gathered batches")
+    p.add_argument("--compile", default="auto",
+                   help="torch.compile the training step as training.compile: auto (CUDA: mode default; CPU: eager) | "
+                        "false | true | a mode; the first (compiling) step is not timed")
     p.add_argument("--random-encoder", action="store_true", help="random encoder weights (no DINOv2 file needed)")
     p.add_argument("--override", action="append", default=[], help="extra Hydra override (repeatable)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -128,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = rows[1:]
     r = rows[0]
     print(f"train throughput, img_size {r['img_size']} ({r['patches']} patches), batch {r['batch_size']}, "
-          f"device {args.device}, mixed precision {args.mixed_precision}, batches gathered on the {r['placement']}")
+          f"device {args.device}, mixed precision {args.mixed_precision}, batches gathered on the {r['placement']}, "
+          f"torch.compile {r['compile'] or 'off'} (first step {rows[0]['first_step_s']:.1f} s / {rows[1]['first_step_s']:.1f} s)")
     print(f"{'mode':<22}{'samples/s':>12}{'s/step':>10}{'peak MB':>10}")
     for row in rows:
         name = "feature cache" if row["mode"] == "cache" else "re-encode frames"
@@ -137,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speed-up (cache / frames): {speedup:.1f}x (peak memory: {r['peak_kind']})")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "speedup": speedup, "device": r["device_name"],
-                                               "mixed_precision": args.mixed_precision}, indent=1))
+                                               "mixed_precision": args.mixed_precision, "compile": r["compile"]}, indent=1))
     return 0
 
 

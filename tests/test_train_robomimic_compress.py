@@ -193,3 +193,24 @@ def test_the_launchers_precision_and_the_old_gradient_checkpointing_spelling(syn
         "accelerate launch --mixed_precision=fp16 conflicts with training.mixed_precision=bf16: "
         "give one of them (or the same value to both)")
     assert latest_checkpoint(tmp_path / "bf16") is None
+
+
+def test_compiled_training_step_gives_the_eager_weights(syn, tmp_path):
+    """training.compile (here dynamo with its eager backend on the CPU: tracing and guards, no codegen)
+    trains the same weights as eager training; the last, shorter batch of each epoch runs eagerly."""
+    train(syn, tmp_path / "eager", "training.epochs=2", "training.compile=false")
+    proc = train(syn, tmp_path / "compiled", "training.epochs=2", "training.compile=true",
+                 "training.compile_backend=eager")
+    assert "training step compiled with torch.compile" in proc.stdout + proc.stderr
+    assert "torch.compile failed" not in proc.stdout + proc.stderr
+    eager = load_file(tmp_path / "eager" / "checkpoints" / "latest" / "model.safetensors")
+    compiled = load_file(tmp_path / "compiled" / "checkpoints" / "latest" / "model.safetensors")
+    assert eager.keys() == compiled.keys()
+    for k in eager:
+        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_a_bad_compile_setting_is_one_clear_error(syn, tmp_path):
+    proc = train(syn, tmp_path / "run", "debug=true", "training.compile=fastest", check=False)
+    assert proc.returncode == 2 and "compile setting must be" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -58,3 +58,35 @@ def test_validate_is_the_mean_over_windows_not_over_batches():
     metrics = validate(MeanModel(), validation_loader(Windows(7), 3, 0, 1, 0), acc)  # batches of 3, 3, 1
     assert metrics["val/loss"] == pytest.approx(3.0)            # mean of 0..6 (the mean of batch means: 3.67)
     assert metrics["val/pred_loss"] == pytest.approx(sum(i * i for i in range(7)) / 7)
+
+
+def test_a_compiler_failure_on_the_first_step_falls_back_to_eager(caplog):
+    """A compiled model that fails on its first step (no working Triton, ...): one warning, the step is
+    redone eagerly, and later steps stay eager."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from training.trainer import train_step
+
+    model = MeanModel()
+    w = torch.nn.Parameter(torch.zeros(1))
+    calls = []
+
+    def failing(batch):
+        calls.append("compiled")
+        raise RuntimeError("backend compiler failed\nlong traceback")
+
+    acc = Accelerator(cpu=True)
+    opt = torch.optim.SGD([w], lr=0.1)
+    s = SimpleNamespace(cfg=OmegaConf.create({"training": {"batch_size": 2, "clip_grad": 0.0}}), accelerator=acc,
+                        model=lambda b: {k: v + 0 * w.sum() for k, v in model(b).items()}, compiled=failing,
+                        compile_checked=False, optimizer=opt, scheduler=torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1),
+                        params=[w], step=0)
+    batch = {"x": torch.tensor([[1.0], [3.0]])}
+    with caplog.at_level("WARNING"):
+        out = train_step(s, batch, 1, True, 0)
+    assert float(out["loss"].detach()) == 2.0 and s.step == 1 and s.compiled is None
+    assert "torch.compile failed on the first training step" in caplog.text and "long traceback" not in caplog.text
+    train_step(s, batch, 1, True, 0)
+    assert calls == ["compiled"] and s.step == 2

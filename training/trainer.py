@@ -63,6 +63,8 @@ class Session:
     step: int
     wandb_id: str | None = None
     wandb: StepLog | None = None
+    compiled: Any = None  # ``model`` through torch.compile (training.compile), or None: eager
+    compile_checked: bool = False  # a compiled step has succeeded
 
 
 def build_accelerator(cfg: Any) -> Accelerator:
@@ -103,9 +105,27 @@ def setup(cfg: Any, run_dir: Path, data_path: Path, accelerator: Accelerator) ->
     start = restore(ckpt, model, optimizer, scheduler, accelerator) if ckpt is not None else Restored()
     prepared, optimizer = accelerator.prepare(model, optimizer)
     s = Session(cfg, run_dir, accelerator, data, prepared, accelerator.unwrap_model(prepared), params, optimizer,
-                scheduler, 1 if cfg.debug else int(t.epochs), start.epoch, start.step, start.wandb_run_id)
+                scheduler, 1 if cfg.debug else int(t.epochs), start.epoch, start.step, start.wandb_run_id,
+                compiled=compiled_model(cfg, prepared, accelerator.device))
     _start_logging(s)
     return s
+
+
+def compiled_model(cfg: Any, model: torch.nn.Module, device: torch.device):
+    """``model`` through ``torch.compile`` as ``training.compile`` asks (auto: on CUDA, mode "default"), else None.
+
+    The compiled module shares the model's parameters; it runs the full-size training batches only. The
+    shorter last batch of an epoch and validation use the eager model, so the forward and backward are
+    compiled once, for one batch shape, on the first step (tens of seconds on a GPU). Mode "default"
+    (fused kernels, no CUDA graphs) keeps the gradients ordinary tensors, so accumulation, clipping and
+    the optimizer work as in eager mode."""
+    from utils.torch_compile import compile_mode
+
+    mode = compile_mode(cfg.training.get("compile", "false"), device.type, "default")
+    if mode is None:
+        return None
+    log.info("training step compiled with torch.compile (mode %s): the first step waits for it", mode)
+    return torch.compile(model, mode=mode, backend=str(cfg.training.get("compile_backend", "inductor")))
 
 
 def _start_logging(s: Session) -> None:
@@ -133,11 +153,32 @@ def accumulation_group(i: int, n_batches: int, grad_accum: int) -> tuple[int, bo
 
 
 def train_step(s: Session, batch: dict[str, torch.Tensor], group_size: int, sync: bool, epoch: int):
-    """Forward + backward of one micro-batch (loss / group_size); the optimizer step when ``sync``."""
+    """Forward + backward of one micro-batch (loss / group_size); the optimizer step when ``sync``.
+
+    Full-size batches go through the compiled model when there is one. Should compiling fail (on the first
+    compiled step: e.g. no working Triton for this GPU), training goes on eagerly after one warning."""
+    full = next(iter(batch.values())).shape[0] == int(s.cfg.training.batch_size)
+    if s.compiled is None or not full:
+        return _train_step(s, s.model, batch, group_size, sync)
+    if s.compile_checked:
+        return _train_step(s, s.compiled, batch, group_size, sync)
+    try:
+        out = _train_step(s, s.compiled, batch, group_size, sync)
+    except Exception as exc:  # noqa: BLE001 - compiler failures come as many exception types
+        log.warning("torch.compile failed on the first training step, training continues eagerly "
+                    "(training.compile=false skips compiling): %s", str(exc).strip().splitlines()[0][:300])
+        s.compiled = None
+        s.optimizer.zero_grad(set_to_none=True)
+        return _train_step(s, s.model, batch, group_size, sync)
+    s.compile_checked = True
+    return out
+
+
+def _train_step(s: Session, forward, batch: dict[str, torch.Tensor], group_size: int, sync: bool):
     acc = s.accelerator
     with contextlib.nullcontext() if sync else acc.no_sync(s.model):
         with acc.autocast():
-            out = s.model(batch)
+            out = forward(batch)
         loss = out["loss"]
         acc.backward(loss / group_size)
     if sync:
@@ -189,6 +230,7 @@ def run_epoch(s: Session, epoch: int) -> None:
                                       "train/lr": s.scheduler.get_last_lr()[0], "train/samples_per_s": sps,
                                       "epoch": epoch}, s.step)
     means = checked_means(meter, acc, epoch, s.step) or means  # before validation and the checkpoint
+    sps = seen / max(1e-9, time.perf_counter() - t0)  # after that sync: every queued step has run
     if means:
         log.info("epoch %d/%d: step %d, mean loss %.5f (pred %.5f, copy-last %.5f), %.1f samples/s", epoch + 1,
                  s.epochs, s.step, means["loss"], means["pred_loss"], means["copy_loss"], sps)

@@ -28,15 +28,15 @@ RES=${OUT:-/tmp}/gpu_check
 WORK=${WORK:-/tmp/gpu_check_work}
 mkdir -p "$RES" "$WORK"
 export WANDB_MODE=disabled HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
-BUDGET_S=${BUDGET_S:-460}  # seconds since the script started: no step runs past it (the run stays < 8 min)
+BUDGET_S=${BUDGET_S:-450}  # seconds since the script started: no step runs past it (the run stays < 8 min)
 
 if [ "$QUICK" = 1 ]; then  # tiny sizes: every step and the report run in a couple of minutes on a CPU
   DATA=(--episodes 4 --frames 30 --size 28); IMG=28; ENC=(encoder.num_layers=1); STEPS=(--steps 2 --warmup 1)
-  BATCHES=(4); EPOCHS=1; TIMEOUT=300
+  BATCHES=(4); EPOCHS=1; EPOCHS_BIG=1; TIMEOUT=300
   PLAN=(--num-samples 16 --topk 4 --opt-steps 2); N_EVALS=(1 2); H_LONG=6
 else
   DATA=(--episodes 50 --frames 150 --size 84); IMG=196; ENC=(); STEPS=(--steps 50 --warmup 10)
-  BATCHES=(32 256); EPOCHS=6; TIMEOUT=150
+  BATCHES=(32 256); EPOCHS=6; EPOCHS_BIG=12; TIMEOUT=150
   PLAN=(); N_EVALS=(1 10); H_LONG=25
 fi
 SYN=$WORK/syn_$QUICK
@@ -58,21 +58,37 @@ step() {  # step NAME CMD...: run with a timeout, log to $RES/NAME.log, record t
 
 step env "$PY" -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', platform.python_version()); print('device', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
 step data "$PY" benchmarks/synthetic_dataset.py --out "$SYN" "${DATA[@]}"
-step train_throughput "$PY" benchmarks/train_throughput.py --data "$SYN" --device "$DEVICE" --img-size "$IMG" \
-  --batch-size 32 --random-encoder "${STEPS[@]}" "${ENC_OV[@]+"${ENC_OV[@]}"}" --json "$RES/train_throughput.json"
-for bs in "${BATCHES[@]}"; do
-  rm -rf "$WORK/run_${QUICK}_bs$bs"  # a rerun must train again, not resume a finished run
-  step "train_bs$bs" "$PY" train_robomimic_compress.py env=demo_lift "env.data_path=$SYN" "img_size=$IMG" predictor=vit \
-    training.mixed_precision=bf16 encoder.pretrained=false wandb.mode=disabled gpu.auto_select=false \
-    "training.batch_size=$bs" "training.epochs=$EPOCHS" training.val_every=1000 training.save_every=1000 \
-    training.log_every=50 "hydra.run.dir=$WORK/run_${QUICK}_bs$bs" "${ENC[@]+"${ENC[@]}"}"
-done
+# the targets first (planning and training compile on CUDA: plan.py compile=auto, training.compile=auto),
+# then, while time is left, the same without compiling (the before / after on this card) and the extras
 PL=(benchmarks/plan_latency.py --device "$DEVICE" "${PLAN[@]+"${PLAN[@]}"}" "${ENC_OV[@]+"${ENC_OV[@]}"}")
 FULL=(--override predictor=vit --override "img_size=$IMG")
-step plan_demo "$PY" "${PL[@]}" --n-evals "${N_EVALS[@]}" --json "$RES/plan_demo.json"
 step plan_full "$PY" "${PL[@]}" "${FULL[@]}" --n-evals "${N_EVALS[@]}" --json "$RES/plan_full.json"
+train_run() {  # train_run NAME BATCH EPOCHS COMPILE
+  rm -rf "$WORK/run_${QUICK}_$1"  # a rerun must train again, not resume a finished run
+  step "$1" "$PY" train_robomimic_compress.py env=demo_lift "env.data_path=$SYN" "img_size=$IMG" predictor=vit \
+    training.mixed_precision=bf16 encoder.pretrained=false wandb.mode=disabled gpu.auto_select=false \
+    "training.batch_size=$2" "training.epochs=$3" "training.compile=$4" training.val_every=1000 \
+    training.save_every=1000 training.log_every=50 action_prior.train=false "hydra.run.dir=$WORK/run_${QUICK}_$1" \
+    "${ENC[@]+"${ENC[@]}"}"
+}
+train_run "train_bs${BATCHES[-1]}" "${BATCHES[-1]}" "$EPOCHS_BIG" auto
+TIMEOUT=$((TIMEOUT + 90))  # three processes, two of which compile
+step train_throughput "$PY" benchmarks/train_throughput.py --data "$SYN" --device "$DEVICE" --img-size "$IMG" \
+  --batch-size 32 --random-encoder "${STEPS[@]}" "${ENC_OV[@]+"${ENC_OV[@]}"}" --json "$RES/train_throughput.json"
+TIMEOUT=$((TIMEOUT - 90))
 step plan_long "$PY" "${PL[@]}" "${FULL[@]}" --horizon "$H_LONG" --n-evals "${N_EVALS[-1]}" --no-loop \
   --json "$RES/plan_long.json"
+step plan_demo "$PY" "${PL[@]}" --n-evals "${N_EVALS[@]}" --json "$RES/plan_demo.json"
+if [ "$(cat "$RES/plan_full.status")" != 0 ]; then  # reduce-overhead failed here: the same with fused kernels only
+  step plan_full_default "$PY" "${PL[@]}" "${FULL[@]}" --compile default --n-evals "${N_EVALS[@]}" \
+    --json "$RES/plan_full_default.json"
+fi
+step plan_full_eager "$PY" "${PL[@]}" "${FULL[@]}" --compile false --n-evals "${N_EVALS[@]}" --no-loop \
+  --json "$RES/plan_full_eager.json"
+if [ "${#BATCHES[@]}" -gt 1 ]; then train_run "train_bs${BATCHES[0]}" "${BATCHES[0]}" "$EPOCHS" auto; fi
+step train_throughput_eager "$PY" benchmarks/train_throughput.py --data "$SYN" --device "$DEVICE" --img-size "$IMG" \
+  --batch-size 32 --random-encoder "${STEPS[@]}" "${ENC_OV[@]+"${ENC_OV[@]}"}" --compile false \
+  --json "$RES/train_throughput_eager.json"
 step plan_hist3 "$PY" "${PL[@]}" "${FULL[@]}" --override num_hist=3 --override num_pred=1 \
   --n-evals "${N_EVALS[@]}" --no-loop --json "$RES/plan_hist3.json"
 # last, only when time is left: the fallback when the cache does not fit (host gather, 4 workers, pinned memory)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+): step (\d+), .*?([\d.]+) samples/s")
 PARAMS_LINE = re.compile(r"model: (\d+) trainable parameters")
+COMPILE_LINE = re.compile(r"training step compiled with torch.compile \(mode ([\w-]+)\)")
 
 
 def status(res: Path, name: str) -> str | None:
@@ -43,7 +44,8 @@ def _throughput_row(res: Path, key: str, what: str, target: str, min_speedup: fl
     if status(res, key) or d is None:
         return [what, status(res, key) or "no result", target, "-"]
     cache, frames = (r["samples_per_s"] for r in d["rows"])
-    fig = f"cache {cache:.0f} samples/s ({d['rows'][0]['placement']}), re-encode {frames:.0f} samples/s"
+    fig = (f"cache {cache:.0f} samples/s ({d['rows'][0]['placement']}), re-encode {frames:.0f} samples/s, "
+           f"torch.compile {d.get('compile') or 'off'}")
     if min_speedup is None:
         return [what, fig, target, "-"]
     return [what, f"{fig}: **{d['speedup']:.1f}x**", target, mark(d["speedup"] >= min_speedup)]
@@ -52,6 +54,11 @@ def _throughput_row(res: Path, key: str, what: str, target: str, min_speedup: fl
 def row_throughput(res: Path) -> list[str]:
     return _throughput_row(res, "train_throughput", "`train_throughput.py --img-size 196 --batch-size 32` (fp32)",
                            "cache >= 20x re-encode", 20)
+
+
+def row_throughput_eager(res: Path) -> list[str]:
+    return _throughput_row(res, "train_throughput_eager", "same, `--compile false` (eager, before)", "(no target)",
+                           None)
 
 
 def row_throughput_host(res: Path) -> list[str]:
@@ -66,6 +73,8 @@ def row_training(res: Path, bs: int) -> list[str]:
     if status(res, name) or not epochs:
         return [what, status(res, name) or "no epoch line in the log", ">= 10,000 samples/s", "-"]
     params = PARAMS_LINE.search(log)
+    compiled = COMPILE_LINE.search(log)
+    what += f", torch.compile {compiled.group(1) if compiled else 'off'}"
     last = float(epochs[-1][3])
     fig = (f"{last:,.0f} samples/s (last of {len(epochs)} epochs, {epochs[-1][2]} steps in all; first epoch "
            f"{float(epochs[0][3]):,.0f}){f', {int(params.group(1)):,} parameters' if params else ''}")
@@ -79,7 +88,7 @@ def _plan_row(res: Path, name: str, what: str, target: str, figure) -> list[str]
     if err:
         return [what, err, target, "-"]
     text, ok = figure(d)
-    return [what, text, target, mark(ok)]
+    return [f"{what}, torch.compile {d.get('compile') or 'off'}", text, target, mark(ok)]
 
 
 def _demo_figure(d: dict) -> tuple[str, bool]:
@@ -111,13 +120,26 @@ def row_plan_full(res: Path) -> list[str]:
                      "1 episode <= 0.3 s; 10 episodes <= 1.5 s", _full_figure)
 
 
+def row_plan_full_default(res: Path) -> list[str]:
+    if status(res, "plan_full_default") == "not run":
+        return []
+    return _plan_row(res, "plan_full_default", "same, `--compile default` (run because reduce-overhead failed)",
+                     "1 episode <= 0.3 s; 10 episodes <= 1.5 s", _full_figure)
+
+
+def row_plan_full_eager(res: Path) -> list[str]:
+    row = _plan_row(res, "plan_full_eager", "same, `--compile false --no-loop` (eager, before)", "(no target)",
+                    lambda d: (_full_figure(d)[0], True))
+    return row[:3] + ["-"]
+
+
 def row_plan_long(res: Path) -> list[str]:
     return _plan_row(res, "plan_long", "same, `--horizon 25 --n-evals 10 --no-loop`", "<= 5 s, peak <= 16 GB",
                      _long_figure)
 
 
 def row_plan_hist3(res: Path) -> list[str]:
-    row = _plan_row(res, "plan_hist3", "extra: full size with `num_hist=3` (KV cache while the window grows)",
+    row = _plan_row(res, "plan_hist3", "extra: full size with `num_hist=3`",
                     "(no target)", lambda d: ("; ".join(f"n_evals {r['n_evals']}: {r['batched_s']:.2f} s, "
                                                         f"{r['peak_mib'] / 1024:.1f} GiB" for r in d["rows"]), True))
     return row[:3] + ["-"]
@@ -133,8 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpu_check_report.py: error: {res} is not a folder", file=sys.stderr)
         return 2
     env = (res / "env.log").read_text().strip().replace("\n", "; ") if (res / "env.log").is_file() else "?"
-    rows = [row_throughput(res), *(row_training(res, b) for b in args.batches), row_plan_demo(res),
-            row_plan_full(res), row_plan_long(res), row_plan_hist3(res), row_throughput_host(res)]
+    rows = [row_throughput(res), row_throughput_eager(res), *(row_training(res, b) for b in args.batches),
+            row_plan_demo(res), row_plan_full(res), row_plan_full_default(res), row_plan_full_eager(res),
+            row_plan_long(res), row_plan_hist3(res), row_throughput_host(res)]
+    rows = [r for r in rows if r]
     print(f"## issue 10 GPU figures ({env})\n")
     print("| what | figure | target | met |\n| --- | --- | --- | --- |")
     for r in rows:

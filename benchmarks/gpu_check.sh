@@ -74,7 +74,8 @@ train_run() {  # train_run NAME BATCH EPOCHS COMPILE
 train_run "train_bs${BATCHES[-1]}" "${BATCHES[-1]}" "$EPOCHS_BIG" auto
 TIMEOUT=$((TIMEOUT + 90))  # three processes, two of which compile
 step train_throughput "$PY" benchmarks/train_throughput.py --data "$SYN" --device "$DEVICE" --img-size "$IMG" \
-  --batch-size 32 --random-encoder "${STEPS[@]}" "${ENC_OV[@]+"${ENC_OV[@]}"}" --json "$RES/train_throughput.json"
+  --batch-size 32 --random-encoder "${STEPS[@]}" "${ENC_OV[@]+"${ENC_OV[@]}"}" --profile 15 \
+  --json "$RES/train_throughput.json"
 TIMEOUT=$((TIMEOUT - 90))
 step plan_long "$PY" "${PL[@]}" "${FULL[@]}" --horizon "$H_LONG" --n-evals "${N_EVALS[-1]}" --no-loop \
   --json "$RES/plan_long.json"

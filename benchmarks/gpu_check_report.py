@@ -46,6 +46,10 @@ def _throughput_row(res: Path, key: str, what: str, target: str, min_speedup: fl
     cache, frames = (r["samples_per_s"] for r in d["rows"])
     fig = (f"cache {cache:.0f} samples/s ({d['rows'][0]['placement']}), re-encode {frames:.0f} samples/s, "
            f"torch.compile {d.get('compile') or 'off'}")
+    prof = d["rows"][0].get("profile")
+    if prof:  # host-bound when the host needs longer to issue a step's kernels than the GPU to run them
+        fig += (f"; one cached step: host {prof['host_s'] * 1e3:.1f} ms, GPU busy {prof['device_busy_s'] * 1e3:.1f} ms, "
+                f"{prof['kernels']} kernels")
     if min_speedup is None:
         return [what, fig, target, "-"]
     return [what, f"{fig}: **{d['speedup']:.1f}x**", target, mark(d["speedup"] >= min_speedup)]

@@ -39,6 +39,26 @@ def _timed_steps(step, n: int, device) -> float:
     return time.perf_counter() - t0
 
 
+def profile_step(step, device, rows: int, label: str) -> dict:
+    """One profiled step: host time, device-busy time and kernel count (where a step's time goes: a step
+    whose host time exceeds its device time is bound by launching kernels, not by the GPU); the
+    ``rows`` busiest ops go to stderr."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        wall = _timed_steps(step, 1, device)
+    events = prof.key_averages()
+    host = sum(e.self_cpu_time_total for e in events) / 1e6
+    busy = sum(getattr(e, "self_device_time_total", 0) or 0 for e in events) / 1e6 if cuda else 0.0
+    kernels = sum(e.count for e in events if cuda and e.device_type == torch.autograd.DeviceType.CUDA)
+    print(f"# profile of one {label} step: {wall * 1e3:.1f} ms wall (profiled), host in ops {host * 1e3:.1f} ms, "
+          f"device busy {busy * 1e3:.1f} ms, {kernels} kernels", file=sys.stderr)
+    print(events.table(sort_by="self_cpu_time_total", row_limit=rows), file=sys.stderr)
+    return {"wall_s": wall, "host_s": host, "device_busy_s": busy, "kernels": kernels}
+
+
 def run_mode(args: argparse.Namespace) -> dict:
     import contextlib
 
@@ -92,7 +112,8 @@ def run_mode(args: argparse.Namespace) -> dict:
     dt = _timed_steps(step, args.steps, device) / args.steps
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"mode": args.mode, "s_per_step": dt, "samples_per_s": args.batch_size / dt, "peak_mem_mb": peak / 2**20,
+    prof = profile_step(step, device, args.profile, f"{args.mode} mode") if args.profile else None
+    return {"mode": args.mode, "s_per_step": dt, "profile": prof, "samples_per_s": args.batch_size / dt, "peak_mem_mb": peak / 2**20,
             "peak_kind": "cuda max allocated" if device.type == "cuda" else "max RSS", "img_size": args.img_size,
             "batch_size": args.batch_size, "patches": encoder.num_patches, "placement": src.placement,
             "compile": mode, "first_step_s": first,
@@ -113,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", default="auto",
                    help="torch.compile the training step as training.compile: auto (CUDA: mode default; CPU: eager) | "
                         "false | true | a mode; the first (compiling) step is not timed")
+    p.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                   help="also profile one step per mode: host vs device time, kernel count, the ROWS busiest ops")
     p.add_argument("--random-encoder", action="store_true", help="random encoder weights (no DINOv2 file needed)")
     p.add_argument("--override", action="append", default=[], help="extra Hydra override (repeatable)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -133,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         if proc.returncode:
             print(f"error: mode {mode} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
             return 1
+        if args.profile:
+            print(proc.stderr[-20000:], file=sys.stderr)
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     rows = rows[1:]
     r = rows[0]
@@ -143,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         name = "feature cache" if row["mode"] == "cache" else "re-encode frames"
         print(f"{name:<22}{row['samples_per_s']:>12.1f}{row['s_per_step']:>10.4f}{row['peak_mem_mb']:>10.0f}")
+    for row in rows:
+        if row.get("profile"):
+            pr = row["profile"]
+            print(f"profile, {row['mode']}: host in ops {pr['host_s'] * 1e3:.1f} ms, device busy "
+                  f"{pr['device_busy_s'] * 1e3:.1f} ms, {pr['kernels']} kernels per step")
     speedup = rows[0]["samples_per_s"] / rows[1]["samples_per_s"]
     print(f"speed-up (cache / frames): {speedup:.1f}x (peak memory: {r['peak_kind']})")
     if args.json:

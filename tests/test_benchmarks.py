@@ -80,6 +80,7 @@ def test_gpu_check_runs_every_step_on_a_cpu(tmp_path):
     assert table.count("\n|") == 11 and "not run" not in table and "failed" not in table and "no result" not in table
     tt = json.loads((res / "train_throughput.json").read_text())
     assert [r["mode"] for r in tt["rows"]] == ["cache", "frames"] and tt["rows"][0]["placement"] == "host"
+    assert tt["rows"][0]["profile"]["host_s"] > 0 and tt["rows"][0]["profile"]["kernels"] == 0  # no CUDA here
     assert tt["compile"] is None and "reduce-overhead failed" not in table  # auto: eager on a CPU; no fallback run
     assert json.loads((res / "train_throughput_host.json").read_text())["rows"][0]["placement"] == "host"
     assert torch.isfinite(torch.tensor(tt["speedup"]))

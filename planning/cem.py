@@ -62,7 +62,7 @@ class CEMPlanner:
     def __init__(self, model, objective: LatentGoalObjective, horizon: int = 5, num_samples: int = 300,
                  topk: int = 30, opt_steps: int = 30, var_scale: float = 1.0, min_std: float = 0.05,
                  chunk_size: int = 4096, warm_start: bool = True, action_repeat: bool = False,
-                 prior=None, prior_std: float = 0.3, prior_weight: float = 1.0):
+                 prior=None, prior_std: float = 0.3, prior_weight: float = 3.0):
         if not 0 < topk <= num_samples:
             raise ValueError(f"need 0 < topk <= num_samples, got topk={topk}, num_samples={num_samples}")
         self.model, self.objective = model, objective

@@ -93,17 +93,13 @@ def compile_rollouts(cfg: DictConfig, model, device: str) -> None:
     from utils.torch_compile import compile_mode
 
     try:
-        mode = compile_mode(cfg.get("compile", "auto"), torch_device_type(device), "reduce-overhead")
+        mode = compile_mode(cfg.get("compile", "auto"), str(device).split(":")[0], "reduce-overhead")
     except ValueError as exc:
         raise PlanError(str(exc)) from exc
     if mode is not None and hasattr(model, "compile_for_rollouts"):
         log.info("compiling the predictor for rollouts (torch.compile mode %s): the first re-plans of each "
                  "batch size wait for it", mode)
         model.compile_for_rollouts(mode)
-
-
-def torch_device_type(device: str) -> str:
-    return str(device).split(":")[0]
 
 
 def episode_pool(cfg: DictConfig, run, data) -> list[int]:

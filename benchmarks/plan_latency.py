@@ -124,7 +124,7 @@ def profile_replan(planner, ctx: PlanContext, device: str, n_rows: int) -> None:
     print(events.table(sort_by=key, row_limit=n_rows))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num-samples", type=int, default=300)
@@ -143,40 +143,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", type=int, default=0, metavar="ROWS",
                    help="also profile one batched re-plan of the largest n_evals: the ROWS busiest ops")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    if args.num_samples < args.topk or min(args.n_evals) < 1:
-        print("plan_latency.py: error: need --num-samples >= --topk and --n-evals >= 1", file=sys.stderr)
-        return 2
-    device = args.device
-    if device == "auto":
-        from gpu_utils import select_gpus_for_run
+    return p
 
-        ids = select_gpus_for_run(num_gpus=1)
-        device = f"cuda:{ids[0]}" if ids else "cpu"
-    model, cfg = build_model(args.override, device)
-    from utils.torch_compile import compile_mode
 
-    try:
-        mode = compile_mode(args.compile, device.split(":")[0], "reduce-overhead")
-    except ValueError as exc:
-        print(f"plan_latency.py: error: {exc}", file=sys.stderr)
-        return 2
-    if mode is not None:
-        model.compile_for_rollouts(mode)
-    hw = torch.cuda.get_device_name(device) if device.startswith("cuda") else \
-        f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads"
-    print(f"# CEM re-plan latency: {args.num_samples} samples, top {args.topk}, horizon {args.horizon}, "
-          f"{args.opt_steps} iterations, chunk {args.chunk_size}; model img {cfg.img_size} "
-          f"({model.encoder.num_patches} patches), predictor {cfg.predictor.name}, torch.compile {mode or 'off'}; "
-          f"device {device} ({hw})")
-    planner = CEMPlanner(model, LatentGoalObjective(), horizon=args.horizon, num_samples=args.num_samples,
-                         topk=args.topk, opt_steps=args.opt_steps, chunk_size=args.chunk_size)
-    for b in sorted(set(args.n_evals)) if mode else [1]:  # warm-up: allocator, kernels, compiling each shape
+def pick_device(setting: str) -> str:
+    """``auto``: the best GPU through gpu_utils, else cpu; anything else as given."""
+    if setting != "auto":
+        return setting
+    from gpu_utils import select_gpus_for_run
+
+    ids = select_gpus_for_run(num_gpus=1)
+    return f"cuda:{ids[0]}" if ids else "cpu"
+
+
+def warm_up(planner, model, args: argparse.Namespace, device: str, mode: str | None) -> None:
+    """Allocator and kernels; when compiling, every batch size once (each new shape compiles)."""
+    for b in sorted(set(args.n_evals)) if mode else [1]:
         t = time.perf_counter()
         planner.plan(make_context(model, b, args.horizon, device))
         if mode:
             print(f"warm-up n_evals {b}: {time.perf_counter() - t:.1f} s (compiling)")
+
+
+def measure(planner, model, args: argparse.Namespace, device: str) -> tuple[list[tuple], PlanContext]:
+    """(rows (n_evals, batched s, loop s or None, peak MiB), the last context) over ``args.n_evals``."""
     rows = []
     for b in args.n_evals:
         ctx = make_context(model, b, args.horizon, device)
@@ -189,6 +179,36 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f", loop/batched {loop / batched:.2f}x" if loop else ""
         print(f"n_evals {b:3d}: batched {batched:8.2f} s/re-plan ({batched / b:.2f} s per episode)"
               + (f", per-episode loop {loop:8.2f} s" if loop else "") + ratio + f", peak memory {mem:.0f} MiB")
+    return rows, ctx
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.num_samples < args.topk or min(args.n_evals) < 1:
+        print("plan_latency.py: error: need --num-samples >= --topk and --n-evals >= 1", file=sys.stderr)
+        return 2
+    from utils.torch_compile import compile_mode
+
+    device = pick_device(args.device)
+    try:
+        mode = compile_mode(args.compile, device.split(":")[0], "reduce-overhead")
+    except ValueError as exc:
+        print(f"plan_latency.py: error: {exc}", file=sys.stderr)
+        return 2
+    model, cfg = build_model(args.override, device)
+    if mode is not None:
+        model.compile_for_rollouts(mode)
+    hw = torch.cuda.get_device_name(device) if device.startswith("cuda") else \
+        f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads"
+    print(f"# CEM re-plan latency: {args.num_samples} samples, top {args.topk}, horizon {args.horizon}, "
+          f"{args.opt_steps} iterations, chunk {args.chunk_size}; model img {cfg.img_size} "
+          f"({model.encoder.num_patches} patches), predictor {cfg.predictor.name}, torch.compile {mode or 'off'}; "
+          f"device {device} ({hw})")
+    planner = CEMPlanner(model, LatentGoalObjective(), horizon=args.horizon, num_samples=args.num_samples,
+                         topk=args.topk, opt_steps=args.opt_steps, chunk_size=args.chunk_size)
+    warm_up(planner, model, args, device, mode)
+    rows, ctx = measure(planner, model, args, device)
     report(rows, device, args, cfg, hw, mode)
     if args.profile:
         try:

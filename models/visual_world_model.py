@@ -124,8 +124,9 @@ class VWorldModel(nn.Module):
         Equal to feeding the window of the last ``num_hist`` frames to :meth:`predict` at every step, but
         cheaper: while the window still grows (t <= num_hist) the frames already fed keep their slot,
         content and action, so their keys / values are reused (``KVCache``) and only the new frame runs
-        through the predictor (``num_hist`` > 1 and not compiled, see :meth:`compile_for_rollouts`); once the window slides every frame moves to another position slot (the
-        learned position embedding differs) and sees another first frame, so nothing can be reused
+        through the predictor (only with ``num_hist`` > 1 and not compiled, see
+        :meth:`compile_for_rollouts`); once the window slides every frame moves to another position slot
+        (the learned position embedding differs) and sees another first frame, so nothing can be reused
         exactly and the whole window is recomputed, its last layer for the last frame only.
         """
         t0, total = z_obs.shape[1], act.shape[1]

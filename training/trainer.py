@@ -121,7 +121,7 @@ def compiled_model(cfg: Any, model: torch.nn.Module, device: torch.device):
     the optimizer work as in eager mode."""
     from utils.torch_compile import compile_mode
 
-    mode = compile_mode(cfg.training.get("compile", "false"), device.type, "default")
+    mode = compile_mode(cfg.training.get("compile", "auto"), device.type, "default")
     if mode is None:
         return None
     log.info("training step compiled with torch.compile (mode %s): the first step waits for it", mode)

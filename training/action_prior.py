@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from utils.atomic_files import atomic_directory
 from models.action_prior import PRIOR_DIR, ActionPrior, ActionPriorConfig, save_action_prior
+from utils.atomic_files import atomic_directory
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,12 @@ from accelerate.utils import gather_object, set_seed
 from omegaconf import OmegaConf
 
 from models.visual_world_model import VWorldModel
-from training.checkpoint import latest_checkpoint, save_checkpoint
 from training.batches import validation_batches
+from training.checkpoint import latest_checkpoint, save_checkpoint
 from training.data import TrainData, prepare_data, write_run_info
+from training.distributed import check_shared_run_dir, gather_rng_states
 from training.loss_meter import LossMeter
 from training.model_config import encoder_from_cfg, world_model_from_cfg
-from training.distributed import check_shared_run_dir, gather_rng_states
 from training.resume import Restored, RunMismatchError, find_resume_point, restore
 from training.run_config import frozen_config
 from training.wandb_setup import StepLog, init_wandb
@@ -64,7 +64,9 @@ class Session:
     wandb_id: str | None = None
     wandb: StepLog | None = None
     compiled: Any = None  # ``model`` through torch.compile (training.compile), or None: eager
-    compile_checked: bool = False  # a compiled step has succeeded
+    compile_checked: bool = False  # the first compiled steps have succeeded (see ``CHECKED_STEPS``)
+    compile_mode: str | None = None  # the torch.compile mode of ``compiled``
+    compiled_steps: int = 0
 
 
 def build_accelerator(cfg: Any) -> Accelerator:
@@ -104,24 +106,34 @@ def setup(cfg: Any, run_dir: Path, data_path: Path, accelerator: Accelerator) ->
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, warmup)))
     start = restore(ckpt, model, optimizer, scheduler, accelerator) if ckpt is not None else Restored()
     prepared, optimizer = accelerator.prepare(model, optimizer)
+    mode = compile_mode_for(cfg, accelerator)
     s = Session(cfg, run_dir, accelerator, data, prepared, accelerator.unwrap_model(prepared), params, optimizer,
                 scheduler, 1 if cfg.debug else int(t.epochs), start.epoch, start.step, start.wandb_run_id,
-                compiled=compiled_model(cfg, prepared, accelerator.device))
+                compiled=compiled_model(cfg, prepared, mode), compile_mode=mode)
     _start_logging(s)
     return s
 
 
-def compiled_model(cfg: Any, model: torch.nn.Module, device: torch.device):
-    """``model`` through ``torch.compile`` as ``training.compile`` asks (auto: on CUDA, mode "default"), else None.
+def compile_mode_for(cfg: Any, accelerator: Accelerator) -> str | None:
+    """The torch.compile mode ``training.compile`` asks for here (auto: on one CUDA device without gradient
+    accumulation, reduce-overhead; with either, default), or None: eager."""
+    from utils.torch_compile import training_compile_mode
+
+    mode, note = training_compile_mode(cfg.training.get("compile", "auto"), accelerator.device.type,
+                                       max(1, int(cfg.training.grad_accum)), accelerator.num_processes)
+    if note:
+        log.warning(note)
+    return mode
+
+
+def compiled_model(cfg: Any, model: torch.nn.Module, mode: str | None):
+    """``model`` through ``torch.compile`` in ``mode``, or None when ``mode`` is None (eager).
 
     The compiled module shares the model's parameters; it runs the full-size training batches only. The
     shorter last batch of an epoch and validation use the eager model, so the forward and backward are
-    compiled once, for one batch shape, on the first step (tens of seconds on a GPU). Mode "default"
-    (fused kernels, no CUDA graphs) keeps the gradients ordinary tensors, so accumulation, clipping and
-    the optimizer work as in eager mode."""
-    from utils.torch_compile import compile_mode
-
-    mode = compile_mode(cfg.training.get("compile", "auto"), device.type, "default")
+    compiled once, for one batch shape, on the first step (tens of seconds on a GPU). Mode
+    reduce-overhead also replays them as CUDA graphs; their outputs (the losses, the gradients) are read
+    before the next step replays (:func:`utils.torch_compile.mark_step`)."""
     if mode is None:
         return None
     log.info("training step compiled with torch.compile (mode %s): the first step waits for it", mode)
@@ -152,25 +164,34 @@ def accumulation_group(i: int, n_batches: int, grad_accum: int) -> tuple[int, bo
     return size, i == start + size - 1
 
 
+CHECKED_STEPS = 3  # compiled steps tried with a fallback: CUDA graphs are recorded on the 2nd, replayed from the 3rd
+
+
 def train_step(s: Session, batch: dict[str, torch.Tensor], group_size: int, sync: bool, epoch: int):
     """Forward + backward of one micro-batch (loss / group_size); the optimizer step when ``sync``.
 
-    Full-size batches go through the compiled model when there is one. Should compiling fail (on the first
-    compiled step: e.g. no working Triton for this GPU), training goes on eagerly after one warning."""
+    Full-size batches go through the compiled model when there is one. Should one of the first compiled
+    steps fail (compiling: e.g. no working Triton for this GPU; recording or replaying its CUDA graphs),
+    that step is redone and training goes on eagerly after one warning."""
+    from utils.torch_compile import mark_step
+
     full = next(iter(batch.values())).shape[0] == int(s.cfg.training.batch_size)
     if s.compiled is None or not full:
         return _train_step(s, s.model, batch, group_size, sync)
+    mark_step(s.compile_mode)
     if s.compile_checked:
         return _train_step(s, s.compiled, batch, group_size, sync)
     try:
         out = _train_step(s, s.compiled, batch, group_size, sync)
     except Exception as exc:  # noqa: BLE001 - compiler failures come as many exception types
-        log.warning("torch.compile failed on the first training step, training continues eagerly "
-                    "(training.compile=false skips compiling): %s", str(exc).strip().splitlines()[0][:300])
+        log.warning("torch.compile failed on compiled training step %d, training continues eagerly "
+                    "(training.compile=false skips compiling): %s", s.compiled_steps + 1,
+                    str(exc).strip().splitlines()[0][:300])
         s.compiled = None
         s.optimizer.zero_grad(set_to_none=True)
         return _train_step(s, s.model, batch, group_size, sync)
-    s.compile_checked = True
+    s.compiled_steps += 1
+    s.compile_checked = s.compiled_steps >= CHECKED_STEPS
     return out
 
 
@@ -247,7 +268,7 @@ def end_of_epoch(s: Session, epoch: int) -> None:
 
 
 def run_validation(s: Session, epoch: int) -> None:
-    t, acc = s.cfg.training, s.accelerator
+    acc = s.accelerator
     loader = validation_batches(s.data.val_batches, acc.process_index, acc.num_processes,
                                 DEBUG_VAL_BATCHES if s.cfg.debug else None)
     metrics = validate(s.raw, loader, acc)

@@ -8,6 +8,9 @@ compiling costs minutes of a short job and gains little), ``true`` (compile on a
 from __future__ import annotations
 
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# planning's auto mode: fused kernels without CUDA graphs of their own, because CEM records each re-plan's
+# iterations as one CUDA graph (planning.cuda_graph), which a predictor replaying its own graphs would forbid
+PLANNING_AUTO_MODE = "default"
 _OFF = ("false", "none", "off", "no", "0")
 _ON = ("true", "yes", "on", "1")
 
@@ -30,3 +33,32 @@ def compile_mode(setting: str | bool | None, device_type: str, auto_mode: str) -
     if mode == "reduce-overhead" and device_type != "cuda":
         mode = "default"  # CUDA graphs need CUDA
     return mode
+
+
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that replay CUDA graphs
+_NO_GRAPHS = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
+
+
+def training_compile_mode(setting: str | bool | None, device_type: str, grad_accum: int = 1,
+                          num_processes: int = 1) -> tuple[str | None, str | None]:
+    """(mode, note) for the training step: ``auto`` on CUDA replays forward + backward as CUDA graphs
+    (``reduce-overhead``: the small model's step is bound by the host launching ~1,500 kernels) when
+    each step's gradients are used at once by one process. With gradient accumulation (a replay would
+    overwrite the gradients being summed) or several processes (DDP's bucketed all-reduce) the graph
+    modes fall back to their graph-free twin, and ``note`` says why (None otherwise)."""
+    shared = grad_accum > 1 or num_processes > 1
+    mode = compile_mode(setting, device_type, "default" if shared else "reduce-overhead")
+    if mode in CUDA_GRAPH_MODES and shared:
+        why = f"training.grad_accum={grad_accum}" if grad_accum > 1 else f"{num_processes} processes"
+        return _NO_GRAPHS[mode], f"torch.compile mode {mode} replays CUDA graphs, which {why} cannot use: " \
+                                 f"mode {_NO_GRAPHS[mode]} instead"
+    return mode, None
+
+
+def mark_step(mode: str | None) -> None:
+    """Before each compiled training step in a CUDA-graph mode: the previous step's graph outputs are no
+    longer read, so the next replay may reuse their memory (``torch.compiler.cudagraph_mark_step_begin``)."""
+    if mode in CUDA_GRAPH_MODES:
+        import torch
+
+        torch.compiler.cudagraph_mark_step_begin()

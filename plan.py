@@ -89,11 +89,11 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
 
 
 def compile_rollouts(cfg: DictConfig, model, device: str) -> None:
-    """``compile`` (auto: on CUDA, reduce-overhead): the predictor compiled for rollouts; a bad value is refused."""
-    from utils.torch_compile import compile_mode
+    """``compile`` (auto: on CUDA, mode default): the predictor compiled for rollouts; a bad value is refused."""
+    from utils.torch_compile import PLANNING_AUTO_MODE, compile_mode
 
     try:
-        mode = compile_mode(cfg.get("compile", "auto"), str(device).split(":")[0], "reduce-overhead")
+        mode = compile_mode(cfg.get("compile", "auto"), str(device).split(":")[0], PLANNING_AUTO_MODE)
     except ValueError as exc:
         raise PlanError(str(exc)) from exc
     if mode is not None and hasattr(model, "compile_for_rollouts"):

@@ -18,6 +18,11 @@ from models.projection import Projection
 from models.vit import ViTPredictor
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype autocast computes in on ``device``'s type when it is on there, else None."""
+    return torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
+
+
 class VWorldModel(nn.Module):
     """DINO world model with an 80-D token (64 projected + 16 action).
 
@@ -42,18 +47,22 @@ class VWorldModel(nn.Module):
         self.align_weight, self.dyn_weight, self.decoder_weight = align_weight, dyn_weight, decoder_weight
         self.target_stop_grad, self.residual = target_stop_grad, residual
         self.rollout_compiled = False  # set by compile_for_rollouts
+        self.rollout_graphs = False    # the compiled predictor replays its own CUDA graphs (reduce-overhead)
 
-    def compile_for_rollouts(self, mode: str = "reduce-overhead", backend: str = "inductor") -> None:
+    def compile_for_rollouts(self, mode: str = "default", backend: str = "inductor") -> None:
         """Compile the predictor for planning rollouts (``torch.compile``, in place: parameters and
-        ``state_dict`` keys unchanged). Fuses the predictor's small ops into a few kernels and, with
-        ``mode="reduce-overhead"``, replays them as CUDA graphs: a rollout step of a small batch is no
-        longer bound by the host launching ~100 kernels. The first call of each input shape compiles
-        (tens of seconds on a GPU). Rollouts then feed the whole window at every step instead of reusing
-        a key/value cache: a compiled graph's outputs (the cached keys / values) may be overwritten by
-        its next replay, and the window is at most ``num_hist`` frames. Results are the same up to
-        floating-point rounding."""
+        ``state_dict`` keys unchanged). Fuses the predictor's small ops into a few kernels. With mode
+        ``default`` a planner may record whole iterations as CUDA graphs (CEM does, see
+        :mod:`planning.cuda_graph`); ``reduce-overhead`` replays the predictor's own CUDA graphs instead
+        (``rollout_graphs``: then a planner must not record its own). The first call of each input shape
+        compiles (tens of seconds on a GPU). Compiled rollouts feed the whole window at every step instead of
+        reusing a key/value cache (the cache's Python state does not trace, and a reduce-overhead graph's
+        outputs may be overwritten by its next replay); the window is at most ``num_hist`` frames. Results are
+        the same up to floating-point rounding."""
+        from utils.torch_compile import CUDA_GRAPH_MODES
+
         self.predictor.compile(mode=mode, backend=backend)
-        self.rollout_compiled = True
+        self.rollout_compiled, self.rollout_graphs = True, mode in CUDA_GRAPH_MODES
 
     @property
     def has_decoder(self) -> bool:
@@ -128,11 +137,15 @@ class VWorldModel(nn.Module):
         :meth:`compile_for_rollouts`); once the window slides every frame moves to another position slot
         (the learned position embedding differs) and sees another first frame, so nothing can be reused
         exactly and the whole window is recomputed, its last layer for the last frame only.
+
+        Under autocast (planning on a GPU: bf16) the predictor's residual stream is kept in the autocast
+        dtype too, which halves its memory traffic; the latents in ``out`` stay fp32 (the residual update
+        of each step is added in fp32), so rounding does not build up over the horizon.
         """
         t0, total = z_obs.shape[1], act.shape[1]
         if total < t0:
             raise ValueError(f"act has {total} steps, fewer than the {t0} observed frames")
-        d = self.projected_dim
+        d, stream = self.projected_dim, autocast_dtype(z_obs.device)
         out = z_obs.new_empty(z_obs.shape[0], total + 1, *z_obs.shape[2:])  # [B, T0+H+1, P, 64]
         out[:, :t0] = z_obs
         # a cache pays only when the window holds several frames; compiled rollouts never keep one
@@ -142,10 +155,10 @@ class VWorldModel(nn.Module):
             lo = max(0, t - self.num_hist)
             if cache is not None and lo == 0:  # growing window: feed the frames not yet in the cache
                 z = self.replace_actions_from_z(out[:, cache.frames : t], act[:, cache.frames : t])
-                pred = self.predictor(z, cache=cache, last_frame_only=True)[:, -1]
+                pred = self.predictor(z, cache=cache, last_frame_only=True, stream_dtype=stream)[:, -1]
             else:
                 z = self.replace_actions_from_z(out[:, lo:t], act[:, lo:t])
-                pred = self.predictor(z, last_frame_only=True)[:, -1]
+                pred = self.predictor(z, last_frame_only=True, stream_dtype=stream)[:, -1]
             out[:, t] = pred + z[:, -1, :, :d] if self.residual else pred
         return out
 

@@ -141,12 +141,15 @@ class ViTPredictor(nn.Module):
         p = self.num_patches
         return self.mask[start * p : (start + t) * p, : (start + t) * p]
 
-    def forward(self, z: Tensor, cache: KVCache | None = None, last_frame_only: bool = False) -> Tensor:
+    def forward(self, z: Tensor, cache: KVCache | None = None, last_frame_only: bool = False,
+                stream_dtype: torch.dtype | None = None) -> Tensor:
         """z [B, T, P, in_dim] -> [B, T, P, out_dim] ([B, 1, P, out_dim] with ``last_frame_only``).
 
         With ``cache``, ``z`` holds the frames that follow the ``cache.frames`` cached ones (they take
         position slots cache.frames..) and the cache is extended with them. ``last_frame_only`` computes
         the last layer for the last frame's tokens only (what a rollout step needs); exact either way.
+        ``stream_dtype``: the residual stream's dtype (None: fp32, as the position embedding makes it;
+        rollouts under bf16 autocast pass bf16, which halves the traffic between the blocks).
         """
         b, t, p, _ = z.shape
         start = cache.frames if cache is not None else 0
@@ -154,6 +157,8 @@ class ViTPredictor(nn.Module):
             raise ValueError(f"predictor built for <= {self.num_frames} frames x {self.num_patches} patches, "
                              f"got {start} cached + {t} x {p}")
         x = rearrange(z, "b t p d -> b (t p) d") + self.pos_embedding[:, start * p : (start + t) * p]
+        if stream_dtype is not None:
+            x = x.to(stream_dtype)
         mask, last = self._mask(start, t), len(self.blocks) - 1
         for i, blk in enumerate(self.blocks):
             kv = (cache, i) if cache is not None else None

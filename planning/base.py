@@ -9,6 +9,7 @@ Shapes: ``B`` episodes planned together, ``N`` candidate sequences per episode, 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import inspect
 from collections.abc import Mapping
@@ -225,7 +226,7 @@ def expand_obs(obs_0: dict[str, torch.Tensor], index: torch.Tensor) -> dict[str,
 
 @torch.no_grad()
 def evaluate_candidates(model, objective: LatentGoalObjective, ctx: PlanContext, candidates: torch.Tensor,
-                        chunk_size: int) -> torch.Tensor:
+                        chunk_size: int, z_obs: torch.Tensor | None = None) -> torch.Tensor:
     """Objective of every candidate sequence of every episode, in batched chunks.
 
     All ``B * N`` rollouts go through the model together, ``chunk_size`` of them per forward pass
@@ -234,17 +235,20 @@ def evaluate_candidates(model, objective: LatentGoalObjective, ctx: PlanContext,
 
     Args:
         candidates: [B, N, h, A] normalised action sequences.
+        z_obs: [B, T0, P, D] ``ctx.obs_0`` already encoded (:func:`encode_context`), or None: encoded here.
     Returns:
         [B, N] costs.
     """
     b, n = candidates.shape[:2]
     flat = rearrange(candidates, "b n h a -> (b n) h a")
-    episode_of = torch.arange(b, device=flat.device).repeat_interleave(n)
-    z_obs = encode_context(model, ctx)
+    episode_of = torch.arange(b * n, device=flat.device) // n  # [B*N]: no host sync (CEM graphs this call)
+    if z_obs is None:
+        z_obs = encode_context(model, ctx)
     costs = []
     for start in range(0, b * n, max(1, chunk_size)):
         idx = episode_of[start:start + chunk_size]
-        obs = expand_obs(ctx.obs_0, idx)
+        # latent rollouts read only the number of history frames of obs_0: its frames are not copied per sample
+        obs = expand_obs(ctx.obs_0, idx) if z_obs is None else ctx.obs_0
         z = rollout_predictions(model, obs, ctx.past_actions[idx], flat[start:start + chunk_size],
                                 z_obs=None if z_obs is None else z_obs[idx])
         costs.append(objective(z, ctx.z_goal[idx].float()))
@@ -258,9 +262,30 @@ def pin_fixed_dims(ctx: PlanContext, actions: torch.Tensor) -> torch.Tensor:
     return actions.masked_fill(ctx.fixed_dims.to(actions.device), 0.0)
 
 
-def per_episode_noise(generators: list[torch.Generator], shape: tuple[int, ...], device, dtype=torch.float32):
-    """Standard normal noise [B, *shape], episode ``i`` drawn from ``generators[i]`` (CPU), moved to device."""
-    return torch.stack([torch.randn(shape, generator=g, dtype=dtype) for g in generators]).to(device)
+def per_episode_noise_steps(generators: list[torch.Generator], steps: int, shape: tuple[int, ...], device,
+                            dtype=torch.float32) -> torch.Tensor:
+    """Standard normal noise [steps, B, *shape] for ``steps`` iterations: episode ``i`` drawn from
+    ``generators[i]`` (CPU), iteration by iteration (the numbers one draw per iteration would give), and
+    moved to ``device`` in one copy that does not wait for the GPU (pinned host memory)."""
+    noise = torch.empty(steps, len(generators), *shape, dtype=dtype)
+    for k in range(steps):
+        for i, g in enumerate(generators):
+            noise[k, i] = torch.randn(shape, generator=g, dtype=dtype)
+    device = torch.device(device)
+    if device.type == "cuda":
+        return noise.pin_memory().to(device, non_blocking=True)
+    return noise.to(device)
+
+
+def context_on(ctx: PlanContext, device) -> PlanContext:
+    """``ctx`` with its per-action tensors (bounds, fixed dims, gripper levels) on ``device``: the planner's
+    iterations then copy nothing from the host (a copy would wait for the GPU, and cannot be graphed)."""
+    gripper = ctx.gripper
+    if gripper is not None:
+        gripper = GripperLevels(gripper.dims.to(device), gripper.open.to(device), gripper.close.to(device))
+    return dataclasses.replace(ctx, action_low=ctx.action_low.to(device), action_high=ctx.action_high.to(device),
+                               fixed_dims=None if ctx.fixed_dims is None else ctx.fixed_dims.to(device),
+                               gripper=gripper)
 
 
 def per_episode_uniform(generators: list[torch.Generator], shape: tuple[int, ...], device, dtype=torch.float32):

@@ -76,6 +76,8 @@ class LatentGoalObjective:
 
     def __call__(self, z_pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:
         """Weighted cost [B] of predicted latents ``z_pred`` [B, h, P, D] against ``z_goal``."""
+        if self.mode == "last":  # only the last step has weight: the others are not compared at all
+            return self.per_step(z_pred[:, -1:], z_goal)[:, 0]
         per_step = self.per_step(z_pred, z_goal)
         w = self.step_weights(per_step.shape[1], device=per_step.device).to(per_step.dtype)
         return per_step @ w

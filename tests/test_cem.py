@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from planning.cem import CEMPlanner
@@ -158,3 +159,78 @@ def test_gripper_levels_snap_to_the_nearer_level():
     g = GripperLevels(dims=torch.tensor([False, True]), open=torch.tensor([0.0, -1.0]), close=torch.tensor([0.0, 2.0]))
     x = torch.tensor([[0.3, 0.4], [0.3, 0.6], [-5.0, -3.0]])
     torch.testing.assert_close(g.snap(x), torch.tensor([[0.3, -1.0], [0.3, 2.0], [-5.0, -1.0]]))
+
+
+def _record_on_cpu(monkeypatch, fail: bool = False):
+    """CEM's iteration recorded and replayed with the stand-in recorder of tests/test_cuda_graph.py."""
+    from planning import cuda_graph
+    from tests.test_cuda_graph import Recorder
+
+    rec = Recorder(fail=fail)
+    monkeypatch.setattr(cuda_graph, "_record", rec)
+    monkeypatch.setattr(cuda_graph, "_graphable", lambda x: True)
+    return rec
+
+
+def test_cem_replayed_iterations_equal_eager_ones_with_a_prior(monkeypatch):
+    """The iteration is a pure function of its tensors: replaying it on static buffers (as a CUDA graph
+    does) gives the eager plan exactly, with the prior's proposal and weight, and every re-plan records."""
+    from tests.toy_dynamics import LatentToyModel, OraclePrior
+
+    model = LatentToyModel(action_dim=A)
+    kw = dict(horizon=H, num_samples=30, topk=5, opt_steps=6, prior=OraclePrior(model), prior_weight=3.0)
+    eager = CEMPlanner(model, LatentGoalObjective(), cuda_graph=False, **kw).plan(toy_context(model, _optimum(2)))
+    rec = _record_on_cpu(monkeypatch)
+    planner = CEMPlanner(model, LatentGoalObjective(), **kw)
+    replayed = planner.plan(toy_context(model, _optimum(2)))
+    torch.testing.assert_close(replayed.actions, eager.actions, rtol=0, atol=0)
+    torch.testing.assert_close(replayed.cost, eager.cost, rtol=0, atol=0)
+    assert rec.records == 1 and rec.replays == kw["opt_steps"] - 1 and planner._graph_checked
+    planner.plan(toy_context(model, _optimum(2)))
+    assert rec.records == 2
+
+
+def test_cem_turns_its_graph_off_after_a_failed_recording(monkeypatch, caplog):
+    model = ToyLinearWorldModel(action_dim=A)
+    kw = dict(horizon=H, num_samples=20, topk=4, opt_steps=4)
+    eager = CEMPlanner(model, LatentGoalObjective(), cuda_graph=False, **kw).plan(toy_context(model, _optimum(2)))
+    _record_on_cpu(monkeypatch, fail=True)
+    planner = CEMPlanner(model, LatentGoalObjective(), **kw)
+    with caplog.at_level("WARNING"):
+        res = planner.plan(toy_context(model, _optimum(2)))
+    torch.testing.assert_close(res.actions, eager.actions, rtol=0, atol=0)
+    assert not planner.cuda_graph and "CEM iterations run eagerly from now on" in caplog.text
+
+
+def test_cem_records_nothing_when_the_predictor_replays_its_own_graphs(monkeypatch):
+    model = ToyLinearWorldModel(action_dim=A)
+    model.rollout_graphs = True  # compiled with mode reduce-overhead: graphs cannot nest
+    rec = _record_on_cpu(monkeypatch)
+    CEMPlanner(model, LatentGoalObjective(), horizon=H, num_samples=20, topk=4, opt_steps=4).plan(
+        toy_context(model, _optimum(1)))
+    assert rec.records == 0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs it)")
+@pytest.mark.parametrize("compiled", [False, True])
+def test_cem_on_a_gpu_records_its_iterations_and_plans_as_eagerly(compiled):
+    """The real thing: the demo-size world model on CUDA (bf16 rollouts), CEM's iterations recorded as a
+    CUDA graph (checked against an eager iteration inside) give the eager plan's cost, also with the
+    predictor compiled (mode default, planning's auto)."""
+    from benchmarks.plan_latency import build_model, make_context
+
+    model, _ = build_model([], "cuda")
+    torch.manual_seed(1)
+    torch.nn.init.normal_(model.predictor.head.weight, std=0.2)  # actions must matter
+    if compiled:
+        torch._dynamo.reset()
+        model.compile_for_rollouts("default")
+    kw = dict(horizon=4, num_samples=64, topk=8, opt_steps=6)
+    eager = CEMPlanner(model, LatentGoalObjective(), cuda_graph=False, **kw).plan(make_context(model, 3, 4, "cuda"))
+    planner = CEMPlanner(model, LatentGoalObjective(), **kw)
+    graphed = planner.plan(make_context(model, 3, 4, "cuda"))
+    assert planner.cuda_graph and planner._graph_checked
+    torch.testing.assert_close(graphed.cost, eager.cost, rtol=2e-2, atol=1e-3)
+    again = planner.plan(make_context(model, 3, 4, "cuda"))  # a second re-plan records a new graph
+    torch.testing.assert_close(again.cost, graphed.cost, rtol=2e-2, atol=1e-3)

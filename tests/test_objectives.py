@@ -18,6 +18,18 @@ def test_last_step_mode_only_sees_the_final_step():
     assert cost[0] == 0 and cost[1] == pytest.approx(1.0)
 
 
+def test_last_step_mode_equals_the_weighted_sum_and_ignores_non_finite_earlier_steps():
+    """Mode "last" compares only the last step: the same cost as weighting every step's cost with
+    (0, ..., 0, 1), without computing the others (an inf earlier on no longer turns it into NaN)."""
+    torch.manual_seed(0)
+    obj = LatentGoalObjective(mode="last", alpha=2.0, alignment_dim=3)
+    z, goal = torch.randn(5, 4, 6, 8), torch.randn(5, 1, 6, 8)
+    weighted = obj.per_step(z, goal) @ obj.step_weights(4)
+    assert torch.equal(obj(z, goal), weighted)
+    z[:, 0] = float("inf")
+    assert torch.equal(obj(z, goal), weighted)
+
+
 def test_all_mode_discounts_earlier_steps():
     obj = LatentGoalObjective(mode="all", discount=0.5)
     w = obj.step_weights(3)

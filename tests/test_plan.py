@@ -207,8 +207,9 @@ def test_plan_projected_latent_is_the_default_plan_config():
 
 
 def test_compile_setting_reaches_the_model_and_a_bad_one_is_refused():
-    import plan
     from omegaconf import OmegaConf
+
+    import plan
 
     calls = []
 
@@ -220,6 +221,8 @@ def test_compile_setting_reaches_the_model_and_a_bad_one_is_refused():
     assert calls == []  # auto: eager on a CPU (what every CPU test and run_demo.sh use)
     plan.compile_rollouts(OmegaConf.create({"compile": "auto"}), Model(), "cuda:1")
     plan.compile_rollouts(OmegaConf.create({"compile": "true"}), Model(), "cpu")
-    assert calls == ["reduce-overhead", "default"]
+    plan.compile_rollouts(OmegaConf.create({"compile": "reduce-overhead"}), Model(), "cuda:0")
+    # auto on a GPU: fused kernels only, CEM records its iterations as one CUDA graph itself
+    assert calls == ["default", "default", "reduce-overhead"]
     with pytest.raises(plan.PlanError, match="compile setting must be"):
         plan.compile_rollouts(OmegaConf.create({"compile": "fastest"}), Model(), "cpu")

@@ -200,6 +200,37 @@ def test_compiled_rollouts_equal_eager_rollouts_without_a_cache(num_hist, t0):
     torch.testing.assert_close(m.rollout_latents(z_obs[:1], act[:1]), expected[:1], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("num_hist,t0", [(1, 1), (3, 1)])
+@torch.no_grad()
+def test_rollouts_under_bf16_autocast_keep_a_bf16_residual_stream_and_fp32_latents(num_hist, t0):
+    """Under autocast (planning on a GPU) the blocks pass bf16 between them, the rollout's latents stay
+    fp32 and close to the fp32 rollout; without autocast (CPU planning, training) nothing changes."""
+    m = make(num_hist=num_hist, predictor={"depth": 2, "heads": 2}).eval()
+    torch.manual_seed(1)
+    for name, p in m.named_parameters():
+        if not name.startswith("encoder."):
+            p.add_(0.2 * torch.randn_like(p))
+    z_obs, act = torch.randn(B, t0, 4, 16), torch.randn(B, t0 + 4, 14)
+    stream = []
+    hook = m.predictor.blocks[1].register_forward_pre_hook(lambda mod, args: stream.append(args[0].dtype))
+    fp32 = m.rollout_latents(z_obs, act)
+    assert set(stream) == {torch.float32}
+    stream.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = m.rollout_latents(z_obs, act)
+    hook.remove()
+    assert set(stream) == {torch.bfloat16} and bf16.dtype == torch.float32
+    assert (bf16 - fp32).abs().max() < 0.05 * fp32.abs().max()
+    # the training forward under autocast keeps its fp32 stream (its numerics do not change)
+    z = m.replace_actions_from_z(torch.randn(B, num_hist, 4, 16), torch.randn(B, num_hist, 14))
+    stream.clear()
+    hook = m.predictor.blocks[1].register_forward_pre_hook(lambda mod, args: stream.append(args[0].dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        m.predict(z)
+    hook.remove()
+    assert set(stream) == {torch.float32}
+
+
 def test_compiled_training_forward_keeps_the_frozen_encoder_eager():
     """Under torch.compile the frozen encoder runs outside the graph (``torch.compiler.disable``): the
     losses equal the eager ones, with frames (re-encoded) as with cached features."""

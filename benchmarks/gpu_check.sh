@@ -34,10 +34,11 @@ if [ "$QUICK" = 1 ]; then  # tiny sizes: every step and the report run in a coup
   DATA=(--episodes 4 --frames 30 --size 28); IMG=28; ENC=(encoder.num_layers=1); STEPS=(--steps 2 --warmup 1)
   BATCHES=(4); EPOCHS=1; EPOCHS_BIG=1; TIMEOUT=300
   PLAN=(--num-samples 16 --topk 4 --opt-steps 2); N_EVALS=(1 2); H_LONG=6
+  TBACK=(training.compile_backend=eager)  # a compiled training run traces only: inductor on a CPU takes a minute
 else
   DATA=(--episodes 50 --frames 150 --size 84); IMG=196; ENC=(); STEPS=(--steps 50 --warmup 10)
   BATCHES=(32 256); EPOCHS=6; EPOCHS_BIG=12; TIMEOUT=150
-  PLAN=(); N_EVALS=(1 10); H_LONG=25
+  PLAN=(); N_EVALS=(1 10); H_LONG=25; TBACK=()
 fi
 SYN=$WORK/syn_$QUICK
 ENC_OV=(); for o in "${ENC[@]+"${ENC[@]}"}"; do ENC_OV+=(--override "$o"); done
@@ -58,8 +59,8 @@ step() {  # step NAME CMD...: run with a timeout, log to $RES/NAME.log, record t
 
 step env "$PY" -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', platform.python_version()); print('device', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu')"
 step data "$PY" benchmarks/synthetic_dataset.py --out "$SYN" "${DATA[@]}"
-# the targets first (planning and training compile on CUDA: plan.py compile=auto, training.compile=auto),
-# then, while time is left, the same without compiling (the before / after on this card) and the extras
+# the targets first, as users run them on CUDA: plan.py compile=auto (mode default, CEM's iterations replayed as
+# one CUDA graph per re-plan), training.compile=auto (mode reduce-overhead); then the comparisons
 PL=(benchmarks/plan_latency.py --device "$DEVICE" "${PLAN[@]+"${PLAN[@]}"}" "${ENC_OV[@]+"${ENC_OV[@]}"}")
 FULL=(--override predictor=vit --override "img_size=$IMG")
 step plan_full "$PY" "${PL[@]}" "${FULL[@]}" --n-evals "${N_EVALS[@]}" --json "$RES/plan_full.json"
@@ -69,7 +70,7 @@ train_run() {  # train_run NAME BATCH EPOCHS COMPILE
     training.mixed_precision=bf16 encoder.pretrained=false wandb.mode=disabled gpu.auto_select=false \
     "training.batch_size=$2" "training.epochs=$3" "training.compile=$4" training.val_every=1000 \
     training.save_every=1000 training.log_every=50 action_prior.train=false "hydra.run.dir=$WORK/run_${QUICK}_$1" \
-    "${ENC[@]+"${ENC[@]}"}"
+    "${ENC[@]+"${ENC[@]}"}" "${TBACK[@]+"${TBACK[@]}"}"
 }
 train_run "train_bs${BATCHES[-1]}" "${BATCHES[-1]}" "$EPOCHS_BIG" auto
 TIMEOUT=$((TIMEOUT + 90))  # three processes, two of which compile
@@ -80,10 +81,21 @@ TIMEOUT=$((TIMEOUT - 90))
 step plan_long "$PY" "${PL[@]}" "${FULL[@]}" --horizon "$H_LONG" --n-evals "${N_EVALS[-1]}" --no-loop \
   --json "$RES/plan_long.json"
 step plan_demo "$PY" "${PL[@]}" --n-evals "${N_EVALS[@]}" --json "$RES/plan_demo.json"
-if [ "$(cat "$RES/plan_full.status")" != 0 ]; then  # reduce-overhead failed here: the same with fused kernels only
-  step plan_full_default "$PY" "${PL[@]}" "${FULL[@]}" --compile default --n-evals "${N_EVALS[@]}" \
-    --json "$RES/plan_full_default.json"
-fi
+# the GPU-only tests: CEM's recorded iterations and reduce-overhead training steps against eager ones
+step gpu_tests "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda_graph.py tests/test_cem.py \
+  tests/test_trainer.py
+# the comparisons, while time is left: what each change does on this card (CEM's CUDA graph; reduce-overhead
+# training vs mode default; planning with the predictor's own graphs, with max-autotune epilogue fusion, eager)
+step plan_full_nograph "$PY" "${PL[@]}" "${FULL[@]}" --no-cuda-graph --n-evals "${N_EVALS[@]}" --no-loop \
+  --json "$RES/plan_full_nograph.json"
+step train_profile_big "$PY" benchmarks/train_throughput.py --data "$SYN" --device "$DEVICE" --img-size "$IMG" \
+  --batch-size "${BATCHES[-1]}" --mixed-precision bf16 --only-cache --random-encoder "${STEPS[@]}" \
+  "${ENC_OV[@]+"${ENC_OV[@]}"}" --profile 25 --json "$RES/train_profile_big.json"
+train_run "train_bs${BATCHES[-1]}_default" "${BATCHES[-1]}" "$EPOCHS_BIG" default
+step plan_full_ro "$PY" "${PL[@]}" "${FULL[@]}" --compile reduce-overhead --n-evals "${N_EVALS[@]}" --no-loop \
+  --json "$RES/plan_full_ro.json"
+step plan_full_mac "$PY" "${PL[@]}" "${FULL[@]}" --compile max-autotune-no-cudagraphs --n-evals "${N_EVALS[@]}" \
+  --no-loop --json "$RES/plan_full_mac.json"
 step plan_full_eager "$PY" "${PL[@]}" "${FULL[@]}" --compile false --n-evals "${N_EVALS[@]}" --no-loop \
   --json "$RES/plan_full_eager.json"
 if [ "${#BATCHES[@]}" -gt 1 ]; then train_run "train_bs${BATCHES[0]}" "${BATCHES[0]}" "$EPOCHS" auto; fi

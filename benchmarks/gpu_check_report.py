@@ -65,24 +65,56 @@ def row_throughput_eager(res: Path) -> list[str]:
                            None)
 
 
+def row_profile_big(res: Path) -> list[str]:
+    """The cached training step at the large batch, bf16, profiled: is it bound by the host or the GPU?"""
+    name, what = "train_profile_big", "`train_throughput.py --mixed-precision bf16 --only-cache --profile`, large batch"
+    d = load(res, name)
+    if status(res, name) or d is None:
+        return [what, status(res, name) or "no result", "(where the step's time goes)", "-"]
+    r = d["rows"][0]
+    fig = f"batch {r['batch_size']}: {r['samples_per_s']:,.0f} samples/s, torch.compile {d.get('compile') or 'off'}"
+    if r.get("profile"):
+        p = r["profile"]
+        fig += (f"; one step: host {p['host_s'] * 1e3:.1f} ms, GPU busy {p['device_busy_s'] * 1e3:.1f} ms, "
+                f"{p['kernels']} kernels")
+    return [what, fig, "(where the step's time goes)", "-"]
+
+
 def row_throughput_host(res: Path) -> list[str]:
     return _throughput_row(res, "train_throughput_host", "same, `--cache-on-device false --num-workers 4` (cache "
                            "too big for the GPU: pinned host batches)", "(no target)", None)
 
 
-def row_training(res: Path, bs: int) -> list[str]:
-    name, what = f"train_bs{bs}", f"`train_robomimic_compress.py img_size=196 predictor=vit bf16`, batch {bs}"
+def row_training(res: Path, bs: int, suffix: str = "", target: bool = True) -> list[str]:
+    """Row of the trainer run ``train_bs{bs}{suffix}``; ``target``: judged against 10,000 samples/s."""
+    name, what = f"train_bs{bs}{suffix}", f"`train_robomimic_compress.py img_size=196 predictor=vit bf16`, batch {bs}"
     log = (res / f"{name}.log").read_text(errors="replace") if (res / f"{name}.log").is_file() else ""
     epochs = EPOCH_LINE.findall(log)
+    goal = ">= 10,000 samples/s" if target else "(comparison)"
     if status(res, name) or not epochs:
-        return [what, status(res, name) or "no epoch line in the log", ">= 10,000 samples/s", "-"]
+        return [what + suffix.replace("_", ", training.compile="), status(res, name) or "no epoch line in the log",
+                goal, "-"]
     params = PARAMS_LINE.search(log)
     compiled = COMPILE_LINE.search(log)
     what += f", torch.compile {compiled.group(1) if compiled else 'off'}"
     last = float(epochs[-1][3])
     fig = (f"{last:,.0f} samples/s (last of {len(epochs)} epochs, {epochs[-1][2]} steps in all; first epoch "
            f"{float(epochs[0][3]):,.0f}){f', {int(params.group(1)):,} parameters' if params else ''}")
-    return [what, fig, ">= 10,000 samples/s", mark(last >= 10_000)]
+    return [what, fig, goal, mark(last >= 10_000) if target else "-"]
+
+
+PYTEST_LINE = re.compile(r"^=*\s*((?:\d+ \w+(?:, )?)+) in [\d.]+s", re.M)
+
+
+def row_gpu_tests(res: Path) -> list[str]:
+    """The GPU-only tests (``pytest -m cuda``): their summary line."""
+    what, target = "`pytest -m cuda` (CEM's CUDA graph, reduce-overhead training vs eager)", "all pass"
+    log = (res / "gpu_tests.log").read_text(errors="replace") if (res / "gpu_tests.log").is_file() else ""
+    found = PYTEST_LINE.findall(log)
+    if not found:
+        return [what, status(res, "gpu_tests") or "no summary line", target, "-"]
+    summary = found[-1].strip()
+    return [what, summary, target, mark(status(res, "gpu_tests") is None and "skipped" not in summary)]
 
 
 def _plan_row(res: Path, name: str, what: str, target: str, figure) -> list[str]:
@@ -92,7 +124,8 @@ def _plan_row(res: Path, name: str, what: str, target: str, figure) -> list[str]
     if err:
         return [what, err, target, "-"]
     text, ok = figure(d)
-    return [f"{what}, torch.compile {d.get('compile') or 'off'}", text, target, mark(ok)]
+    return [f"{what}, torch.compile {d.get('compile') or 'off'}, CUDA graphs {d.get('graphs', '?')}", text, target,
+            mark(ok)]
 
 
 def _demo_figure(d: dict) -> tuple[str, bool]:
@@ -124,17 +157,16 @@ def row_plan_full(res: Path) -> list[str]:
                      "1 episode <= 0.3 s; 10 episodes <= 1.5 s", _full_figure)
 
 
-def row_plan_full_default(res: Path) -> list[str]:
-    if status(res, "plan_full_default") == "not run":
-        return []
-    return _plan_row(res, "plan_full_default", "same, `--compile default` (run because reduce-overhead failed)",
-                     "1 episode <= 0.3 s; 10 episodes <= 1.5 s", _full_figure)
-
-
-def row_plan_full_eager(res: Path) -> list[str]:
-    row = _plan_row(res, "plan_full_eager", "same, `--compile false --no-loop` (eager, before)", "(no target)",
-                    lambda d: (_full_figure(d)[0], True))
+def row_plan_compared(res: Path, name: str, what: str) -> list[str]:
+    """A full-size planning row without a target (a comparison: another compile mode, no CUDA graph)."""
+    row = _plan_row(res, name, what, "(comparison)", lambda d: (_full_figure(d)[0], True))
     return row[:3] + ["-"]
+
+
+COMPARED_PLANS = (("plan_full_nograph", "same, `--no-cuda-graph` (CEM iterations eager)"),
+                  ("plan_full_ro", "same, `--compile reduce-overhead` (the predictor's own graphs)"),
+                  ("plan_full_mac", "same, `--compile max-autotune-no-cudagraphs` (epilogue fusion)"),
+                  ("plan_full_eager", "same, `--compile false` (eager kernels)"))
 
 
 def row_plan_long(res: Path) -> list[str]:
@@ -159,9 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpu_check_report.py: error: {res} is not a folder", file=sys.stderr)
         return 2
     env = (res / "env.log").read_text().strip().replace("\n", "; ") if (res / "env.log").is_file() else "?"
-    rows = [row_throughput(res), row_throughput_eager(res), *(row_training(res, b) for b in args.batches),
-            row_plan_demo(res), row_plan_full(res), row_plan_full_default(res), row_plan_full_eager(res),
-            row_plan_long(res), row_plan_hist3(res), row_throughput_host(res)]
+    rows = [row_gpu_tests(res), row_throughput(res), row_throughput_eager(res), *(row_training(res, b) for b in args.batches),
+            row_profile_big(res), row_training(res, args.batches[-1], "_default", target=False), row_plan_demo(res), row_plan_full(res),
+            *(row_plan_compared(res, n, w) for n, w in COMPARED_PLANS), row_plan_long(res), row_plan_hist3(res),
+            row_throughput_host(res)]
     rows = [r for r in rows if r]
     print(f"## issue 10 GPU figures ({env})\n")
     print("| what | figure | target | met |\n| --- | --- | --- | --- |")

@@ -90,7 +90,8 @@ def timed(fn, device: str) -> float:
     return time.perf_counter() - t
 
 
-def report(rows: list[tuple], device: str, args: argparse.Namespace, cfg, hw: str, mode: str | None = None) -> None:
+def report(rows: list[tuple], device: str, args: argparse.Namespace, cfg, hw: str, mode: str | None = None,
+           graphs: str = "off") -> None:
     """The markdown table of ``rows`` (n_evals, batched s, loop s or None, peak MiB), and the JSON file."""
     print("\n| n_evals | batched s/re-plan | per-episode loop s | loop / batched | peak MiB |")
     print("|---|---|---|---|---|")
@@ -103,7 +104,7 @@ def report(rows: list[tuple], device: str, args: argparse.Namespace, cfg, hw: st
         Path(args.json).write_text(json.dumps({
             "device": hw, "img_size": int(cfg.img_size), "predictor": str(cfg.predictor.name),
             "heads": int(cfg.predictor.heads), "num_hist": int(cfg.num_hist), "horizon": args.horizon,
-            "num_samples": args.num_samples, "opt_steps": args.opt_steps, "peak_kind": mem_note, "compile": mode,
+            "num_samples": args.num_samples, "opt_steps": args.opt_steps, "peak_kind": mem_note, "compile": mode, "graphs": graphs,
             "rows": [{"n_evals": b, "batched_s": bt, "loop_s": lp, "peak_mib": mem} for b, bt, lp, mem in rows]},
             indent=1))
 
@@ -137,13 +138,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (a GPU via gpu_utils if any) | cpu | cuda:N")
     p.add_argument("--override", action="append", default=[], help="training-config override, repeatable")
     p.add_argument("--compile", default="auto",
-                   help="predictor rollouts through torch.compile: auto (CUDA: reduce-overhead; CPU: eager) | "
+                   help="predictor rollouts through torch.compile: auto (CUDA: mode default; CPU: eager) | "
                         "false | true | a torch.compile mode (as plan.py compile=...)")
+    p.add_argument("--no-cuda-graph", action="store_true",
+                   help="run CEM's iterations eagerly (default on a GPU: each re-plan's iterations replayed as one "
+                        "CUDA graph, as plan.py planner.cuda_graph=true)")
     p.add_argument("--repeat", type=int, default=1, help="time each batched re-plan this often, keep the fastest")
     p.add_argument("--profile", type=int, default=0, metavar="ROWS",
                    help="also profile one batched re-plan of the largest n_evals: the ROWS busiest ops")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     return p
+
+
+def graphs_label(model, args: argparse.Namespace, device: str) -> str:
+    """Which CUDA graphs replay: CEM's iterations, the predictor's own, or none."""
+    if not device.startswith("cuda"):
+        return "off (CPU)"
+    if model.rollout_graphs:
+        return "predictor (reduce-overhead)"
+    return "off" if args.no_cuda_graph else "CEM iterations"
 
 
 def pick_device(setting: str) -> str:
@@ -188,11 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_samples < args.topk or min(args.n_evals) < 1:
         print("plan_latency.py: error: need --num-samples >= --topk and --n-evals >= 1", file=sys.stderr)
         return 2
-    from utils.torch_compile import compile_mode
+    from utils.torch_compile import PLANNING_AUTO_MODE, compile_mode
 
     device = pick_device(args.device)
     try:
-        mode = compile_mode(args.compile, device.split(":")[0], "reduce-overhead")
+        mode = compile_mode(args.compile, device.split(":")[0], PLANNING_AUTO_MODE)
     except ValueError as exc:
         print(f"plan_latency.py: error: {exc}", file=sys.stderr)
         return 2
@@ -203,13 +216,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads"
     print(f"# CEM re-plan latency: {args.num_samples} samples, top {args.topk}, horizon {args.horizon}, "
           f"{args.opt_steps} iterations, chunk {args.chunk_size}; model img {cfg.img_size} "
-          f"({model.encoder.num_patches} patches), predictor {cfg.predictor.name}, torch.compile {mode or 'off'}; "
-          f"device {device} ({hw})")
+          f"({model.encoder.num_patches} patches), predictor {cfg.predictor.name}, torch.compile {mode or 'off'}, "
+          f"CUDA graphs {graphs_label(model, args, device)}; device {device} ({hw})")
     planner = CEMPlanner(model, LatentGoalObjective(), horizon=args.horizon, num_samples=args.num_samples,
-                         topk=args.topk, opt_steps=args.opt_steps, chunk_size=args.chunk_size)
+                         topk=args.topk, opt_steps=args.opt_steps, chunk_size=args.chunk_size,
+                         cuda_graph=not args.no_cuda_graph)
     warm_up(planner, model, args, device, mode)
     rows, ctx = measure(planner, model, args, device)
-    report(rows, device, args, cfg, hw, mode)
+    graphs = graphs_label(model, args, device)
+    if planner.cuda_graph != (not args.no_cuda_graph):
+        graphs = "off (recording failed or disagreed: see the warning above)"
+        print("note: CEM's CUDA graph was turned off during the run; figures are eager")
+    report(rows, device, args, cfg, hw, mode, graphs)
     if args.profile:
         try:
             profile_replan(planner, ctx, device, args.profile)

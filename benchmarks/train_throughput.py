@@ -90,9 +90,9 @@ def run_mode(args: argparse.Namespace) -> dict:
     model = world_model_from_cfg(cfg, ep.meta.proprio_dim, ep.meta.state_dim, ep.meta.action_dim, encoder=encoder).to(device).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                             fused=device.type == "cuda")
-    from utils.torch_compile import compile_mode
+    from utils.torch_compile import mark_step, training_compile_mode
 
-    mode = compile_mode(args.compile, device.type, "default")
+    mode = training_compile_mode(args.compile, device.type)[0]
     forward = torch.compile(model, mode=mode) if mode else model  # as training.compile (the frozen encoder stays eager)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.mixed_precision == "bf16" \
         else contextlib.nullcontext()
@@ -101,6 +101,7 @@ def run_mode(args: argparse.Namespace) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
 
     def step() -> None:
+        mark_step(mode)
         with amp:
             loss = forward(next(batches))["loss"]
         opt.zero_grad(set_to_none=True)
@@ -120,6 +121,29 @@ def run_mode(args: argparse.Namespace) -> dict:
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
 
 
+def print_table(rows: list[dict], args: argparse.Namespace) -> float | None:
+    """The results table of the timed modes; returns the speed-up (cache / re-encode), None with one mode."""
+    r = rows[0]
+    firsts = " / ".join(f"{row['first_step_s']:.1f} s" for row in rows)
+    print(f"train throughput, img_size {r['img_size']} ({r['patches']} patches), batch {r['batch_size']}, "
+          f"device {args.device}, mixed precision {args.mixed_precision}, batches gathered on the {r['placement']}, "
+          f"torch.compile {r['compile'] or 'off'} (first step {firsts})")
+    print(f"{'mode':<22}{'samples/s':>12}{'s/step':>10}{'peak MB':>10}")
+    for row in rows:
+        name = "feature cache" if row["mode"] == "cache" else "re-encode frames"
+        print(f"{name:<22}{row['samples_per_s']:>12.1f}{row['s_per_step']:>10.4f}{row['peak_mem_mb']:>10.0f}")
+    for row in rows:
+        if row.get("profile"):
+            pr = row["profile"]
+            print(f"profile, {row['mode']}: host in ops {pr['host_s'] * 1e3:.1f} ms, device busy "
+                  f"{pr['device_busy_s'] * 1e3:.1f} ms, {pr['kernels']} kernels per step")
+    if len(rows) < 2:
+        return None
+    speedup = rows[0]["samples_per_s"] / rows[1]["samples_per_s"]
+    print(f"speed-up (cache / frames): {speedup:.1f}x (peak memory: {r['peak_kind']})")
+    return speedup
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="converted dataset directory")
@@ -132,13 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-on-device", default="auto", help="training.cache_on_device: auto | true | false")
     p.add_argument("--num-workers", type=int, default=0, help="loader processes of host-gathered batches")
     p.add_argument("--compile", default="auto",
-                   help="torch.compile the training step as training.compile: auto (CUDA: mode default; CPU: eager) | "
+                   help="torch.compile the training step as training.compile: auto (CUDA: reduce-overhead; CPU: eager) | "
                         "false | true | a mode; the first (compiling) step is not timed")
     p.add_argument("--profile", type=int, default=0, metavar="ROWS",
                    help="also profile one step per mode: host vs device time, kernel count, the ROWS busiest ops")
     p.add_argument("--random-encoder", action="store_true", help="random encoder weights (no DINOv2 file needed)")
     p.add_argument("--override", action="append", default=[], help="extra Hydra override (repeatable)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--only-cache", action="store_true",
+                   help="time the feature-cache mode only (no re-encode run, no speed-up): e.g. a large batch's profile")
     p.add_argument("--mode", choices=["build", "cache", "frames"], help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else argv
     args = p.parse_args(argv)
@@ -150,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_mode(args)))
         return 0
     rows = []
-    for mode in ("build", "cache", "frames"):  # the cache is built first, in its own process
+    for mode in ("build", "cache") + (() if args.only_cache else ("frames",)):  # the cache is built first, alone
         cmd = [sys.executable, __file__, *argv, "--mode", mode]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
@@ -160,24 +186,11 @@ def main(argv: list[str] | None = None) -> int:
             print(proc.stderr[-20000:], file=sys.stderr)
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     rows = rows[1:]
-    r = rows[0]
-    print(f"train throughput, img_size {r['img_size']} ({r['patches']} patches), batch {r['batch_size']}, "
-          f"device {args.device}, mixed precision {args.mixed_precision}, batches gathered on the {r['placement']}, "
-          f"torch.compile {r['compile'] or 'off'} (first step {rows[0]['first_step_s']:.1f} s / {rows[1]['first_step_s']:.1f} s)")
-    print(f"{'mode':<22}{'samples/s':>12}{'s/step':>10}{'peak MB':>10}")
-    for row in rows:
-        name = "feature cache" if row["mode"] == "cache" else "re-encode frames"
-        print(f"{name:<22}{row['samples_per_s']:>12.1f}{row['s_per_step']:>10.4f}{row['peak_mem_mb']:>10.0f}")
-    for row in rows:
-        if row.get("profile"):
-            pr = row["profile"]
-            print(f"profile, {row['mode']}: host in ops {pr['host_s'] * 1e3:.1f} ms, device busy "
-                  f"{pr['device_busy_s'] * 1e3:.1f} ms, {pr['kernels']} kernels per step")
-    speedup = rows[0]["samples_per_s"] / rows[1]["samples_per_s"]
-    print(f"speed-up (cache / frames): {speedup:.1f}x (peak memory: {r['peak_kind']})")
+    speedup = print_table(rows, args)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "speedup": speedup, "device": r["device_name"],
-                                               "mixed_precision": args.mixed_precision, "compile": r["compile"]}, indent=1))
+        Path(args.json).write_text(json.dumps({"rows": rows, "speedup": speedup, "device": rows[0]["device_name"],
+                                               "mixed_precision": args.mixed_precision, "compile": rows[0]["compile"]},
+                                              indent=1))
     return 0
 
 

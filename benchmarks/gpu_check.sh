@@ -92,6 +92,8 @@ step train_profile_big "$PY" benchmarks/train_throughput.py --data "$SYN" --devi
   --batch-size "${BATCHES[-1]}" --mixed-precision bf16 --only-cache --random-encoder "${STEPS[@]}" \
   "${ENC_OV[@]+"${ENC_OV[@]}"}" --profile 25 --json "$RES/train_profile_big.json"
 train_run "train_bs${BATCHES[-1]}_default" "${BATCHES[-1]}" "$EPOCHS_BIG" default
+step plan_full_nocudnn "$PY" "${PL[@]}" "${FULL[@]}" --no-cudnn-attention --n-evals "${N_EVALS[@]}" --no-loop \
+  --json "$RES/plan_full_nocudnn.json"
 step plan_full_ro "$PY" "${PL[@]}" "${FULL[@]}" --compile reduce-overhead --n-evals "${N_EVALS[@]}" --no-loop \
   --json "$RES/plan_full_ro.json"
 step plan_full_mac "$PY" "${PL[@]}" "${FULL[@]}" --compile max-autotune-no-cudagraphs --n-evals "${N_EVALS[@]}" \

@@ -164,6 +164,7 @@ def row_plan_compared(res: Path, name: str, what: str) -> list[str]:
 
 
 COMPARED_PLANS = (("plan_full_nograph", "same, `--no-cuda-graph` (CEM iterations eager)"),
+                  ("plan_full_nocudnn", "same, `--no-cudnn-attention` (flash / memory-efficient SDPA)"),
                   ("plan_full_ro", "same, `--compile reduce-overhead` (the predictor's own graphs)"),
                   ("plan_full_mac", "same, `--compile max-autotune-no-cudagraphs` (epilogue fusion)"),
                   ("plan_full_eager", "same, `--compile false` (eager kernels)"))

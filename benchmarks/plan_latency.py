@@ -104,7 +104,7 @@ def report(rows: list[tuple], device: str, args: argparse.Namespace, cfg, hw: st
         Path(args.json).write_text(json.dumps({
             "device": hw, "img_size": int(cfg.img_size), "predictor": str(cfg.predictor.name),
             "heads": int(cfg.predictor.heads), "num_hist": int(cfg.num_hist), "horizon": args.horizon,
-            "num_samples": args.num_samples, "opt_steps": args.opt_steps, "peak_kind": mem_note, "compile": mode, "graphs": graphs,
+            "num_samples": args.num_samples, "opt_steps": args.opt_steps, "peak_kind": mem_note, "compile": mode, "graphs": graphs, "cudnn_attention": not args.no_cudnn_attention,
             "rows": [{"n_evals": b, "batched_s": bt, "loop_s": lp, "peak_mib": mem} for b, bt, lp, mem in rows]},
             indent=1))
 
@@ -143,6 +143,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cuda-graph", action="store_true",
                    help="run CEM's iterations eagerly (default on a GPU: each re-plan's iterations replayed as one "
                         "CUDA graph, as plan.py planner.cuda_graph=true)")
+    p.add_argument("--no-cudnn-attention", action="store_true",
+                   help="keep SDPA off its cuDNN kernel (torch picks it first on Hopper with recent cuDNN): flash or "
+                        "memory-efficient attention instead, to compare")
     p.add_argument("--repeat", type=int, default=1, help="time each batched re-plan this often, keep the fastest")
     p.add_argument("--profile", type=int, default=0, metavar="ROWS",
                    help="also profile one batched re-plan of the largest n_evals: the ROWS busiest ops")
@@ -209,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"plan_latency.py: error: {exc}", file=sys.stderr)
         return 2
+    if args.no_cudnn_attention:
+        torch.backends.cuda.enable_cudnn_sdp(False)
     model, cfg = build_model(args.override, device)
     if mode is not None:
         model.compile_for_rollouts(mode)

@@ -6,9 +6,10 @@ latent of the next frame.
 
 How the mask reaches SDPA (what lets the fused GPU kernels run):
 
-- The head dim (width / heads) should be a multiple of 8: flash and memory-efficient attention take
-  only those (width 80: 5 heads of 16). Other layouts still work (a warning says they fall back to
-  the math kernel, which materialises the full score matrix).
+- The head dim (width / heads) should be a multiple of 8: the fused kernels (flash, memory-efficient,
+  cuDNN, which torch prefers on Hopper GPUs with a recent cuDNN) take only those (width 80: 5 heads of
+  16). Other layouts still work (a warning says they fall back to the math kernel, which materialises
+  the full score matrix). ``benchmarks/plan_latency.py --no-cudnn-attention`` compares the kernels.
 - A query block that is a single frame sees every key given to it (all of its own frame and all
   earlier ones), so it gets **no mask**: flash attention runs. That covers one-frame windows (the
   demo config, ``num_hist: 1``), every step of a rollout with a key/value cache, and the last layer

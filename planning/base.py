@@ -183,9 +183,11 @@ def rollout_dtype(device: torch.device | str) -> torch.dtype | None:
 
 
 def rollout_autocast(device: torch.device | str):
-    """Context for the model calls of a rollout: bf16 autocast on CUDA, nothing (fp32) elsewhere."""
+    """Context for the model calls of a rollout: bf16 autocast on CUDA, nothing (fp32) elsewhere. Without
+    autocast's cache of cast weights (640 k parameters: nothing to save), so a CUDA graph recorded inside
+    it never refers to cast weights another autocast region owns."""
     dtype = rollout_dtype(device)
-    return torch.autocast("cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=dtype, cache_enabled=False) if dtype is not None else contextlib.nullcontext()
 
 
 def rollout_predictions(model, obs_0: dict[str, torch.Tensor], past_actions: torch.Tensor,

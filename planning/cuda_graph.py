@@ -4,7 +4,7 @@ A CEM re-plan is ``opt_steps`` identical iterations (sample, roll out ``horizon`
 Run eagerly, each iteration issues hundreds of small kernels from Python, and with one to ten episodes
 the host issuing them is slower than the GPU running them. :func:`run_steps` runs the first iteration
 eagerly (on a side stream: lazy initialisation, ``torch.compile`` compilation and autotuning happen
-there, outside any capture), records the second one as a CUDA graph, and replays that graph for every
+there, outside any capture), records the second one as a CUDA graph on that stream, and replays that graph for every
 later iteration: one launch per iteration instead of hundreds.
 
 The step must be a pure function of its tensors (no host syncs, no CPU tensors, no random numbers:
@@ -15,6 +15,7 @@ iteration run eagerly (``verify``), the remaining iterations run eagerly and the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -38,27 +39,42 @@ def _graphable(x: Tensor) -> bool:
     return x.is_cuda
 
 
-def _warm_up(step: Step, state: State, x: Tensor) -> State:
-    """One eager step, on a side stream on a GPU (what ``torch.cuda.graph`` needs before a capture)."""
+def _warm_up(step: Step, state: State, x: Tensor) -> tuple[State, torch.cuda.Stream | None]:
+    """One eager step, on a GPU on a side stream (what a capture needs before it), which it returns: the
+    capture runs on the same stream, so the per-stream workspaces (cuBLAS) exist before it starts."""
     if not x.is_cuda:
-        return step(state, x)[0]
+        return step(state, x)[0], None
     side = torch.cuda.Stream(device=x.device)
     side.wait_stream(torch.cuda.current_stream(x.device))
     with torch.cuda.stream(side):
         state = step(state, x)[0]
     torch.cuda.current_stream(x.device).wait_stream(side)
-    return state
+    return state, side
 
 
-def _record(step: Step, static_state: State, static_x: Tensor) -> tuple[Callable[[], None], Tensor]:
-    """Record one step as a CUDA graph (nothing runs yet): (replay, the check tensor each replay refreshes).
-    A replay reads ``static_state`` and ``static_x`` and leaves the next state in ``static_state``."""
+def _record(step: Step, static_state: State, static_x: Tensor,
+            stream: torch.cuda.Stream | None = None) -> tuple[Callable[[], None], Tensor]:
+    """Record one step as a CUDA graph on ``stream`` (nothing runs yet): (replay, the check tensor each
+    replay refreshes). A replay reads ``static_state`` and ``static_x`` and leaves the next state in
+    ``static_state``.
+
+    ``capture_begin`` / ``capture_end`` directly, not ``torch.cuda.graph``: that context synchronises and
+    empties the caching allocators (device and pinned host) first, which every re-plan would pay for.
+    ``thread_local``: only this thread's unsafe CUDA calls break the capture (plan.py writes videos in
+    another thread)."""
     g = torch.cuda.CUDAGraph()
-    # thread_local: only this thread's unsafe CUDA calls break the capture (plan.py writes videos in another)
-    with torch.cuda.graph(g, capture_error_mode="thread_local"):
-        new_state, check = step(static_state, static_x)
-        for s, t in zip(static_state, new_state, strict=True):
-            s.copy_(t)
+    stream.wait_stream(torch.cuda.current_stream(stream.device))
+    with torch.cuda.stream(stream):
+        g.capture_begin(capture_error_mode="thread_local")
+        try:
+            new_state, check = step(static_state, static_x)
+            for s, t in zip(static_state, new_state, strict=True):
+                s.copy_(t)
+        except BaseException:
+            with contextlib.suppress(Exception):  # an invalidated capture also fails to end: the first error counts
+                g.capture_end()
+            raise
+        g.capture_end()
     return g.replay, check
 
 
@@ -77,11 +93,11 @@ def run_steps(step: Step, state: State, xs: Tensor, graph: bool, verify: bool = 
     """
     if not graph or xs.shape[0] < 3 or not _graphable(xs):
         return run_eager(step, state, xs), False, None
-    state = _warm_up(step, state, xs[0])
+    state, stream = _warm_up(step, state, xs[0])
     ref = step(state, xs[1]) if verify else None
     static_state, static_x = tuple(t.clone() for t in state), xs[1].clone()
     try:
-        replay, check = _record(step, static_state, static_x)
+        replay, check = _record(step, static_state, static_x, stream)
     except Exception as exc:  # noqa: BLE001 - capture errors come as RuntimeError, AssertionError, ...
         return run_eager(step, state, xs[1:]), False, f"recording failed: {str(exc).strip().splitlines()[0][:200]}"
     replay()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
@@ -74,8 +75,10 @@ def test_autocast_is_bf16_on_cuda_only(monkeypatch):
     assert rollout_dtype("cpu") is None and rollout_dtype(torch.device("cpu")) is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: not including_emulation)
     assert rollout_dtype("cuda:0") is torch.bfloat16
-    ctx = rollout_autocast("cuda")
+    with pytest.warns(UserWarning, match="CUDA is not available"):  # torch's warning on a CPU-only machine
+        ctx = rollout_autocast("cuda")
     assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16 and ctx.device == "cuda"
+    assert not ctx._cache_enabled  # no cast-weight cache across a recorded CUDA graph
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert rollout_dtype("cuda:0") is None  # emulated bf16 (pre-Ampere GPUs) is slower than fp32
 

@@ -74,11 +74,11 @@ def test_gpu_check_runs_every_step_on_a_cpu(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = tmp_path / "out" / "gpu_check"
     for name in ("env", "data", "gpu_tests", "train_profile_big", "train_throughput", "train_throughput_eager", "train_bs4", "train_bs4_default",
-                 "plan_demo", "plan_full", "plan_full_nograph", "plan_full_ro", "plan_full_mac", "plan_full_eager",
+                 "plan_demo", "plan_full", "plan_full_nograph", "plan_full_nocudnn", "plan_full_ro", "plan_full_mac", "plan_full_eager",
                  "plan_long", "plan_hist3", "train_throughput_host"):
         assert (res / f"{name}.status").read_text().strip() == "0", (res / f"{name}.log").read_text()[-3000:]
     table = (res / "gpu_check.md").read_text()
-    assert table.count("\n|") == 17 and "not run" not in table and "failed" not in table and "no result" not in table
+    assert table.count("\n|") == 18 and "not run" not in table and "failed" not in table and "no result" not in table
     assert "batch 4, torch.compile default" in table and "torch.compile max-autotune-no-cudagraphs" in table
     assert "skipped" in table  # the CUDA tests, on a CPU
     tt = json.loads((res / "train_throughput.json").read_text())

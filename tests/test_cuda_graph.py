@@ -27,7 +27,7 @@ class Recorder:
     def __init__(self, fail: bool = False, corrupt: bool = False):
         self.fail, self.corrupt, self.records, self.replays = fail, corrupt, 0, 0
 
-    def __call__(self, step, static_state, static_x):
+    def __call__(self, step, static_state, static_x, stream=None):
         if self.fail:
             raise RuntimeError("operation not permitted when stream is capturing\nmore")
         self.records += 1

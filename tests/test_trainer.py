@@ -155,7 +155,10 @@ def test_reduce_overhead_training_steps_give_the_eager_weights_on_a_gpu():
                                compiled=None if mode is None else torch.compile(model, mode=mode),
                                compile_checked=False, compile_mode=mode, compiled_steps=0)
 
+    from torch._dynamo.utils import counters
+
     torch._dynamo.reset()
+    counters.clear()
     eager_model = make().cuda().train()
     graphed_model = copy.deepcopy(eager_model)
     torch.manual_seed(0)
@@ -168,6 +171,7 @@ def test_reduce_overhead_training_steps_give_the_eager_weights_on_a_gpu():
         runs[name] = (s, meter.flush(s.accelerator))
     s, means = runs["graphed"]
     assert s.compiled is not None and s.compile_checked and s.step == len(batches)
+    assert not counters["inductor"]["cudagraph_skips"]  # replayed as CUDA graphs, not silently eager
     assert means["loss"] == pytest.approx(runs["eager"][1]["loss"], rel=1e-3)
     for (name, p), q in zip(eager_model.named_parameters(), graphed_model.parameters()):
         torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-4, msg=name)

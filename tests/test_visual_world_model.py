@@ -28,6 +28,18 @@ def make(cfg=CFG, **over):
     return world_model_from_cfg(c, proprio_dim=PD, state_dim=SD, action_dim=7)
 
 
+@torch.no_grad()
+def rollout_model(num_hist: int):
+    """A 2-block model in eval mode whose learned weights are perturbed, as after training (the
+    zero-initialised head would hide rollout errors)."""
+    m = make(num_hist=num_hist, predictor={"depth": 2, "heads": 2}).eval()
+    torch.manual_seed(1)
+    for name, p in m.named_parameters():
+        if not name.startswith("encoder."):
+            p.add_(0.2 * torch.randn_like(p))
+    return m
+
+
 def batch(model, t=4, visual=True):
     b = {"proprio": torch.randn(B, t, PD), "action": torch.randn(B, t, 7 * model.frameskip),
          "state": torch.randn(B, t, SD)}
@@ -130,11 +142,7 @@ def reference_rollout(m, z_obs, act):
 @pytest.mark.parametrize("num_hist,t0", [(1, 1), (3, 1), (3, 2), (3, 3), (3, 4), (4, 2)])
 @torch.no_grad()
 def test_rollout_with_key_value_cache_equals_the_full_window_rollout(num_hist, t0):
-    m = make(num_hist=num_hist, predictor={"depth": 2, "heads": 2}).eval()
-    torch.manual_seed(1)
-    for name, p in m.named_parameters():  # as after training: the zero-initialised head would hide errors
-        if not name.startswith("encoder."):
-            p.add_(0.2 * torch.randn_like(p))
+    m = rollout_model(num_hist)
     z_obs, act = torch.randn(B, t0, 4, 16), torch.randn(B, t0 + 5, 14)  # 6 predicted frames: the window slides
     fed = []
     real = m.predictor.forward
@@ -181,11 +189,7 @@ def test_compiled_rollouts_equal_eager_rollouts_without_a_cache(num_hist, t0):
     """``compile_for_rollouts`` (here with dynamo's eager backend: the tracing, guards and graph breaks, not
     the code generation) gives the eager rollout; the window is fed whole (no cache: a compiled graph's
     outputs may be overwritten by its next replay); parameters and state_dict keys are unchanged."""
-    m = make(num_hist=num_hist, predictor={"depth": 2, "heads": 2}).eval()
-    torch.manual_seed(1)
-    for name, p in m.named_parameters():
-        if not name.startswith("encoder."):
-            p.add_(0.2 * torch.randn_like(p))
+    m = rollout_model(num_hist)
     z_obs, act = torch.randn(B, t0, 4, 16), torch.randn(B, t0 + 4, 14)
     expected, keys = m.rollout_latents(z_obs, act), list(m.state_dict())
     torch._dynamo.reset()
@@ -205,11 +209,7 @@ def test_compiled_rollouts_equal_eager_rollouts_without_a_cache(num_hist, t0):
 def test_rollouts_under_bf16_autocast_keep_a_bf16_residual_stream_and_fp32_latents(num_hist, t0):
     """Under autocast (planning on a GPU) the blocks pass bf16 between them, the rollout's latents stay
     fp32 and close to the fp32 rollout; without autocast (CPU planning, training) nothing changes."""
-    m = make(num_hist=num_hist, predictor={"depth": 2, "heads": 2}).eval()
-    torch.manual_seed(1)
-    for name, p in m.named_parameters():
-        if not name.startswith("encoder."):
-            p.add_(0.2 * torch.randn_like(p))
+    m = rollout_model(num_hist)
     z_obs, act = torch.randn(B, t0, 4, 16), torch.randn(B, t0 + 4, 14)
     stream = []
     hook = m.predictor.blocks[1].register_forward_pre_hook(lambda mod, args: stream.append(args[0].dtype))

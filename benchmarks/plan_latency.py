@@ -104,7 +104,8 @@ def report(rows: list[tuple], device: str, args: argparse.Namespace, cfg, hw: st
         Path(args.json).write_text(json.dumps({
             "device": hw, "img_size": int(cfg.img_size), "predictor": str(cfg.predictor.name),
             "heads": int(cfg.predictor.heads), "num_hist": int(cfg.num_hist), "horizon": args.horizon,
-            "num_samples": args.num_samples, "opt_steps": args.opt_steps, "peak_kind": mem_note, "compile": mode, "graphs": graphs, "cudnn_attention": not args.no_cudnn_attention,
+            "num_samples": args.num_samples, "opt_steps": args.opt_steps, "peak_kind": mem_note, "compile": mode,
+            "graphs": graphs, "cudnn_attention": not args.no_cudnn_attention,
             "rows": [{"n_evals": b, "batched_s": bt, "loop_s": lp, "peak_mib": mem} for b, bt, lp, mem in rows]},
             indent=1))
 

@@ -16,13 +16,10 @@ iteration run eagerly (``verify``), the remaining iterations run eagerly and the
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
-
-log = logging.getLogger(__name__)
 
 State = tuple[Tensor, ...]
 Step = Callable[[State, Tensor], tuple[State, Tensor]]  # (state, x) -> (next state, check tensor)
@@ -53,7 +50,7 @@ def _warm_up(step: Step, state: State, x: Tensor) -> tuple[State, torch.cuda.Str
 
 
 def _record(step: Step, static_state: State, static_x: Tensor,
-            stream: torch.cuda.Stream | None = None) -> tuple[Callable[[], None], Tensor]:
+            stream: torch.cuda.Stream) -> tuple[Callable[[], None], Tensor]:
     """Record one step as a CUDA graph on ``stream`` (nothing runs yet): (replay, the check tensor each
     replay refreshes). A replay reads ``static_state`` and ``static_x`` and leaves the next state in
     ``static_state``.

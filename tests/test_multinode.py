@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _launch import free_port
 from _synthetic_data import make_dataset
 
 from training.checkpoint import latest_checkpoint
@@ -23,12 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["encoder.pretrained=false", "encoder.num_layers=1", "img_size=28", "wandb.mode=disabled",
         "training.batch_size=4", "training.warmup_steps=2", "training.val_ratio=0.25", "gpu.auto_select=false",
         "debug=true"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def two_nodes(data: list[Path], runs: list[Path]) -> list[subprocess.CompletedProcess]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _launch import free_port
 from _synthetic_data import make_dataset
 from safetensors.torch import load_file
 
@@ -93,7 +94,8 @@ def test_two_process_cpu_accelerate_launch(syn, tmp_path):
         pytest.fail("accelerate CLI not installed")
     acc = str(Path(sys.executable).parent / "accelerate")
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    cmd = [acc, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", "29533",
+    cmd = [acc, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--main_process_port", str(free_port()),
            "train_robomimic_compress.py", "env=demo_lift", f"env.data_path={syn}", f"hydra.run.dir={tmp_path / 'ddp'}",
            *TINY, "debug=true"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400, env=env)

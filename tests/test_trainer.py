@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 import torch
 from accelerate import Accelerator
 from torch.utils.data import Dataset
 
 from training.data import epoch_loader, validation_loader
-from training.trainer import accumulation_group, validate
+from training.trainer import _leave_together, accumulation_group, validate
 
 
 class Windows(Dataset):
@@ -58,6 +60,18 @@ def test_validate_is_the_mean_over_windows_not_over_batches():
     metrics = validate(MeanModel(), validation_loader(Windows(7), 3, 0, 1, 0), acc)  # batches of 3, 3, 1
     assert metrics["val/loss"] == pytest.approx(3.0)            # mean of 0..6 (the mean of batch means: 3.67)
     assert metrics["val/pred_loss"] == pytest.approx(sum(i * i for i in range(7)) / 7)
+
+
+def test_a_finished_run_drops_its_model_and_meets_the_other_ranks_before_the_process_group_goes(monkeypatch):
+    acc = Accelerator(cpu=True)
+    model = acc.prepare(torch.nn.Linear(2, 2))  # accelerate keeps a reference, as DDP's reducer keeps the group
+    alive = weakref.ref(model)
+    del model
+    seen = []
+    monkeypatch.setattr(acc, "wait_for_everyone", lambda: seen.append(("barrier", alive() is None)))
+    monkeypatch.setattr(acc, "end_training", lambda: seen.append(("destroy", alive() is None)))
+    _leave_together(acc)
+    assert seen == [("barrier", True), ("destroy", True)]
 
 
 def test_a_compiler_failure_on_the_first_step_falls_back_to_eager(caplog):

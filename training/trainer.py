@@ -333,25 +333,42 @@ def train(cfg: Any, run_dir: Path, data_path: Path) -> int:
     except NonFiniteLoss as e:
         prev = latest_checkpoint(run_dir)
         log.error("%s: stopping; the last good checkpoint is %s", e, prev if prev else "(none written yet)")
-        _finish(s, accelerator, NONFINITE_EXIT, "non-finite loss")
+        _close_wandb(s, NONFINITE_EXIT, "non-finite loss")
+        accelerator.end_training()
         return NONFINITE_EXIT
     except BaseException:  # any other failure: close wandb and the process group before re-raising
-        _finish(s, accelerator, 1)
+        _close_wandb(s, 1)
+        accelerator.end_training()
         raise
-    _finish(s, accelerator, 0)
+    _close_wandb(s, 0)
+    del s  # the session holds the (DDP-wrapped) model, whose reducer holds the process group
+    _leave_together(accelerator)
     log.info("training finished: %s", latest_checkpoint(run_dir))
     return 0
 
 
-def _finish(s: Session | None, accelerator: Accelerator, code: int, why: str | None = None) -> None:
+def _close_wandb(s: Session | None, code: int, why: str | None = None) -> None:
     run = s.wandb.run if s is not None and s.wandb is not None else None
-    if run is not None:
-        if why:
-            run.summary["stopped"] = why
-        if code:
-            run.finish(exit_code=code)
-        else:
-            run.finish()
+    if run is None:
+        return
+    if why:
+        run.summary["stopped"] = why
+    if code:
+        run.finish(exit_code=code)
+    else:
+        run.finish()
+
+
+def _leave_together(accelerator: Accelerator) -> None:
+    """End a finished run on every rank in the same order: drop accelerate's references to the model and
+    optimizer (and collect them), wait for every rank, then destroy the process group.
+
+    Before, the process group was shut down while DDP's reducer still held it, and it was freed only when
+    ``train``'s frame went away, each rank on its own schedule; a rank of the two-machine CPU test was seen
+    blocked in that teardown after its peer had exited.
+    """
+    accelerator.free_memory()
+    accelerator.wait_for_everyone()
     accelerator.end_training()
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _launch import free_port
+from _launch import free_port, run_together
 from _synthetic_data import make_dataset
 
 from training.checkpoint import latest_checkpoint
@@ -28,14 +28,11 @@ TINY = ["encoder.pretrained=false", "encoder.num_layers=1", "img_size=28", "wand
 def two_nodes(data: list[Path], runs: list[Path]) -> list[subprocess.CompletedProcess]:
     acc, port = str(Path(sys.executable).parent / "accelerate"), free_port()
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
-    procs = [subprocess.Popen([acc, "launch", "--multi_gpu", "--num_machines", "2", "--machine_rank", str(rank),
-                               "--num_processes", "2", "--main_process_ip", "127.0.0.1", "--main_process_port",
-                               str(port), "--dynamo_backend", "no", "train_robomimic_compress.py", "env=demo_lift",
-                               f"env.data_path={data[rank]}", f"hydra.run.dir={runs[rank]}", *TINY],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for rank in (0, 1)]
-    outs = [p.communicate(timeout=500)[0] for p in procs]
-    return [subprocess.CompletedProcess(p.args, p.returncode, out, "") for p, out in zip(procs, outs)]
+    cmds = [[acc, "launch", "--multi_gpu", "--num_machines", "2", "--machine_rank", str(rank),
+             "--num_processes", "2", "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
+             "--dynamo_backend", "no", "train_robomimic_compress.py", "env=demo_lift",
+             f"env.data_path={data[rank]}", f"hydra.run.dir={runs[rank]}", *TINY] for rank in (0, 1)]
+    return run_together(cmds, ROOT, env, timeout=500)
 
 
 def test_each_node_builds_its_own_cache_and_a_run_dir_must_be_shared(tmp_path):

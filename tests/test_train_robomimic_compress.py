@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _launch import free_port
+from _launch import free_port, run_together
 from _synthetic_data import make_dataset
 from safetensors.torch import load_file
 
@@ -98,8 +98,8 @@ def test_two_process_cpu_accelerate_launch(syn, tmp_path):
            "--main_process_port", str(free_port()),
            "train_robomimic_compress.py", "env=demo_lift", f"env.data_path={syn}", f"hydra.run.dir={tmp_path / 'ddp'}",
            *TINY, "debug=true"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400, env=env)
-    out = proc.stdout + proc.stderr
+    proc = run_together([cmd], ROOT, env, timeout=400)[0]
+    out = proc.stdout
     assert proc.returncode == 0, out[-4000:]
     assert out.count("training finished") >= 1 and "multi-process" in out
     assert (tmp_path / "ddp" / "checkpoints" / "latest" / "model.safetensors").is_file()

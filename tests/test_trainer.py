@@ -1,37 +1,13 @@
-"""training.trainer pieces in-process: accumulation groups, validation over every window, the weighted mean."""
+"""training.trainer pieces in-process: accumulation groups, compiled steps and their fallback to eager."""
 
 from __future__ import annotations
 
-import weakref
-
 import pytest
 import torch
+from _windows import MeanModel
 from accelerate import Accelerator
-from torch.utils.data import Dataset
 
-from training.data import epoch_loader, validation_loader
-from training.trainer import _leave_together, accumulation_group, validate
-
-
-class Windows(Dataset):
-    """Window i carries the value i (as the "x" entry of a batch)."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        return {"x": torch.tensor([float(i)])}
-
-
-class MeanModel(torch.nn.Module):
-    """Losses that are batch means, as the world model's are: loss = mean(x), pred_loss = mean(x^2)."""
-
-    def forward(self, batch):
-        x = batch["x"].squeeze(-1)
-        return {"loss": x.mean(), "pred_loss": (x * x).mean()}
+from training.trainer import accumulation_group
 
 
 def test_accumulation_groups_end_with_the_epoch():
@@ -40,38 +16,6 @@ def test_accumulation_groups_end_with_the_epoch():
     assert got == [(3, False), (3, False), (3, True), (3, False), (3, False), (3, True), (1, True)]
     assert [accumulation_group(i, 4, 1) for i in range(4)] == [(1, True)] * 4
     assert [accumulation_group(i, 2, 5) for i in range(2)] == [(2, False), (2, True)]
-
-
-@pytest.mark.parametrize("n", [7, 8, 1])
-@pytest.mark.parametrize("world", [1, 2, 3])
-def test_validation_covers_every_window_once_whatever_the_process_count(n, world):
-    ds = Windows(n)
-    seen = [int(b["x"][j]) for rank in range(world)
-            for b in validation_loader(ds, 2, rank, world, 0) for j in range(len(b["x"]))]
-    assert sorted(seen) == list(range(n))
-    if n % world:  # what the training sharding does (equal shares for DDP) would drop or repeat windows
-        train_seen = [int(i) for rank in range(world) for b in epoch_loader(ds, 2, 0, 0, rank, world, False, 0)
-                      for i in b["x"].squeeze(-1)]
-        assert sorted(train_seen) != list(range(n))
-
-
-def test_validate_is_the_mean_over_windows_not_over_batches():
-    acc = Accelerator(cpu=True)
-    metrics = validate(MeanModel(), validation_loader(Windows(7), 3, 0, 1, 0), acc)  # batches of 3, 3, 1
-    assert metrics["val/loss"] == pytest.approx(3.0)            # mean of 0..6 (the mean of batch means: 3.67)
-    assert metrics["val/pred_loss"] == pytest.approx(sum(i * i for i in range(7)) / 7)
-
-
-def test_a_finished_run_drops_its_model_and_meets_the_other_ranks_before_the_process_group_goes(monkeypatch):
-    acc = Accelerator(cpu=True)
-    model = acc.prepare(torch.nn.Linear(2, 2))  # accelerate keeps a reference, as DDP's reducer keeps the group
-    alive = weakref.ref(model)
-    del model
-    seen = []
-    monkeypatch.setattr(acc, "wait_for_everyone", lambda: seen.append(("barrier", alive() is None)))
-    monkeypatch.setattr(acc, "end_training", lambda: seen.append(("destroy", alive() is None)))
-    _leave_together(acc)
-    assert seen == [("barrier", True), ("destroy", True)]
 
 
 def test_a_compiler_failure_on_the_first_step_falls_back_to_eager(caplog):

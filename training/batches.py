@@ -96,6 +96,11 @@ class WindowTables:
         return replace(self, **moved, features=feats)
 
 
+def batch_to(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    """Every tensor of a batch on ``device`` (asynchronous from pinned memory)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
 def copy_rows_to(arr: np.ndarray, device: torch.device, chunk_bytes: int = 256 << 20) -> Tensor:
     """A (memory-mapped) array copied to ``device`` in chunks (never a second full copy on the host)."""
     out = torch.empty(arr.shape, dtype=torch.from_numpy(np.zeros(0, arr.dtype)).dtype, device=device)
@@ -193,7 +198,7 @@ class EpochBatches:
         loader = DataLoader(_HostBatches(src.tables, self.order, src.batch_size), batch_size=None, shuffle=False,
                             num_workers=src.num_workers, pin_memory=src.device.type == "cuda")
         for batch in loader:
-            yield {k: v.to(src.device, non_blocking=True) for k, v in batch.items()}
+            yield batch_to(batch, src.device)
 
 
 @dataclass

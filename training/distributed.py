@@ -4,7 +4,8 @@
   normalizer are written by the main process and read by all on resume), checked once at start;
 * the feature cache: built by the main process, then by the local main process of every other node
   whose copy of the dataset has none (nodes without a shared filesystem), never read before it exists;
-* RNG states: each rank saves and restores its own.
+* RNG states: each rank saves and restores its own;
+* the end of a run: every rank drops its model and meets the others before the process group goes.
 """
 
 from __future__ import annotations
@@ -78,3 +79,16 @@ def gather_rng_states(accelerator) -> dict[str, Any]:
     if accelerator.num_processes == 1:
         return {"0": rng_state()}
     return {str(rank): st for rank, st in enumerate(gather_object([rng_state()]))}
+
+
+def leave_together(accelerator) -> None:
+    """End a finished run on every rank in the same order: drop accelerate's references to the model and
+    optimizer (and collect them), wait for every rank, then destroy the process group.
+
+    Before, the process group was shut down while DDP's reducer still held it, and it was freed only when
+    ``training.trainer.train``'s frame went away, each rank on its own schedule; a rank of the two-machine
+    CPU test was seen blocked in that teardown after its peer had exited.
+    """
+    accelerator.free_memory()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()

@@ -19,18 +19,19 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object, set_seed
+from accelerate.utils import set_seed
 from omegaconf import OmegaConf
 
 from models.visual_world_model import VWorldModel
-from training.batches import validation_batches
+from training.batches import batch_to, validation_batches
 from training.checkpoint import latest_checkpoint, save_checkpoint
 from training.data import TrainData, prepare_data, write_run_info
-from training.distributed import check_shared_run_dir, gather_rng_states
+from training.distributed import check_shared_run_dir, gather_rng_states, leave_together
 from training.loss_meter import LossMeter
 from training.model_config import encoder_from_cfg, world_model_from_cfg
 from training.resume import Restored, RunMismatchError, find_resume_point, restore
 from training.run_config import frozen_config
+from training.validation import log_prediction_pictures, validate
 from training.wandb_setup import StepLog, init_wandb
 from utils.progress import progress
 
@@ -79,10 +80,6 @@ def encoder_metadata(model: VWorldModel) -> dict[str, str]:
     return {"encoder_name": e.name, "encoder_pretrained": str(e.pretrained).lower(),
             "encoder_weights_hash": e.weights_hash, "encoder_source": e.weights_source,
             "format": "dino-wm-robomimic/1"}
-
-
-def _to(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def setup(cfg: Any, run_dir: Path, data_path: Path, accelerator: Accelerator) -> Session:
@@ -237,7 +234,7 @@ def run_epoch(s: Session, epoch: int) -> None:
                    disable=not acc.is_local_main_process)
     t0, seen, sps, meter, means = time.perf_counter(), 0, 0.0, LossMeter(), None
     for i, batch in enumerate(bar):
-        batch = _to(batch, acc.device)
+        batch = batch_to(batch, acc.device)
         group, sync = accumulation_group(i, n, accum)
         out = train_step(s, batch, group, sync, epoch)
         meter.add(out)
@@ -277,34 +274,7 @@ def run_validation(s: Session, epoch: int) -> None:
              metrics["val/pred_loss"] / max(metrics["val/copy_loss"], 1e-12))
     if s.wandb is not None:
         s.wandb.log("val", {**metrics, "epoch": epoch}, s.step)
-        _log_pictures(s.wandb, s.raw, s.data.val, acc.device, s.step)
-
-
-@torch.no_grad()
-def validate(model: VWorldModel, loader, accelerator: Accelerator) -> dict[str, float]:
-    """Mean losses over every validation window of all ranks (``pred_loss`` and the ``copy_loss`` baseline).
-
-    ``model`` is the unwrapped model: ranks may hold different numbers of windows, and a DDP forward
-    could wait for the others. The per-rank sums are gathered once at the end.
-    """
-    was_training = model.training
-    model.eval()
-    sums: dict[str, torch.Tensor] = {}
-    n = 0
-    for batch in loader:
-        batch = _to(batch, accelerator.device)
-        with accelerator.autocast():
-            out = model(batch)
-        bs = next(iter(batch.values())).shape[0]
-        for k, v in out.items():
-            sums[k] = sums.get(k, 0.0) + v.detach().double() * bs
-        n += bs
-    model.train(was_training)
-    mine = ({k: float(v) for k, v in sums.items()}, n)
-    parts = gather_object([mine]) if accelerator.num_processes > 1 else [mine]
-    total_n = sum(p[1] for p in parts)
-    keys = sorted({k for p in parts for k in p[0]})
-    return {f"val/{k}": sum(p[0].get(k, 0.0) for p in parts) / max(total_n, 1) for k in keys}
+        log_prediction_pictures(s.wandb, s.raw, s.data.val, acc.device, s.step)
 
 
 def checkpoint(s: Session, epoch: int) -> None:
@@ -342,7 +312,7 @@ def train(cfg: Any, run_dir: Path, data_path: Path) -> int:
         raise
     _close_wandb(s, 0)
     del s  # the session holds the (DDP-wrapped) model, whose reducer holds the process group
-    _leave_together(accelerator)
+    leave_together(accelerator)
     log.info("training finished: %s", latest_checkpoint(run_dir))
     return 0
 
@@ -357,36 +327,6 @@ def _close_wandb(s: Session | None, code: int, why: str | None = None) -> None:
         run.finish(exit_code=code)
     else:
         run.finish()
-
-
-def _leave_together(accelerator: Accelerator) -> None:
-    """End a finished run on every rank in the same order: drop accelerate's references to the model and
-    optimizer (and collect them), wait for every rank, then destroy the process group.
-
-    Before, the process group was shut down while DDP's reducer still held it, and it was freed only when
-    ``train``'s frame went away, each rank on its own schedule; a rank of the two-machine CPU test was seen
-    blocked in that teardown after its peer had exited.
-    """
-    accelerator.free_memory()
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-
-
-@torch.no_grad()
-def _log_pictures(wandb_log: StepLog, model: VWorldModel, ds, device, step: int) -> None:
-    """Decoder pictures (true frames / reconstructions / predictions) for the first val window."""
-    if not model.has_decoder or "visual" not in ds[0]:
-        return
-    import wandb
-
-    item = {k: v[None].to(device) for k, v in ds[0].items()}
-    h = model.num_hist
-    obs0 = {k: item[k][:, :h] for k in ("features", "visual", "proprio") if k in item}
-    z = model.rollout(obs0, item["action"][:, :h])  # [1, h + 1, P, 64]
-    rec = model.decode(z)[0]  # [h + 1, 3, S, S]
-    true = torch.nn.functional.interpolate(item["visual"][0, : h + 1], size=rec.shape[-2:], mode="bilinear")
-    grid = torch.cat([torch.cat(list(true), -1), torch.cat(list(rec), -1)], -2)
-    wandb_log.log("pictures", {"val/prediction": wandb.Image(grid.permute(1, 2, 0).clamp(0, 1).cpu().numpy())}, step)
 
 
 def setup_file_logging(run_dir: Path, main: bool) -> None:

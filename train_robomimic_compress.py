@@ -10,8 +10,10 @@ when the config leaves it at ``no`` (a conflicting pair stops with one line). Th
 Outputs go to the Hydra run dir (``outputs/<date>/<time>-<name>`` by default): ``.hydra/config.yaml``,
 ``checkpoints/step_XXXXXXXX/`` + ``checkpoints/latest``, ``normalizer.json``, ``run_info.json``,
 ``logs/train.log``, wandb files and ``action_prior/`` (the planner's goal-conditioned proposal,
-``action_prior.train``; ``python -m training.action_prior RUN`` retrains it). Rerunning into the same
-run dir (or ``training.resume=true``) continues from ``latest`` to the same total epochs.
+``action_prior.train``; ``python -m training.action_prior RUN`` retrains it). Rerunning into a run dir
+that holds a checkpoint (``hydra.run.dir=RUN``, ``training.resume=true`` optional) continues from ``latest``
+with the run's own config (``run_info.json``): the first launch's overrides need not be repeated, and only
+the keys given again change (``training.epochs=N`` to train further; the model and data cannot change).
 """
 
 from __future__ import annotations
@@ -45,13 +47,46 @@ def _select_gpus(cfg: DictConfig) -> None:
     log.info("GPUs selected: %s", gpus if gpus else "none (CPU)")
 
 
+def _config_of_resumed_run(cfg: DictConfig, run_dir: Path) -> DictConfig:
+    """``cfg`` for a new run; for a run dir with a checkpoint, the run's frozen config plus the keys this
+    command sets. ``RUN/.hydra/config.yaml``, which Hydra has just overwritten with ``cfg``, is written back:
+    the config the run goes on with, or its own when this command is refused."""
+    from omegaconf import OmegaConf
+
+    from training.checkpoint import latest_checkpoint
+    from training.data import load_run_info
+
+    info = load_run_info(run_dir) if latest_checkpoint(run_dir) is not None else None
+    if not info or "config" not in info:
+        return cfg
+    from training.resume import RunMismatchError, check_resume_matches
+    from training.run_config import ResumeOverrideError, resumed_config
+
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    try:
+        merged = resumed_config(info["config"], cfg, HydraConfig.get().overrides.task)
+        check_resume_matches(run_dir, merged, Path(to_absolute_path(str(merged.env.data_path))))
+    except (ResumeOverrideError, RunMismatchError) as e:
+        if main_process:
+            OmegaConf.save(OmegaConf.create(info["config"]), run_dir / ".hydra" / "config.yaml")
+        log.error("%s%s", f"resuming {run_dir}: " if isinstance(e, ResumeOverrideError) else "", e)
+        sys.exit(2)
+    if main_process:
+        OmegaConf.save(merged, run_dir / ".hydra" / "config.yaml")
+    given = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("hydra.")]
+    log.info("resuming %s with the run's own config (run_info.json)%s", run_dir,
+             f", set again here: {' '.join(given)}" if given else "")
+    return merged
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train_robomimic_compress")
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
-    data_path = Path(to_absolute_path(str(cfg.env.data_path)))
     from training.trainer import is_multiprocess, setup_file_logging
 
     setup_file_logging(run_dir, int(os.environ.get("RANK", "0")) == 0)
+    cfg = _config_of_resumed_run(cfg, run_dir)
+    data_path = Path(to_absolute_path(str(cfg.env.data_path)))
     if not (data_path / "meta.json").is_file():
         log.error("env.data_path=%s is not a converted dataset directory (no meta.json); convert one with "
                   "convert_robomimic_to_dino_wm.py or run ./setup_and_prepare.sh --demo", data_path)

@@ -46,3 +46,39 @@ def test_same_path_resolves_relative_and_linked_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert same_path("data", tmp_path / "data") and same_path(tmp_path / "link", "data/../data")
     assert not same_path("data", tmp_path)
+
+
+def _resumed(saved_over=None, composed_over=None, overrides=()):
+    from training.run_config import resumed_config
+
+    saved = frozen_config(_cfg(training={"lr": 1e-3, "epochs": 12}, env={"data_path": "/run_data"},
+                               **(saved_over or {})))
+    composed = OmegaConf.merge(_cfg(training={"compile": "auto", "resume": True}), _cfg(**(composed_over or {})))  # the defaults: epochs 10, data /d
+    return resumed_config(saved, composed, list(overrides))
+
+
+def test_a_resume_keeps_the_runs_own_values_and_takes_only_the_keys_given_again():
+    cfg = _resumed(overrides=["hydra.run.dir=/r", "training.resume=true"])
+    assert cfg.training.epochs == 12 and cfg.env.data_path == "/run_data"  # not the defaults' 10 and /d
+    assert cfg.training.compile == "auto"  # a key the run did not record keeps its default
+    cfg = _resumed(composed_over={"training": {"epochs": 30}, "wandb": {"mode": "offline"}},
+                   overrides=["training.epochs=30", "++wandb.mode=offline"])
+    assert cfg.training.epochs == 30 and cfg.wandb.mode == "offline" and cfg.training.lr == 1e-3
+
+
+def test_a_model_key_given_again_is_kept_for_the_mismatch_check_to_name():
+    cfg = _resumed(composed_over={"predictor": {"depth": 2}}, overrides=["predictor.depth=2"])
+    assert changed_model_keys(frozen_config(_resumed()), frozen_config(cfg)) == ["predictor.depth"]
+
+
+def test_a_group_given_again_keeps_the_runs_data_path_and_a_different_one_is_refused():
+    import pytest
+
+    from training.run_config import ResumeOverrideError
+
+    cfg = _resumed(overrides=["env=demo_lift"])  # the same group: its default data path is not taken
+    assert cfg.env.data_path == "/run_data"
+    with pytest.raises(ResumeOverrideError, match=r"env=\.\.\. selects another model or data \(env.name\)"):
+        _resumed(composed_over={"env": {"name": "robomimic_can"}}, overrides=["env=robomimic_can"])
+    with pytest.raises(ResumeOverrideError, match="preset=... is not one config key"):
+        _resumed(overrides=["preset=gpu_full"])  # a _global_ group has no key of its own

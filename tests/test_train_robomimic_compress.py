@@ -14,6 +14,7 @@ import pytest
 import torch
 from _launch import free_port, run_together
 from _synthetic_data import make_dataset
+from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
 from training.checkpoint import latest_checkpoint, load_train_state
@@ -44,8 +45,14 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(syn, tmp_path):
     train(syn, tmp_path / "full", "training.epochs=4")
     train(syn, tmp_path / "part", "training.epochs=2")
     assert load_train_state(latest_checkpoint(tmp_path / "part"))["epoch"] == 2
-    proc = train(syn, tmp_path / "part", "training.epochs=4", "training.resume=true")
+    # the resume names only the run dir and what changes: the data path and the tiny model come from the run
+    env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "train_robomimic_compress.py", f"hydra.run.dir={tmp_path / 'part'}",
+                           "training.epochs=4"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resuming from" in proc.stderr + proc.stdout
+    written = OmegaConf.load(tmp_path / "part" / ".hydra" / "config.yaml")  # Hydra's defaults replaced by the run's
+    assert written.env.data_path == str(syn) and written.img_size == 28 and written.training.epochs == 4
     full = load_file(tmp_path / "full" / "checkpoints" / "latest" / "model.safetensors")
     part = load_file(tmp_path / "part" / "checkpoints" / "latest" / "model.safetensors")
     assert full.keys() == part.keys()
@@ -59,6 +66,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(syn, tmp_path):
     # planning keeps rebuilding the model the checkpoint was trained with
     proc = train(syn, tmp_path / "part", "training.epochs=5", "model.residual=false", check=False)
     assert proc.returncode == 2 and "different model/data config (model.residual)" in proc.stderr + proc.stdout
+    assert OmegaConf.load(tmp_path / "part" / ".hydra" / "config.yaml").model.residual is True
     from training.run_loading import load_world_model
 
     assert load_world_model(tmp_path / "part").model.residual is True

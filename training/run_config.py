@@ -8,10 +8,13 @@ model or its data; planning rebuilds the model from this frozen copy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from training.compat import explicit_keys
 
 # Top-level keys (and dotted sub-keys) a resume may change: they steer training, not the model.
 # ``task`` names the data (like env.data_path); the model keys it feeds (alignment_dim) are checked on
@@ -19,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 # is fitted after the world model and does not change it.
 MUTABLE = ("training", "action_prior", "wandb", "debug", "num_gpus", "min_free_memory_gb", "gpu", "name",
            "encoder.cache", "env.data_path", "task")
+_ABSENT = object()  # OmegaConf.select's default: tells a key that is absent from one set to null
 
 
 def frozen_config(cfg: DictConfig) -> dict[str, Any]:
@@ -38,8 +42,61 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 def changed_model_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Dotted keys whose values differ between two frozen configs, ignoring the MUTABLE ones."""
     a, b = _flatten(saved), _flatten(current)
-    keep = [k for k in sorted(set(a) | set(b)) if not any(k == m or k.startswith(m + ".") for m in MUTABLE)]
+    keep = [k for k in sorted(set(a) | set(b)) if not _is_mutable(k)]
     return [k for k in keep if a.get(k) != b.get(k)]
+
+
+class ResumeOverrideError(ValueError):
+    """A resume's command line sets something that is not one config key (e.g. a global preset)."""
+
+
+def resumed_config(saved: dict[str, Any], composed: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """The config a resumed run trains with: its frozen config, plus the keys this command line sets.
+
+    ``composed`` is what Hydra built from the defaults and ``overrides`` (its task overrides). Keys the
+    run did not record (added to the project since) keep the composed defaults; every other value comes
+    from ``saved``, so a resume does not need the first launch's overrides repeated, and ``training.epochs``
+    stays the run's own unless this command sets it. A set key that changes the model or its data is
+    left in, for :func:`changed_model_keys` to refuse. A config group given again (``env=demo_lift``)
+    keeps the run's values (its ``env.data_path`` too) when it selects the same model and data.
+
+    Raises:
+        ResumeOverrideError: an override that names no key of ``composed`` (``preset=...``, whose
+            ``_global_`` package has no key of its own), or a group that selects another model or data.
+    """
+    out = OmegaConf.merge(OmegaConf.create(frozen_config(composed)), OmegaConf.create(saved))
+    for key in sorted(explicit_keys(overrides)):
+        if key == "hydra" or key.startswith("hydra."):
+            continue
+        value = OmegaConf.select(composed, key, default=_ABSENT)
+        if value is _ABSENT:
+            raise ResumeOverrideError(
+                f"{key}=... is not one config key: a resume keeps the run's own config (run_info.json); "
+                "set only the keys to change (training.*, wandb.*, gpu.*, debug), or start a new hydra.run.dir")
+        if isinstance(value, (DictConfig, ListConfig)):
+            value = OmegaConf.to_container(value, resolve=True)
+        if isinstance(value, dict) and not _is_mutable(key):  # a group given again
+            changed = changed_model_keys(_nested(key, OmegaConf.select(OmegaConf.create(saved), key)),
+                                         _nested(key, value))
+            if changed:
+                raise ResumeOverrideError(f"{key}=... selects another model or data ({', '.join(changed[:6])}); "
+                                          "a resume cannot change them: use another hydra.run.dir")
+            continue
+        OmegaConf.update(out, key, value, merge=False, force_add=True)
+    return out
+
+
+def _is_mutable(key: str) -> bool:
+    return any(key == m or key.startswith(m + ".") for m in MUTABLE)
+
+
+def _nested(key: str, value: Any) -> dict[str, Any]:
+    """``a.b``, v -> {"a": {"b": v}} (plain containers)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
 
 
 def same_path(a: str | Path, b: str | Path) -> bool:

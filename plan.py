@@ -34,7 +34,12 @@ class PlanError(Exception):
 def pick_device(cfg: DictConfig) -> str:
     """GPU through gpu_utils (before CUDA is initialised) or CPU; ``device: cpu`` forces the CPU."""
     if str(cfg.device) != "auto":
-        return str(cfg.device)
+        from utils.torch_device import usable_device
+
+        try:
+            return str(usable_device(str(cfg.device)))
+        except ValueError as exc:
+            raise PlanError(str(exc)) from exc
     from gpu_utils import GpuSelectionError, select_gpus_for_run
 
     try:
@@ -52,6 +57,12 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
         raise PlanError(f"ckpt_base_path {ckpt!r} is not a training run directory")
     if cfg.goal_source != "dset":
         raise PlanError(f"goal_source {cfg.goal_source!r} is not supported (only 'dset')")
+    from utils.wandb_mode import check_mode
+
+    try:
+        check_mode(cfg.wandb.get("mode"))
+    except ValueError as exc:
+        raise PlanError(str(exc)) from exc
     device = pick_device(cfg)
 
     import torch
@@ -62,7 +73,10 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     from training.run_loading import load_world_model
 
     torch.manual_seed(int(cfg.seed))
-    run = load_world_model(str(ckpt), model_epoch=cfg.model_epoch, device=device)
+    try:
+        run = load_world_model(str(ckpt), model_epoch=cfg.model_epoch, device=device)
+    except FileNotFoundError as exc:  # no such checkpoint (model_epoch), or not a run dir
+        raise PlanError(str(exc)) from exc
     model = run.model.eval()
     compile_rollouts(cfg, model, device)
     data = RobomimicEpisodes(cfg.dataset_path or run.dataset_path)
@@ -263,6 +277,10 @@ def main(cfg: DictConfig) -> None:
         summary = run_plan(cfg, out_dir)
     except (PlanError, OutputError) as exc:  # bad input: exit 2; an output not written (results saved): exit 1
         print(f"plan.py: error: {exc}", file=sys.stderr)
+        if isinstance(exc, PlanError):  # refused before any result: no run directory left behind
+            from utils.run_dirs import remove_refused_run_dir
+
+            remove_refused_run_dir(out_dir)
         if str(hc.mode) == "RunMode.MULTIRUN":  # one bad sweep point (e.g. a goal_H too long) must not end the sweep
             return
         sys.exit(2 if isinstance(exc, PlanError) else 1)

@@ -79,13 +79,44 @@ def _config_of_resumed_run(cfg: DictConfig, run_dir: Path) -> DictConfig:
     return merged
 
 
+def _refuse_bad_settings(cfg: DictConfig) -> None:
+    """Exit 2 with one line for a value that would fail later, before anything is written."""
+    from models.factory import check_encoder_name
+    from utils.torch_compile import compile_mode
+    from utils.wandb_mode import check_mode
+
+    try:
+        compile_mode(cfg.training.get("compile", "auto"), "cpu", "default")
+    except ValueError as e:
+        log.error("training.compile: %s", e)
+        sys.exit(2)
+    try:
+        check_encoder_name(str(cfg.encoder.get("name", "dinov2_vits14")))
+        check_mode(cfg.wandb.get("mode"))
+    except ValueError as e:
+        log.error("%s", e)
+        sys.exit(2)
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train_robomimic_compress")
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+    try:
+        _train(cfg, run_dir)
+    except SystemExit as e:
+        if e.code == 2 and int(os.environ.get("RANK", "0")) == 0:  # refused: no run dir left behind for nothing
+            from utils.run_dirs import remove_refused_run_dir
+
+            remove_refused_run_dir(run_dir)
+        raise
+
+
+def _train(cfg: DictConfig, run_dir: Path) -> None:
     from training.trainer import is_multiprocess, setup_file_logging
 
     setup_file_logging(run_dir, int(os.environ.get("RANK", "0")) == 0)
     cfg = _config_of_resumed_run(cfg, run_dir)
+    _refuse_bad_settings(cfg)
     data_path = Path(to_absolute_path(str(cfg.env.data_path)))
     if not (data_path / "meta.json").is_file():
         log.error("env.data_path=%s is not a converted dataset directory (no meta.json); convert one with "
@@ -97,13 +128,6 @@ def main(cfg: DictConfig) -> None:
         reconcile_launch_settings(cfg, HydraConfig.get().overrides.task)
     except ConfigConflict as e:
         log.error("%s", e)
-        sys.exit(2)
-    from utils.torch_compile import compile_mode
-
-    try:
-        compile_mode(cfg.training.get("compile", "auto"), "cpu", "default")  # refuse a bad value before any work
-    except ValueError as e:
-        log.error("training.compile: %s", e)
         sys.exit(2)
     _select_gpus(cfg)
     from training.distributed import NotSharedError
@@ -118,9 +142,12 @@ def main(cfg: DictConfig) -> None:
     if code:
         sys.exit(code)
     if cfg.get("action_prior") and cfg.action_prior.train and int(os.environ.get("RANK", "0")) == 0:
+        import torch
+
         from training.action_prior import fit_after_training
 
-        fit_after_training(run_dir, int(cfg.action_prior.steps))
+        # the device training ran on (the Accelerator's rule: the selected GPU when CUDA is there, else the CPU)
+        fit_after_training(run_dir, int(cfg.action_prior.steps), "cuda" if torch.cuda.is_available() else "cpu")
     log.info("run dir: %s%s", run_dir, " (multi-process)" if is_multiprocess() else "")
 
 

@@ -19,8 +19,9 @@ from models.vit import ViTPredictor
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """The frozen DINOv2 encoder: weights (pretrained / seeded random / a file), input size, output."""
+    """The frozen encoder: which one (``name``), weights (pretrained / seeded random / a file), input size, output."""
 
+    name: str = "dinov2_vits14"
     pretrained: bool = True
     weights_path: str | None = None
     img_size: int = 196
@@ -67,8 +68,19 @@ class WorldModelSpec:
             raise ValueError(f"alignment_dim={self.alignment_dim} must be in 1..projected_dim={self.projected_dim}")
 
 
+ENCODERS = ("dinov2_vits14",)  # the names build_encoder knows (conf/encoder/<name>.yaml)
+
+
+def check_encoder_name(name: str) -> None:
+    """Raise ValueError (one line) unless ``build_encoder`` knows ``name``."""
+    if name not in ENCODERS:
+        raise ValueError(f"encoder.name={name!r} is not an encoder this project builds ({', '.join(ENCODERS)}); "
+                         "a new one is added in models/factory.py (README: Add an encoder)")
+
+
 def build_encoder(spec: EncoderSpec) -> DinoEncoder:
-    """The frozen encoder described by ``spec``."""
+    """The frozen encoder described by ``spec`` (raises ValueError for a name it does not know)."""
+    check_encoder_name(spec.name)
     return build_dino_encoder(pretrained=spec.pretrained, weights_path=spec.weights_path or None,
                               img_size=spec.img_size, feature_key=spec.feature_key, seed=spec.seed,
                               num_layers=spec.num_layers)

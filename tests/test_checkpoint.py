@@ -57,8 +57,10 @@ def test_atomic_step_dirs_and_latest(tmp_path):
     assert w["w"].tolist() == [2.0, 2.0] and meta == {"k": "v"}
     assert load_optim_file(d1)["x"].item() == 0.0
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]
-    with pytest.raises(FileNotFoundError):
-        resolve_checkpoint(tmp_path, 7)
+    for which in (7, "7", "foo"):  # a step with no checkpoint, or not a step: the steps there are named
+        with pytest.raises(FileNotFoundError, match=r"a training step that has one \(5, 10\)"):
+            resolve_checkpoint(tmp_path, which)
+    assert resolve_checkpoint(tmp_path, "10") == d2 and resolve_checkpoint(tmp_path, "step_00000005") == d1
 
 
 def test_failed_write_leaves_previous_checkpoint(tmp_path, monkeypatch):

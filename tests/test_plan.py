@@ -103,6 +103,23 @@ def test_missing_run_dir_is_a_one_line_error(tmp_path):
     assert sh.returncode == 2 and sh.stderr.count("\n") == 1 and "does not exist" in sh.stderr
 
 
+@pytest.mark.parametrize("override, says", [
+    ("device=gpu", "device 'gpu' is not a device name"),
+    ("device=cuda:99", "device 'cuda:99'"),
+    ("model_epoch=99", "no checkpoint 99 in"),
+    ("model_epoch=foo", "no checkpoint 'foo' in"),
+    ("wandb.mode=ofline", "wandb.mode='ofline' is not one of"),
+])
+def test_bad_device_checkpoint_or_wandb_mode_is_one_line_and_leaves_no_run_dir(tiny_trained_run, tmp_path,
+                                                                             override, says):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "plan.py", f"ckpt_base_path={tiny_trained_run}", "planner=replay",
+                           override, f"hydra.run.dir={out}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"plan.py: error: {says}")
+    assert not out.exists()  # Hydra's .hydra/ and plan.log are removed with the refused run's directory
+
+
 def test_bad_gpu_selection_settings_are_a_one_line_error(tiny_trained_run, tmp_path):
     proc = subprocess.run([sys.executable, "plan.py", f"ckpt_base_path={tiny_trained_run}", "gpu.min_free_memory_gb=-1",
                            f"hydra.run.dir={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -72,6 +72,19 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(syn, tmp_path):
     assert load_world_model(tmp_path / "part").model.residual is True
 
 
+@pytest.mark.parametrize("override, says", [
+    ("wandb.mode=ofline", "wandb.mode='ofline' is not one of"),
+    ("encoder.name=vitb16", "encoder.name='vitb16' is not an encoder this project builds"),
+    ("env.data_path=/nonexistent", "is not a converted dataset directory"),
+])
+def test_a_refused_setting_is_one_line_and_leaves_no_run_dir(syn, tmp_path, override, says):
+    proc = train(syn, tmp_path / "run", override, check=False, timeout=120)
+    out = proc.stdout + proc.stderr  # Hydra's console log is on stdout
+    assert proc.returncode == 2 and "Traceback" not in out, out[-2000:]
+    assert says in out.strip().splitlines()[-1]
+    assert not (tmp_path / "run").exists()  # Hydra's .hydra/ and the log files go with it
+
+
 def test_nonfinite_loss_stops_cleanly_and_keeps_the_last_checkpoint(syn, tmp_path):
     run, data = tmp_path / "run", tmp_path / "data"
     make_dataset(data, n_episodes=4, t_max=24, size=28)

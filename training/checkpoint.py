@@ -163,13 +163,18 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 def resolve_checkpoint(run_dir: str | Path, which: str | int = "latest") -> Path:
     """``which`` = "latest", a step number or a directory name -> checkpoint directory (must exist)."""
+    root = Path(run_dir) / CKPT_DIR
     if which in ("latest", None):
         d = latest_checkpoint(run_dir)
+    elif isinstance(which, str) and which.startswith("step_"):
+        d = root / which
     else:
-        name = which if isinstance(which, str) and which.startswith("step_") else step_dir_name(int(which))
-        d = Path(run_dir) / CKPT_DIR / name
+        d = root / step_dir_name(int(which)) if str(which).isdigit() else None
     if d is None or not (d / MODEL_FILE).is_file():
-        raise FileNotFoundError(f"no checkpoint {which!r} in {Path(run_dir) / CKPT_DIR}")
+        have = sorted(int(p.name[len("step_"):]) for p in root.glob("step_*") if (p / MODEL_FILE).is_file()
+                      and p.name[len("step_"):].isdigit())
+        raise FileNotFoundError(f"no checkpoint {which!r} in {root}: model_epoch is 'latest' or a training step "
+                                f"that has one ({', '.join(map(str, have[-8:])) if have else 'none written yet'})")
     return d
 
 

@@ -13,7 +13,7 @@ from models.visual_world_model import VWorldModel
 def encoder_spec(cfg: Any) -> EncoderSpec:
     """``cfg.encoder`` and ``cfg.img_size`` -> EncoderSpec."""
     e = cfg.encoder
-    return EncoderSpec(pretrained=bool(e.pretrained), weights_path=e.get("weights_path") or None,
+    return EncoderSpec(name=str(e.get("name", "dinov2_vits14")), pretrained=bool(e.pretrained), weights_path=e.get("weights_path") or None,
                        img_size=int(cfg.img_size), feature_key=str(e.feature_key), seed=int(e.seed),
                        num_layers=int(e.get("num_layers", 12)))
 

@@ -16,8 +16,19 @@ def has_api_key() -> bool:
         return False
 
 
+MODES = ("online", "offline", "disabled")
+
+
+def check_mode(mode: str | None) -> None:
+    """Raise ValueError (one line) for a config ``wandb.mode`` that is not null or one of MODES."""
+    if mode is not None and str(mode) not in MODES:
+        raise ValueError(f"wandb.mode={mode!r} is not one of null (online with an API key, else offline), "
+                         + ", ".join(MODES))
+
+
 def resolve_mode(mode: str | None) -> str:
     """Config mode (online / offline / disabled / None = auto) and WANDB_MODE -> the mode to use."""
+    check_mode(mode)
     if mode:
         return str(mode)
     if os.environ.get("WANDB_MODE"):

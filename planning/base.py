@@ -187,7 +187,9 @@ def rollout_autocast(device: torch.device | str):
     autocast's cache of cast weights (640 k parameters: nothing to save), so a CUDA graph recorded inside
     it never refers to cast weights another autocast region owns."""
     dtype = rollout_dtype(device)
-    return torch.autocast("cuda", dtype=dtype, cache_enabled=False) if dtype is not None else contextlib.nullcontext()
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype, cache_enabled=False)
 
 
 def rollout_predictions(model, obs_0: dict[str, torch.Tensor], past_actions: torch.Tensor,

@@ -1,6 +1,6 @@
 """Train the goal-conditioned action prior of a trained world-model run (``models.action_prior``).
 
-    python -m training.action_prior RUN_DIR [--steps 3000] [--device auto]
+    python -m training.action_prior RUN_DIR [--steps 3000] [--device auto|cpu|cuda:N]
 
 The world model stays frozen: every training-split frame is encoded once with the run's checkpoint
 (``encode_obs``, from the feature cache when there is one), then a small MLP learns
@@ -27,6 +27,7 @@ from einops import rearrange
 
 from models.action_prior import PRIOR_DIR, ActionPrior, ActionPriorConfig, save_action_prior
 from utils.atomic_files import atomic_directory
+from utils.torch_device import device_argument
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +147,8 @@ def fit_run_prior(run_dir: str | Path, steps: int = 3000, max_steps: int | None 
     return out, stats
 
 
-def fit_after_training(run_dir: str | Path, steps: int) -> Path:
-    """The prior of a run that has just finished training (on its GPU when there is one)."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+def fit_after_training(run_dir: str | Path, steps: int, device: str | torch.device) -> Path:
+    """The prior of a run that has just finished training, fitted on ``device`` (the one it trained on)."""
     out, stats = fit_run_prior(run_dir, steps=steps, device=device)
     log.info("action prior: %s (%s)", out, ", ".join(f"{k} {v:.4f}" for k, v in stats.items()))
     return out
@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=3000, help="optimiser steps (batch 256)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="largest goal distance in planning steps (default: the longest episode)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--device", default="auto", type=device_argument,
+                   help="auto (a CUDA GPU when there is one, else cpu) | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output directory (default RUN_DIR/action_prior)")
     args = p.parse_args(argv)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from datasets.feature_cache import build_feature_cache
 from models.dino import build_dino_encoder
+from utils.torch_device import device_argument
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,13 +22,16 @@ def main(argv: list[str] | None = None) -> int:
                                 description="Encode every frame of a converted dataset once with the frozen "
                                             "DINOv2 encoder and store fp16 features in DIR/feature_cache/.")
     p.add_argument("--data", required=True, help="converted dataset directory (with meta.json)")
-    p.add_argument("--img-size", type=int, default=196, help="encoder input size, a multiple of 14 (default 196)")
+    p.add_argument("--img-size", type=int, required=True,
+                   help="encoder input size, a multiple of 14: the run's img_size (56 in the CPU preset, 196 with "
+                        "preset=gpu_full); the cache of another size is not the one training reads")
     p.add_argument("--feature-key", default="x_norm_patchtokens", choices=["x_norm_patchtokens", "cls"])
     p.add_argument("--weights-path", default=None, help="official dinov2_vits14_pretrain.pth file")
     p.add_argument("--random-encoder", action="store_true", help="random (seeded) encoder weights, not DINOv2")
     p.add_argument("--seed", type=int, default=0, help="seed of the random encoder")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", type=device_argument,
+                   help="auto (a CUDA GPU when there is one, else cpu) | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

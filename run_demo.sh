@@ -33,12 +33,16 @@ random, replay and do-nothing (hold) baselines, and a summary table.
   --replan             rerun the planning evaluations even when they are finished
   --train-arg X        extra Hydra override for training (repeatable)
   --plan-arg X         extra Hydra override for planning (repeatable)
-Outputs: outputs/demo/train (training run), plan_outputs/demo/{cem,prior,random,replay,hold}.
+Outputs: outputs/demo/train (training run; outputs/demo/train_random_encoder with --random-encoder),
+  plan_outputs/demo/<run>_<planner>_gH<H>/ for planner cem (cem_cpu without a GPU), prior, random, replay, hold,
+  and plan_outputs/demo/demo_summary.{md,json} (the table printed at the end).
 EOF
 }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
+    --weights|--n-evals|--goal-h|--train-arg|--plan-arg)
+      [[ $# -ge 2 ]] || { echo "run_demo.sh: $1 needs a value (see --help)" >&2; exit 2; } ;;&
     --random-encoder) PRETRAINED=false ;;
     --weights) TRAIN_ARGS+=("encoder.weights_path=$2"); shift ;;
     --n-evals) N_EVALS="$2"; shift ;;

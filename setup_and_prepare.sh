@@ -88,6 +88,7 @@ if [[ -n "$TASKS" ]]; then
   check_names task "$TASKS" "$KNOWN_TASKS"; TASKS="$REPLY"
   check_names "dataset type" "$DTYPES" "$KNOWN_DTYPES"; DTYPES="$REPLY"
 fi
+[[ "$DEMO_TASK" == lift || "$DEMO_TASK" == can ]] || fail_args "--demo-task must be lift or can, got '$DEMO_TASK'"
 if [[ "$DRY_RUN" == 1 ]]; then
   echo "install: $([[ -n "${CONDA_PREFIX:-}" && "${CONDA_DEFAULT_ENV:-base}" != "base" ]] && echo "conda env ${CONDA_DEFAULT_ENV}" || echo .venv), torch $TORCH_VERSION $([[ "$CUDA" == 1 ]] && echo CUDA || echo CPU) build"
   [[ "$DEMO" == 1 ]] && echo "demo: $DEMO_EPISODES scripted $DEMO_TASK episodes -> $DATA_ROOT/demo/$DEMO_TASK/dino_wm"
@@ -176,7 +177,6 @@ convert_once() {  # convert_once IN OUT [extra args]: skipped when OUT/meta.json
 }
 
 if [[ "$DEMO" == 1 ]]; then
-  case "$DEMO_TASK" in lift|can) ;; *) echo "setup_and_prepare.sh: --demo-task must be lift or can, got '$DEMO_TASK'" >&2; exit 2 ;; esac
   demo_h5="$DATA_ROOT/demo/$DEMO_TASK/demo.hdf5"
   if [[ -f "$demo_h5" ]]; then
     say "demo data already generated: $demo_h5"

@@ -10,9 +10,6 @@
 # (logs, one JSON per figure, gpu_check.md) go to $OUT/gpu_check (OUT unset: /tmp/gpu_check). A step that
 # fails or times out is reported as such in the table; the others still run.
 cd "$(dirname "$0")/.." || exit 2
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-fi
 set -u
 DEVICE=cuda:0
 QUICK=0
@@ -20,9 +17,13 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE="$2"; shift 2 ;;
     --quick) QUICK=1; shift ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $1 (use --device DEV, --quick)" >&2; exit 2 ;;
   esac
 done
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
 PY=${PYTHON:-python3}
 RES=${OUT:-/tmp}/gpu_check
 WORK=${WORK:-/tmp/gpu_check_work}

@@ -45,8 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--run", required=True, type=Path, help="training run dir (holds .hydra/ and checkpoints/)")
     p.add_argument("--out", type=Path, default=None, help="output dir (default plan_outputs/quality_<run name>)")
     p.add_argument("--goal-h", default=DEFAULT_GOAL_H, help=f"comma-separated goal horizons (default {DEFAULT_GOAL_H})")
-    p.add_argument("--planners", default=DEFAULT_PLANNERS,
-                   help=f"comma-separated conf/planner names (default {DEFAULT_PLANNERS}; cem_cpu on a CPU)")
+    p.add_argument("--planners", default=None,
+                   help=f"comma-separated conf/planner names (default {DEFAULT_PLANNERS}, with cem_cpu, CEM's "
+                        "small budget, for cem on a machine without CUDA)")
     p.add_argument("--n", type=int, default=20, help="evaluations per cell (default 20)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (episode order, planner noise)")
     p.add_argument("--plan-arg", action="append", default=[], metavar="OVERRIDE",
@@ -59,6 +60,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.n < 1:
         p.error("--n must be >= 1")
+    if args.planners is None:
+        import torch
+
+        args.planners = DEFAULT_PLANNERS if torch.cuda.is_available() else DEFAULT_PLANNERS.replace("cem,", "cem_cpu,")
     if not (args.run / ".hydra" / "config.yaml").is_file():
         p.error(f"--run {args.run} is not a training run dir (no .hydra/config.yaml)")
     return args

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -262,11 +263,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     cameras = [] if args.no_cameras else DEFAULT_CAMERAS if args.cameras is None else \
         [c for c in args.cameras.split(",") if c]
+    folder = Path(args.output).resolve().parent
+    try:  # before minutes of simulation: the file must be writable where it is asked for
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: cannot create {folder} for --output: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if not os.access(folder, os.W_OK):
+        print(f"error: {folder} is not writable (--output {args.output})", file=sys.stderr)
+        return 2
     try:
         stats = generate_demos(args.task, args.n_episodes, args.output, cameras, args.image_size,
                                args.seed, args.max_attempts, hold_steps=args.hold_steps,
                                explore_fraction=args.explore_fraction)
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {stats['successes']} {args.task} demos + {stats['explore']} exploration episodes "

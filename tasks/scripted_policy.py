@@ -10,25 +10,15 @@ makes episodes differ beyond robosuite's own placement randomisation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from tasks.registry import get_task, known_tasks
 from tasks.state_layout import POSITION_ACTION, eef_position, object_position
+from tasks.task import CLOSE, OPEN, Phase  # noqa: F401  (OPEN / CLOSE: also imported from here)
 
-OPEN, CLOSE = -1.0, 1.0
 POS_SCALE = 0.05  # metres per unit of OSC position action (controller output_max)
-
-
-@dataclass
-class Phase:
-    name: str
-    offset: np.ndarray  # target relative to the anchor point [3]
-    gripper: float
-    tol: float  # position tolerance to move on (m); <= 0: hold for `steps`
-    steps: int  # max steps (or hold steps)
-    anchor: str  # "object" (live), "grasp" (object pos when the grasp closed), "goal"
 
 
 def _phases(task: str) -> list[Phase]:

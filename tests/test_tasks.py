@@ -11,7 +11,8 @@ import pytest
 
 from datasets.download_robomimic import hub_tasks
 from datasets.state_layout import vector_slices
-from tasks import Task, get_task, known_tasks, register_task, task_for_env, unregister_task
+from tasks import Task, get_task, known_tasks, task_for_env
+from tasks.registry import TASKS, index_tasks
 from tasks.scripted_policy import ScriptedPolicy
 from tasks.state_layout import (
     OBJECT_POSE,
@@ -29,10 +30,10 @@ TOY = Task(name="toy", env_name="ToyEnv", object_parts=(("toy_pos", 3), ("toy_qu
 
 
 @pytest.fixture()
-def toy():
-    register_task(TOY)
-    yield TOY
-    unregister_task("toy")
+def toy(monkeypatch):
+    """The registry with one more entry, as if TOY were in tasks/builtin.py (restored after the test)."""
+    monkeypatch.setattr("tasks.registry.TASKS", index_tasks([*TASKS.values(), TOY]))
+    return TOY
 
 
 def _robot_obs(t: int = 2) -> dict[str, np.ndarray]:
@@ -72,12 +73,14 @@ def test_task_entries_are_checked(kwargs, match):
         Task(**{**base, **kwargs})
 
 
-def test_register_refuses_a_clash_unless_replacing(toy):
-    with pytest.raises(ValueError, match="clashes with registered 'toy'"):
-        register_task(Task(name="toy2", env_name="ToyEnv", object_parts=TOY.object_parts))
-    other = register_task(Task(name="toy", env_name="ToyEnv", object_parts=TOY.object_parts, max_steps=7),
-                          replace=True)
-    assert get_task("toy") is other and get_task("toy").max_steps == 7
+def test_the_index_is_read_only_and_refuses_two_entries_with_one_name_or_env():
+    with pytest.raises(TypeError):
+        TASKS["toy"] = TOY  # type: ignore[index]
+    for clash in (Task(name="toy", env_name="Other", object_parts=TOY.object_parts),
+                  Task(name="toy2", env_name="ToyEnv", object_parts=TOY.object_parts)):
+        with pytest.raises(ValueError, match=f"task '{clash.name}' \\({clash.env_name}\\) clashes with 'toy'"):
+            index_tasks([TOY, clash])
+    assert list(index_tasks([TOY, *TASKS.values()])) == ["toy", "lift", "can", "square"]
 
 
 def test_a_registered_task_defines_the_vector_layout(toy):
@@ -159,7 +162,7 @@ def test_a_task_is_one_registry_entry_plus_one_config_file():
         naming = sorted(str(p.relative_to(ROOT)) for p in code if task in _string_literals(p))
         assert naming == ["tasks/builtin.py"], (task, naming)
     configs = {p.stem for p in (ROOT / "conf" / "task").glob("*.yaml")}
-    assert configs == {"lift", "can", "square"} == {n for n in known_tasks() if n != "toy"}
+    assert configs == {"lift", "can", "square"} == set(known_tasks())
 
 
 def _train_config(*overrides: str) -> dict:

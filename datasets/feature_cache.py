@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from datasets.meta import DatasetMeta
 from datasets.robomimic_dset import RobomimicEpisodes
@@ -92,7 +93,7 @@ def build_feature_cache(data_path: str | Path, encoder, batch_size: int = 64, de
         for i in range(len(episodes)):
             frames = episodes.frames(i)
             for s in range(0, len(frames), batch_size):
-                x = torch.tensor(frames[s : s + batch_size], device=device).permute(0, 3, 1, 2).float() / 255.0
+                x = rearrange(torch.tensor(frames[s : s + batch_size], device=device), "b h w c -> b c h w").float() / 255.0
                 f = encoder(x).to("cpu", torch.float16).numpy()
                 out[row : row + len(f)] = f
                 row += len(f)

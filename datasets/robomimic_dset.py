@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -119,5 +120,5 @@ class WindowDataset(Dataset):
             item["features"] = torch.from_numpy(np.asarray(self.features[rows], dtype=np.float32))
         if self.frames:
             fr = torch.from_numpy(self.frames[e][t.numpy()])
-            item["visual"] = fr.permute(0, 3, 1, 2).float() / 255.0
+            item["visual"] = rearrange(fr, "t h w c -> t c h w").float() / 255.0  # [T, 3, H, W] in [0, 1]
         return item

@@ -64,7 +64,7 @@ def encode_episodes(run, episodes, ids: list[int], max_steps: int, features=None
             obs = {"features": torch.from_numpy(np.array(feats[offsets[e]:offsets[e] + n])).to(device).float()[None]}
         else:
             frames = torch.tensor(episodes.frames(e), device=device).float().div_(255.0)  # a copy: the file is read-only
-            obs = {"visual": frames.permute(0, 3, 1, 2)[None]}
+            obs = {"visual": rearrange(frames, "n h w c -> 1 n c h w")}
         zs.append(model.encode_obs({**obs, "proprio": proprio})[0].float().cpu())  # [n, P, D]
         act = norm.normalize_action(episodes.actions[e, :n])  # [n, 7]
         padded = torch.cat([act, act.new_zeros(fs, act.shape[1])])

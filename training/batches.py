@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
@@ -146,7 +147,7 @@ def gather(tables: WindowTables, idx: Tensor) -> dict[str, Tensor]:
         batch["features"] = tables.features[tables.feature_row[e][:, None] + t]
     if tables.frames is not None:
         fr = tables.frames[tables.frame_row[e][:, None] + t]  # [B, T, H, W, 3] uint8
-        batch["visual"] = fr.permute(0, 1, 4, 2, 3).float() / 255.0
+        batch["visual"] = rearrange(fr, "b t h w c -> b t c h w").float() / 255.0
     return batch
 
 

@@ -51,4 +51,4 @@ SQUARE = Task(
     robosuite15_order=_RELATIVE_FIRST, max_steps=500, hold_steps=10, download_name="square",
 )
 
-BUILTIN_TASKS = (LIFT, CAN, SQUARE)  # the order of known_tasks()' listings and the hub's
+BUILTIN_TASKS = (LIFT, CAN, SQUARE)  # in this order in all_tasks() (the downloader's task list)

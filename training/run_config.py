@@ -22,7 +22,7 @@ from training.compat import explicit_keys
 # is fitted after the world model and does not change it.
 MUTABLE = ("training", "action_prior", "wandb", "debug", "num_gpus", "min_free_memory_gb", "gpu", "name",
            "encoder.cache", "env.data_path", "task")
-_ABSENT = object()  # OmegaConf.select's default: tells a key that is absent from one set to null
+_ABSENT = object()  # OmegaConf.select's default: tells a key that is not there from one set to null
 
 
 def frozen_config(cfg: DictConfig) -> dict[str, Any]:

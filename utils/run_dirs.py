@@ -10,8 +10,6 @@ import logging
 import shutil
 from pathlib import Path
 
-log = logging.getLogger(__name__)
-
 
 def only_launch_files(run_dir: Path) -> bool:
     """True when every file under ``run_dir`` is Hydra's (``.hydra/``) or a ``*.log`` file."""

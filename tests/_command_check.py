@@ -162,6 +162,8 @@ def check_hydra(script: str, args: list[str], env: dict[str, str], monkeypatch):
             config = next(it)
         elif a in ("-m", "--multirun"):
             continue
+        elif a == "--help":  # the script's own help (conf/hydra/help/) must print and exit 0
+            _help_text((script,))
         else:
             assert not a.startswith("-"), f"{script}: unknown Hydra flag {a}"
             overrides.append(a)

@@ -31,7 +31,7 @@ def hub_tasks() -> tuple[str, ...]:
     return (*[t.download_name for t in all_tasks() if t.download_name], *HUB_ONLY)
 
 
-TASKS = hub_tasks()  # as registered at import time; download() and the CLI ask hub_tasks() again
+TASKS = hub_tasks()  # the same as hub_tasks(), kept for older imports
 
 
 class DownloadError(RuntimeError):

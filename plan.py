@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -271,6 +272,7 @@ def publish(cfg: DictConfig, out_dir: Path, info: dict, summary: dict, records: 
 
 @hydra.main(config_path="conf", config_name="plan", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    started = time.time()  # what this launch writes is newer (a refused one leaves no run dir behind)
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     try:
@@ -280,7 +282,7 @@ def main(cfg: DictConfig) -> None:
         if isinstance(exc, PlanError):  # refused before any result: no run directory left behind
             from utils.run_dirs import remove_refused_run_dir
 
-            remove_refused_run_dir(out_dir)
+            remove_refused_run_dir(out_dir, started)
         if str(hc.mode) == "RunMode.MULTIRUN":  # one bad sweep point (e.g. a goal_H too long) must not end the sweep
             return
         sys.exit(2 if isinstance(exc, PlanError) else 1)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -47,33 +48,30 @@ def _select_gpus(cfg: DictConfig) -> None:
     log.info("GPUs selected: %s", gpus if gpus else "none (CPU)")
 
 
-def _config_of_resumed_run(cfg: DictConfig, run_dir: Path) -> DictConfig:
-    """``cfg`` for a new run; for a run dir with a checkpoint, the run's frozen config plus the keys this
-    command sets. ``RUN/.hydra/config.yaml``, which Hydra has just overwritten with ``cfg``, is written back:
-    the config the run goes on with, or its own when this command is refused."""
-    from omegaconf import OmegaConf
-
+def _config_of_resumed_run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> DictConfig | None:
+    """None for a new run; for a run dir with a checkpoint, the run's config (``run_info.json``) plus the keys
+    this command sets, with the old spellings and the launcher's precision applied (exit 2 if refused)."""
     from training.checkpoint import latest_checkpoint
+    from training.compat import LAUNCHER_PRECISION, ConfigConflict, explicit_keys, reconcile_launch_settings
     from training.data import load_run_info
 
     info = load_run_info(run_dir) if latest_checkpoint(run_dir) is not None else None
     if not info or "config" not in info:
-        return cfg
+        return None
     from training.resume import RunMismatchError, check_resume_matches
     from training.run_config import ResumeOverrideError, resumed_config
 
-    main_process = int(os.environ.get("RANK", "0")) == 0
     try:
-        merged = resumed_config(info["config"], cfg, HydraConfig.get().overrides.task)
+        merged = resumed_config(info["config"], cfg, overrides)
+        if (os.environ.get(LAUNCHER_PRECISION, "no") != "no"
+                and "training.mixed_precision" not in explicit_keys(overrides)):
+            merged.training.mixed_precision = "no"  # accelerate launch --mixed_precision=X picks it, as on a first launch
+        reconcile_launch_settings(merged, overrides)
         check_resume_matches(run_dir, merged, Path(to_absolute_path(str(merged.env.data_path))))
-    except (ResumeOverrideError, RunMismatchError) as e:
-        if main_process:
-            OmegaConf.save(OmegaConf.create(info["config"]), run_dir / ".hydra" / "config.yaml")
+    except (ResumeOverrideError, RunMismatchError, ConfigConflict) as e:
         log.error("%s%s", f"resuming {run_dir}: " if isinstance(e, ResumeOverrideError) else "", e)
         sys.exit(2)
-    if main_process:
-        OmegaConf.save(merged, run_dir / ".hydra" / "config.yaml")
-    given = [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("hydra.")]
+    given = [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
     log.info("resuming %s with the run's own config (run_info.json)%s", run_dir,
              f", set again here: {' '.join(given)}" if given else "")
     return merged
@@ -100,22 +98,28 @@ def _refuse_bad_settings(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train_robomimic_compress")
 def main(cfg: DictConfig) -> None:
+    started = time.time()  # what this launch writes is newer (a refused one leaves no run dir behind)
     run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
     try:
         _train(cfg, run_dir)
     except SystemExit as e:
-        if e.code == 2 and int(os.environ.get("RANK", "0")) == 0:  # refused: no run dir left behind for nothing
+        if e.code == 2 and int(os.environ.get("RANK", "0")) == 0:  # refused: the run dir as it was before
+            from training.resume import restore_hydra_config
             from utils.run_dirs import remove_refused_run_dir
 
-            remove_refused_run_dir(run_dir)
+            if not remove_refused_run_dir(run_dir, started):
+                restore_hydra_config(run_dir)
         raise
 
 
 def _train(cfg: DictConfig, run_dir: Path) -> None:
     from training.trainer import is_multiprocess, setup_file_logging
 
-    setup_file_logging(run_dir, int(os.environ.get("RANK", "0")) == 0)
-    cfg = _config_of_resumed_run(cfg, run_dir)
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    setup_file_logging(run_dir, main_process)
+    overrides = list(HydraConfig.get().overrides.task)
+    resumed = _config_of_resumed_run(cfg, run_dir, overrides)
+    cfg = resumed if resumed is not None else cfg
     _refuse_bad_settings(cfg)
     data_path = Path(to_absolute_path(str(cfg.env.data_path)))
     if not (data_path / "meta.json").is_file():
@@ -125,11 +129,15 @@ def _train(cfg: DictConfig, run_dir: Path) -> None:
     from training.compat import ConfigConflict, reconcile_launch_settings
 
     try:  # old spellings (model.gradient_checkpointing) and accelerate launch --mixed_precision
-        reconcile_launch_settings(cfg, HydraConfig.get().overrides.task)
+        reconcile_launch_settings(cfg, overrides)
     except ConfigConflict as e:
         log.error("%s", e)
         sys.exit(2)
     _select_gpus(cfg)
+    if resumed is not None and main_process:  # accepted: what this resume changed stays for the next one
+        from training.resume import record_resumed_config
+
+        record_resumed_config(run_dir, cfg)
     from training.distributed import NotSharedError
     from training.trainer import RunMismatchError, train
 

@@ -7,7 +7,7 @@ a temporary directory and renamed into place; a directory without a matching man
 partial and is rebuilt.
 
 The encoder is passed in (any object with ``cache_key()``, ``num_patches``, ``emb_dim``, ...): this
-module holds no model code. CLI: ``python -m training.cache_features --data DIR [--img-size 196]``.
+module holds no model code. CLI: ``python -m training.cache_features --data DIR --img-size N``.
 """
 
 from __future__ import annotations

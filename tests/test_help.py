@@ -34,6 +34,6 @@ def test_train_help_names_every_task_preset_and_env():
     text = _help("train_robomimic_compress.py", "task=can")
     assert text.startswith("train_robomimic_compress.py: train the DINO world model")
     choices = text.split("Choices (group=option):")[1].split("Main settings")[0]
-    for group in ("task", "preset", "env", "encoder"):
+    for group in ("task", "preset", "env", "encoder", "predictor"):
         assert _options(group) <= set(re.findall(r"[a-z_0-9]+", choices)), group
     assert "name: can" in text  # the config shown is the one these overrides give

@@ -78,7 +78,22 @@ def test_a_group_given_again_keeps_the_runs_data_path_and_a_different_one_is_ref
 
     cfg = _resumed(overrides=["env=demo_lift"])  # the same group: its default data path is not taken
     assert cfg.env.data_path == "/run_data"
-    with pytest.raises(ResumeOverrideError, match=r"env=\.\.\. selects another model or data \(env.name\)"):
+    with pytest.raises(ResumeOverrideError, match=r"^env=\.\.\. gives another model, task or data than the run's \(env.name\)"):
         _resumed(composed_over={"env": {"name": "robomimic_can"}}, overrides=["env=robomimic_can"])
-    with pytest.raises(ResumeOverrideError, match="preset=... is not one config key"):
-        _resumed(overrides=["preset=gpu_full"])  # a _global_ group has no key of its own
+    with pytest.raises(ResumeOverrideError, match=r"task=\.\.\. .*\(task.name\)"):  # task may not change by its group
+        _resumed(saved_over={"task": {"name": "lift"}}, composed_over={"task": {"name": "can"}}, overrides=["task=can"])
+
+
+def test_the_first_launchs_command_rerun_resumes_and_a_preset_that_differs_is_refused():
+    import pytest
+
+    from training.run_config import ResumeOverrideError
+
+    # preset=... is a _global_ group: no key of its own, so the whole config it gives is compared
+    same = _resumed(composed_over={"env": {"data_path": "/run_data"}, "training": {"epochs": 12}},
+                    overrides=["preset=gpu_full", "env.data_path=/run_data"])
+    assert same.training.epochs == 12
+    with pytest.raises(ResumeOverrideError, match=r"preset=\.\.\. .*\(predictor.depth\)"):
+        _resumed(composed_over={"predictor": {"depth": 2}}, overrides=["preset=gpu_full"])
+    with pytest.raises(ResumeOverrideError, match="^~action_prior: a resume keeps the run's config"):
+        _resumed(overrides=["~action_prior"])

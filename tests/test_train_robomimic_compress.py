@@ -60,7 +60,10 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(syn, tmp_path):
         torch.testing.assert_close(part[k], full[k], rtol=0, atol=0, msg=k)
     st = load_train_state(latest_checkpoint(tmp_path / "part"))
     assert st["epoch"] == 4 and st["step"] == load_train_state(latest_checkpoint(tmp_path / "full"))["step"]
-    train(syn, tmp_path / "part", "training.epochs=4")  # a rerun of a finished run trains no further
+    # what a resume changed is the run's own from then on: a later bare restart does not go back to 2 epochs
+    assert json.loads((tmp_path / "part" / "run_info.json").read_text())["config"]["training"]["epochs"] == 4
+    # a rerun of a finished run trains no further (the old spelling of grad_checkpointing is a training key)
+    train(syn, tmp_path / "part", "model.gradient_checkpointing=true")
     assert load_train_state(latest_checkpoint(tmp_path / "part"))["step"] == st["step"]
     # the model config is frozen at the first launch: a resume that changes it is refused, and
     # planning keeps rebuilding the model the checkpoint was trained with

@@ -1,6 +1,6 @@
 """Encode every frame of a converted dataset once with the frozen encoder (``datasets/feature_cache.py``).
 
-    python -m training.cache_features --data DIR [--img-size 196] [--random-encoder]
+    python -m training.cache_features --data DIR --img-size 56 [--random-encoder] [--device auto]
 
 Training builds the cache itself when ``encoder.cache`` is on; this command builds it ahead of time.
 """

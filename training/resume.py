@@ -68,6 +68,28 @@ def check_resume_matches(run_dir: Path, cfg: Any, data_path: Path) -> None:
                                "only training.*, wandb.*, gpu settings and debug may change; use another hydra.run.dir")
 
 
+def record_resumed_config(run_dir: Path, cfg: Any) -> None:
+    """Keep an accepted resume's config as the run's own (``run_info.json`` and ``.hydra/config.yaml``):
+    a later resume starts from it, so ``training.epochs=N`` given once is not undone by the next restart.
+    Only keys a resume may change can differ from the recorded ones (``check_resume_matches``)."""
+    from omegaconf import OmegaConf
+
+    from training.data import write_run_info
+
+    info = load_run_info(run_dir) or {}
+    write_run_info(run_dir, {**info, "config": frozen_config(cfg)})
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+
+
+def restore_hydra_config(run_dir: Path) -> None:
+    """``.hydra/config.yaml`` back to the run's recorded config (Hydra overwrites it on every launch)."""
+    from omegaconf import OmegaConf
+
+    info = load_run_info(run_dir)
+    if info and "config" in info and (run_dir / ".hydra").is_dir():
+        OmegaConf.save(OmegaConf.create(info["config"]), run_dir / ".hydra" / "config.yaml")
+
+
 def load_trainable(model: VWorldModel, sd: dict[str, torch.Tensor]) -> None:
     """Load every trainable tensor strictly (the frozen encoder is not in checkpoints)."""
     missing, unexpected = model.load_state_dict(sd, strict=False)

@@ -51,39 +51,51 @@ class ResumeOverrideError(ValueError):
 
 
 def resumed_config(saved: dict[str, Any], composed: DictConfig, overrides: Sequence[str]) -> DictConfig:
-    """The config a resumed run trains with: its frozen config, plus the keys this command line sets.
+    """The config a resumed run trains with: its recorded config, plus the keys this command line sets.
 
     ``composed`` is what Hydra built from the defaults and ``overrides`` (its task overrides). Keys the
     run did not record (added to the project since) keep the composed defaults; every other value comes
     from ``saved``, so a resume does not need the first launch's overrides repeated, and ``training.epochs``
     stays the run's own unless this command sets it. A set key that changes the model or its data is
-    left in, for :func:`changed_model_keys` to refuse. A config group given again (``env=demo_lift``)
-    keeps the run's values (its ``env.data_path`` too) when it selects the same model and data.
+    left in, for :func:`changed_model_keys` to refuse. A config group given again (``env=demo_lift``,
+    ``task=can``, ``preset=gpu_full``) is accepted when it gives the run's own model, task and data (the
+    first launch's command line, rerun), and keeps the run's values (its ``env.data_path`` too).
 
     Raises:
-        ResumeOverrideError: an override that names no key of ``composed`` (``preset=...``, whose
-            ``_global_`` package has no key of its own), or a group that selects another model or data.
+        ResumeOverrideError: a group that gives another model, task or data; a ``~key`` deletion.
     """
+    deletions = [o for o in overrides if o.startswith("~")]
+    if deletions:
+        raise ResumeOverrideError(f"{deletions[0]}: a resume keeps the run's config; set the key's value instead "
+                                  "(e.g. action_prior.train=false)")
     out = OmegaConf.merge(OmegaConf.create(frozen_config(composed)), OmegaConf.create(saved))
     for key in sorted(explicit_keys(overrides)):
         if key == "hydra" or key.startswith("hydra."):
             continue
         value = OmegaConf.select(composed, key, default=_ABSENT)
-        if value is _ABSENT:
-            raise ResumeOverrideError(
-                f"{key}=... is not one config key: a resume keeps the run's own config (run_info.json); "
-                "set only the keys to change (training.*, wandb.*, gpu.*, debug), or start a new hydra.run.dir")
-        if isinstance(value, (DictConfig, ListConfig)):
-            value = OmegaConf.to_container(value, resolve=True)
-        if isinstance(value, dict) and not _is_mutable(key):  # a group given again
-            changed = changed_model_keys(_nested(key, OmegaConf.select(OmegaConf.create(saved), key)),
-                                         _nested(key, value))
-            if changed:
-                raise ResumeOverrideError(f"{key}=... selects another model or data ({', '.join(changed[:6])}); "
-                                          "a resume cannot change them: use another hydra.run.dir")
+        if value is _ABSENT:  # a _global_ group (preset=...): the whole config it gives must be the run's
+            changed = changed_model_keys(saved, frozen_config(composed))
+        elif isinstance(value, DictConfig):  # a group given again
+            changed = _changed_in_group(key, OmegaConf.select(OmegaConf.create(saved), key), value)
+        else:
+            if isinstance(value, ListConfig):
+                value = OmegaConf.to_container(value, resolve=True)
+            OmegaConf.update(out, key, value, merge=False, force_add=True)
             continue
-        OmegaConf.update(out, key, value, merge=False, force_add=True)
+        if changed:
+            raise ResumeOverrideError(f"{key}=... gives another model, task or data than the run's "
+                                      f"({', '.join(changed[:6])}): a resume keeps them; set only the keys to change "
+                                      "(training.*, wandb.*, gpu.*, debug), or use another hydra.run.dir")
     return out
+
+
+def _changed_in_group(key: str, saved: Any, given: DictConfig) -> list[str]:
+    """Keys of group ``key`` that differ between the run's values and the group's, except the ones a resume
+    may change inside it (``env.data_path``, ``encoder.cache``); the group's own name counts (``task``)."""
+    inside = [m for m in MUTABLE if m.startswith(key + ".")]
+    a, b = _flatten(_nested(key, saved)), _flatten(_nested(key, given))
+    return [k for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and not any(k == m or k.startswith(m + ".") for m in inside)]
 
 
 def _is_mutable(key: str) -> bool:

@@ -92,6 +92,20 @@ def test_training_writes_the_prior_and_refit_goes_where_told(tiny_trained_run, t
     assert own.read_bytes() == before  # the run's own prior is left alone when another output is given
 
 
+def test_a_rerun_keeps_a_prior_fitted_on_the_latest_checkpoint_and_refits_otherwise(tiny_trained_run, tmp_path):
+    import shutil
+
+    from training.action_prior import fit_after_training
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_trained_run, run)
+    own = run / "action_prior" / "model.safetensors"
+    stamp = own.stat().st_mtime_ns
+    assert fit_after_training(run, 50, "cpu") == own.parent and own.stat().st_mtime_ns == stamp  # kept
+    fit_after_training(run, 20, "cpu")  # other steps: fitted again
+    assert json.loads((own.parent / "config.json").read_text())["steps"] == 20
+
+
 def test_planning_warns_when_the_prior_was_fitted_on_another_checkpoint(tiny_trained_run, tmp_path, caplog):
     import logging
     import shutil

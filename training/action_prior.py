@@ -14,6 +14,7 @@ loss (printed beside the loss of always predicting the data mean, 0 in normalise
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from models.action_prior import PRIOR_DIR, ActionPrior, ActionPriorConfig, save_action_prior
+from models.action_prior import CONFIG_FILE, PRIOR_DIR, ActionPrior, ActionPriorConfig, save_action_prior
 from utils.atomic_files import atomic_directory
 from utils.torch_device import device_argument
 
@@ -148,7 +149,19 @@ def fit_run_prior(run_dir: str | Path, steps: int = 3000, max_steps: int | None 
 
 
 def fit_after_training(run_dir: str | Path, steps: int, device: str | torch.device) -> Path:
-    """The prior of a run that has just finished training, fitted on ``device`` (the one it trained on)."""
+    """The prior of a run that has just finished training, fitted on ``device`` (the one it trained on).
+
+    A prior already fitted with ``steps`` steps on the run's latest checkpoint is kept (a rerun of a finished
+    run, e.g. ``run_demo.sh`` again, does not spend the fit twice)."""
+    from training.checkpoint import latest_checkpoint
+
+    current = Path(run_dir) / PRIOR_DIR / CONFIG_FILE
+    latest = latest_checkpoint(run_dir)
+    if current.is_file() and latest is not None:
+        done = json.loads(current.read_text())
+        if done.get("world_model_checkpoint") == latest.name and done.get("steps") == steps:
+            log.info("action prior: %s is already fitted on %s", current.parent, latest.name)
+            return current.parent
     out, stats = fit_run_prior(run_dir, steps=steps, device=device)
     log.info("action prior: %s (%s)", out, ", ".join(f"{k} {v:.4f}" for k, v in stats.items()))
     return out

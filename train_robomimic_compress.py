@@ -80,6 +80,7 @@ def _config_of_resumed_run(cfg: DictConfig, run_dir: Path, overrides: list[str])
 def _refuse_bad_settings(cfg: DictConfig) -> None:
     """Exit 2 with one line for a value that would fail later, before anything is written."""
     from models.factory import check_encoder_name
+    from training.model_config import encoder_spec
     from utils.torch_compile import compile_mode
     from utils.wandb_mode import check_mode
 
@@ -89,7 +90,7 @@ def _refuse_bad_settings(cfg: DictConfig) -> None:
         log.error("training.compile: %s", e)
         sys.exit(2)
     try:
-        check_encoder_name(str(cfg.encoder.get("name", "dinov2_vits14")))
+        check_encoder_name(encoder_spec(cfg).name)
         check_mode(cfg.wandb.get("mode"))
     except ValueError as e:
         log.error("%s", e)
@@ -126,13 +127,14 @@ def _train(cfg: DictConfig, run_dir: Path) -> None:
         log.error("env.data_path=%s is not a converted dataset directory (no meta.json); convert one with "
                   "convert_robomimic_to_dino_wm.py or run ./setup_and_prepare.sh --demo", data_path)
         sys.exit(2)
-    from training.compat import ConfigConflict, reconcile_launch_settings
+    if resumed is None:  # a resume's config has them applied already (_config_of_resumed_run)
+        from training.compat import ConfigConflict, reconcile_launch_settings
 
-    try:  # old spellings (model.gradient_checkpointing) and accelerate launch --mixed_precision
-        reconcile_launch_settings(cfg, overrides)
-    except ConfigConflict as e:
-        log.error("%s", e)
-        sys.exit(2)
+        try:  # old spellings (model.gradient_checkpointing) and accelerate launch --mixed_precision
+            reconcile_launch_settings(cfg, overrides)
+        except ConfigConflict as e:
+            log.error("%s", e)
+            sys.exit(2)
     _select_gpus(cfg)
     if resumed is not None and main_process:  # accepted: what this resume changed stays for the next one
         from training.resume import record_resumed_config

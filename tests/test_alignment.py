@@ -26,6 +26,14 @@ def test_loss_is_symmetric_in_its_two_directions_and_trains_the_state_map():
     loss.backward()
     assert z.grad is not None and align.state_map.weight.grad.abs().sum() > 0
     assert align.log_temperature.grad is not None
+    with torch.no_grad():  # the definition, written out: mean of the z -> state and state -> z InfoNCE terms
+        a = z / z.norm(dim=1, keepdim=True)
+        s = align.state_map(state)
+        sim = a @ (s / s.norm(dim=1, keepdim=True)).T / align.temperature  # [N, N], positives on the diagonal
+        z_to_state = (sim.logsumexp(dim=1) - sim.diag()).mean()
+        state_to_z = (sim.logsumexp(dim=0) - sim.diag()).mean()
+    assert abs(float(z_to_state) - float(state_to_z)) > 1e-3  # the two directions differ on this batch
+    torch.testing.assert_close(loss.detach(), 0.5 * (z_to_state + state_to_z))
 
 
 def test_temperature_is_clamped():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -80,7 +82,16 @@ def test_random_action_planner_uniform_in_bounds_ignores_goal():
     acts = RandomActionPlanner(horizon=H).plan(ctx).actions
     assert acts.shape == (2, H, A)
     assert torch.all(acts >= ctx.action_low) and torch.all(acts <= ctx.action_high)
-    assert acts.std() > 0.1
+    long = dataclasses.replace(ctx, horizon=500)  # 4,000 draws: mean 1/2 and variance 1/12 of the box
+    span = (RandomActionPlanner(horizon=500).plan(long).actions - ctx.action_low) / (ctx.action_high - ctx.action_low)
+    assert abs(float(span.mean()) - 0.5) < 0.02 and abs(float(span.var()) - 1 / 12) < 0.005
+    plans = []
+    for shift in (0.0, 5.0):  # two goals, the generators in the same state: the same draws
+        for g, seed in zip(ctx.generators, (0, 1)):
+            g.manual_seed(seed)
+        ctx.z_goal = ctx.z_goal + shift
+        plans.append(RandomActionPlanner(horizon=H).plan(ctx).actions)
+    torch.testing.assert_close(plans[0], plans[1])
 
 
 def test_cem_keeps_dims_the_data_never_varied_at_zero():

@@ -64,6 +64,12 @@ def test_goal_observation_in_the_simulator(data):
         assert not ok  # two steps in, nothing lifted yet
         obs, ok = goal_observation(env, data, EpisodeSpec(0, 0, 0, t, 0), frames)
         assert ok and obs["image"].shape == frames[0].shape  # the terminal state, rendered: a success
+        # ... reached by stepping the last recorded action from frame T - 1, not frame T - 1 itself
+        env.reset_to(data.sim_states[0, t - 1].numpy(), data.actions[0, :t - 1].numpy(),
+                     data.sim_states[0, 0].numpy())
+        stepped, _, _, _ = env.step(data.actions[0, t - 1].numpy())
+        np.testing.assert_allclose(obs["state"], stepped["state"], atol=1e-9)
+        assert np.abs(obs["state"] - data.states[0, t - 1].numpy()).max() > 1e-6
         with pytest.raises(ValueError, match="past episode"):
             goal_observation(env, data, EpisodeSpec(0, 0, 0, t + 1, 0), frames)
     finally:
@@ -80,3 +86,5 @@ def test_latent_distance_is_zero_at_the_goal():
     z_goal = torch.as_tensor(props).reshape(2, 1, 2, 2)
     np.testing.assert_allclose(latent_distance(model, ident, obs, z_goal, "cpu"), [0.0, 0.0])
     np.testing.assert_allclose(latent_distance(model, ident, obs, z_goal + 1.0, "cpu"), [1.0, 1.0])
+    offset = torch.tensor([[0.0, 2.0], [0.0, 0.0]]).reshape(1, 1, 2, 2)  # one of 4 entries off by 2
+    np.testing.assert_allclose(latent_distance(model, ident, obs, z_goal + offset, "cpu"), [1.0, 1.0])  # 4 / 4

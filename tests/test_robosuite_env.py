@@ -6,6 +6,8 @@ The replay tests use the session fixture ``tiny_lift_hdf5`` (3 scripted Lift dem
 from __future__ import annotations
 
 import copy
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -185,7 +187,15 @@ def test_localize_model_xml_rewrites_foreign_asset_paths(demo):
     xml = arrays["model_file"]
     foreign = xml.replace(xml.split("robosuite/models/assets/")[0].split('"')[-1], "/home/someone/old/")
     assert foreign != xml
-    assert "/home/someone/old/" not in localize_model_xml(foreign)
+    local = localize_model_xml(foreign)
+    assert "/home/someone/old/" not in local
+
+    def files(text):
+        return [e.get("file") for e in ET.fromstring(text).iter() if e.get("file")]
+
+    assert files(local) == files(xml) and any("robosuite/models/assets/" in f for f in files(xml))
+    assert all(Path(f).is_file() for f in files(local))  # every rewritten path names this install's asset
+    assert localize_model_xml(xml) == xml  # already local: returned unchanged
 
 
 # ---------------------------------------------------------------- reset_to + replay

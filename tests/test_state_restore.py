@@ -49,8 +49,10 @@ def test_the_ramp_follows_the_actions_stepped_and_restores_from_them(env, episod
         env.step(a)
     stepped = _ramp(env)
     assert np.abs(stepped).max() > 0  # the commands moved it away from zero
+    reset_gripper_ramp(env.env)  # the restore must rebuild the ramp, not find it already there
     restore_gripper_ramp(env.env, actions[:k])
     np.testing.assert_allclose(_ramp(env), stepped, atol=1e-12)
+    reset_gripper_ramp(env.env)
     restore_gripper_ramp(env.env, actions[k - RAMP_STEPS:k])  # the last RAMP_STEPS saturate the ramp ...
     if np.all(np.sign(actions[k - RAMP_STEPS:k, -1]) == np.sign(actions[k - 1, -1])):
         np.testing.assert_allclose(_ramp(env), stepped, atol=1e-12)  # ... when the command kept its sign
@@ -59,9 +61,11 @@ def test_the_ramp_follows_the_actions_stepped_and_restores_from_them(env, episod
 def test_reset_and_empty_history_zero_the_ramp(env, episode):
     _, _, actions = episode
     restore_gripper_ramp(env.env, actions[:8])
+    assert _ramp(env).any()
     reset_gripper_ramp(env.env)
     assert not _ramp(env).any()
     restore_gripper_ramp(env.env, actions[:8])
+    assert _ramp(env).any()
     restore_gripper_ramp(env.env, None)
     assert not _ramp(env).any()
     restore_gripper_ramp(env.env, np.zeros((0, 7)))

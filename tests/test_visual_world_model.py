@@ -67,7 +67,7 @@ def test_contract_attributes_and_shapes():
 
 
 def test_rollout_semantics():
-    m = make().eval()
+    m = rollout_model(num_hist=3)  # perturbed weights: predictions depend on the window and the actions
     b = batch(m, t=2)
     act = torch.randn(B, 2 + 3, 14)
     obs0 = {"visual": b["visual"], "proprio": b["proprio"]}
@@ -78,6 +78,11 @@ def test_rollout_semantics():
     torch.testing.assert_close(out[:, 2], first)
     last = m.predict(m.replace_actions_from_z(out[:, 2:5], act[:, 2:5]))[:, -1]  # window of num_hist=3
     torch.testing.assert_close(out[:, 5], last)
+    other = act.clone()
+    other[:, 3] += 1.0  # the action that leads to frame 4 only: frames up to 3 stay, 4 and 5 change
+    out2 = m.rollout(obs0, other)
+    torch.testing.assert_close(out2[:, :4], out[:, :4])
+    assert (out2[:, 4:] - out[:, 4:]).abs().amax(dim=(0, 2, 3)).min() > 1e-4
     z = m.replace_actions_from_z(torch.randn(B, 2, 4, 24), act[:, :2])
     torch.testing.assert_close(z[..., 16:], m.encode_act(act[:, :2])[:, :, None].expand(-1, -1, 4, -1))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from datasets.normalizer import Normalizer
@@ -45,4 +46,7 @@ def test_constant_dimension_does_not_divide_by_zero():
     a, p, s, n = data()
     s[..., 0] = 2.0
     norm = Normalizer.fit(a, p, s, n, episodes=[0])
-    assert torch.isfinite(norm.normalize_state(s)).all()
+    out = norm.normalize_state(s)
+    assert torch.isfinite(out).all()
+    assert float(norm.state_std[0]) == pytest.approx(1e-6)  # the floor, not 0 and not a unit std
+    assert (out[..., 0] == 0).all()  # the constant itself normalises to 0 (mean subtracted first)

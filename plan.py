@@ -32,6 +32,12 @@ class PlanError(Exception):
     """Bad input: reported as one line, exit code 2."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line (its type when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
 def pick_device(cfg: DictConfig) -> str:
     """GPU through gpu_utils (before CUDA is initialised) or CPU; ``device: cpu`` forces the CPU."""
     if str(cfg.device) != "auto":
@@ -74,13 +80,20 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     from training.run_loading import load_world_model
 
     torch.manual_seed(int(cfg.seed))
+    from safetensors import SafetensorError
+
     try:
         run = load_world_model(str(ckpt), model_epoch=cfg.model_epoch, device=device)
     except FileNotFoundError as exc:  # no such checkpoint (model_epoch), or not a run dir
         raise PlanError(str(exc)) from exc
+    except (ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # unreadable or mismatched run files
+        raise PlanError(f"cannot load the run {ckpt}: {first_line(exc)}") from exc
     model = run.model.eval()
     compile_rollouts(cfg, model, device)
-    data = RobomimicEpisodes(cfg.dataset_path or run.dataset_path)
+    try:
+        data = RobomimicEpisodes(cfg.dataset_path or run.dataset_path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise PlanError(f"dataset {cfg.dataset_path or run.dataset_path}: {first_line(exc)}") from exc
     fs, t0 = int(model.frameskip), int(cfg.history_frames or model.num_hist)
     specs, mine = evaluation_specs(cfg, run, data, fs, t0)
     planner, mpc, settings = build_planning(cfg, model, run.normalizer, fs, t0, device)
@@ -165,8 +178,15 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
     from planning.mpc import MPC
     from planning.mpc_budget import MPCBudget
 
-    objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
-                            if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
+    from hydra.errors import InstantiationException
+
+    if cfg.eval.success_metric not in ("task", "goal"):
+        raise PlanError(f"eval.success_metric={cfg.eval.success_metric!r} is not one of task, goal")
+    try:
+        objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
+                                if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
+    except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
+        raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
     try:
         budget = MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=int(cfg.mpc.n_taken_actions),
                            max_iter=None if cfg.mpc.max_iter is None else int(cfg.mpc.max_iter),
@@ -294,4 +314,9 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("MUJOCO_GL", "egl")
+    from utils.config_choices import unknown_choice
+
+    if (bad := unknown_choice(sys.argv[1:], Path(__file__).resolve().parent / "conf")) is not None:
+        print(f"error: {bad}", file=sys.stderr)
+        sys.exit(2)
     main()

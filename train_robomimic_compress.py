@@ -55,7 +55,11 @@ def _config_of_resumed_run(cfg: DictConfig, run_dir: Path, overrides: list[str])
     from training.compat import LAUNCHER_PRECISION, ConfigConflict, explicit_keys, reconcile_launch_settings
     from training.data import load_run_info
 
-    info = load_run_info(run_dir) if latest_checkpoint(run_dir) is not None else None
+    try:
+        info = load_run_info(run_dir) if latest_checkpoint(run_dir) is not None else None
+    except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
+        log.error("resuming %s: its run_info.json is not readable JSON (%s)", run_dir, e)
+        sys.exit(2)
     if not info or "config" not in info:
         return None
     from training.resume import RunMismatchError, check_resume_matches
@@ -81,6 +85,7 @@ def _refuse_bad_settings(cfg: DictConfig) -> None:
     """Exit 2 with one line for a value that would fail later, before anything is written."""
     from models.factory import check_encoder_name
     from training.model_config import encoder_spec
+    from training.settings_check import check_training_settings
     from utils.torch_compile import compile_mode
     from utils.wandb_mode import check_mode
 
@@ -90,10 +95,23 @@ def _refuse_bad_settings(cfg: DictConfig) -> None:
         log.error("training.compile: %s", e)
         sys.exit(2)
     try:
+        check_training_settings(cfg)
         check_encoder_name(encoder_spec(cfg).name)
         check_mode(cfg.wandb.get("mode"))
     except ValueError as e:
         log.error("%s", e)
+        sys.exit(2)
+
+
+def _refuse_unreadable_meta(data_path: Path) -> None:
+    """Exit 2 with one line when the dataset's meta.json cannot be read (truncated, hand-edited, old format)."""
+    from datasets.meta import DatasetMeta
+
+    try:
+        DatasetMeta.load(data_path)
+    except (ValueError, KeyError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+        log.error("env.data_path=%s: meta.json is not readable (%s); convert the dataset again", data_path,
+                  str(e).splitlines()[0] if str(e) else type(e).__name__)
         sys.exit(2)
 
 
@@ -127,6 +145,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> None:
         log.error("env.data_path=%s is not a converted dataset directory (no meta.json); convert one with "
                   "convert_robomimic_to_dino_wm.py or run ./setup_and_prepare.sh --demo", data_path)
         sys.exit(2)
+    _refuse_unreadable_meta(data_path)
     if resumed is None:  # a resume's config has them applied already (_config_of_resumed_run)
         from training.compat import ConfigConflict, reconcile_launch_settings
 
@@ -162,4 +181,9 @@ def _train(cfg: DictConfig, run_dir: Path) -> None:
 
 
 if __name__ == "__main__":
+    from utils.config_choices import unknown_choice
+
+    if (bad := unknown_choice(sys.argv[1:], Path(__file__).resolve().parent / "conf")) is not None:
+        print(f"error: {bad}", file=sys.stderr)
+        sys.exit(2)
     main()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -169,11 +170,22 @@ class DinoEncoder(nn.Module):
         return hidden[:, :1] if self.feature_key == "cls" else hidden[:, 1:]
 
 
+class UnreadableWeightsError(FileNotFoundError):
+    """The weights file named is there but holds no usable ViT-S/14 state dict: to callers it is the same as
+    no weights found (one line, exit 2), with the reason in the message."""
+
+
 def _load_official(path: Path, model: Dinov2Model) -> None:
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    if "model" in sd and isinstance(sd["model"], dict):
-        sd = sd["model"]
-    model.load_state_dict(official_to_hf(sd, set(model.state_dict())), strict=True)
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
+            sd = sd["model"]
+        if not isinstance(sd, dict):
+            raise ValueError(f"holds a {type(sd).__name__}, not a state dict")
+        model.load_state_dict(official_to_hf(sd, set(model.state_dict())), strict=True)
+    except (EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UnreadableWeightsError(f"{path} is not a readable DINOv2 ViT-S/14 checkpoint: {reason}") from exc
 
 
 def _load_hf_snapshot() -> Dinov2Model:

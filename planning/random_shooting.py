@@ -56,6 +56,8 @@ class RandomShootingPlanner:
 
     def __init__(self, model, objective: LatentGoalObjective, horizon: int = 5, num_samples: int = 300,
                  opt_steps: int = 30, chunk_size: int = 4096):
+        if num_samples < 1 or opt_steps < 1:
+            raise ValueError(f"planner.num_samples={num_samples}, planner.opt_steps={opt_steps}: both must be >= 1")
         self.model, self.objective = model, objective
         self.horizon, self.num_samples, self.opt_steps = int(horizon), int(num_samples), int(opt_steps)
         self.chunk_size = int(chunk_size)

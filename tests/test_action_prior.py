@@ -125,3 +125,34 @@ def test_planning_warns_when_the_prior_was_fitted_on_another_checkpoint(tiny_tra
     latest = json.loads((own / "config.json").read_text())["world_model_checkpoint"]
     assert any(f"fitted on checkpoint step_00000001, planning uses {latest}" in r.getMessage() for r in caplog.records)
     assert load_prior(None, tiny_trained_run, "cpu") is None
+
+
+def _refused(capsys, *argv) -> str:
+    from training.action_prior import main
+
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    return err
+
+
+def test_the_command_refuses_what_cannot_give_a_prior_and_touches_nothing(tiny_trained_run, tmp_path, capsys):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("x")
+    assert "other than an action prior" in _refused(capsys, tiny_trained_run, "--steps", 2, "--out", precious)
+    assert (precious / "notes.txt").read_text() == "x" and sorted(precious.iterdir()) == [precious / "notes.txt"]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("y")
+    assert "not a directory" in _refused(capsys, tiny_trained_run, "--out", a_file)
+    assert a_file.read_text() == "y" and sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "precious"]
+    assert ">= 1" in _refused(capsys, tiny_trained_run, "--steps", 0, "--out", tmp_path / "new")
+    assert ">= 1" in _refused(capsys, tiny_trained_run, "--max-steps", 0, "--out", tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    no_ckpt = tmp_path / "no_ckpt"
+    no_ckpt.mkdir()
+    (no_ckpt / "run_info.json").write_text("{}")
+    assert "no checkpoint" in _refused(capsys, no_ckpt)
+    (no_ckpt / "run_info.json").write_text("{not json")
+    assert "not readable JSON" in _refused(capsys, no_ckpt)
+    assert not (no_ckpt / "action_prior").exists()

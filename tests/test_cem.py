@@ -245,3 +245,11 @@ def test_cem_on_a_gpu_records_its_iterations_and_plans_as_eagerly(compiled):
     torch.testing.assert_close(graphed.cost, eager.cost, rtol=2e-2, atol=1e-3)
     again = planner.plan(make_context(model, 3, 4, "cuda"))  # a second re-plan records a new graph
     torch.testing.assert_close(again.cost, graphed.cost, rtol=2e-2, atol=1e-3)
+
+
+def test_a_search_without_iterations_or_samples_is_refused():
+    model = ToyLinearWorldModel(action_dim=A)
+    with pytest.raises(ValueError, match="planner.opt_steps=0: CEM needs at least one iteration"):
+        CEMPlanner(model, LatentGoalObjective(), opt_steps=0)
+    with pytest.raises(ValueError, match="both must be >= 1"):
+        RandomShootingPlanner(model, LatentGoalObjective(), opt_steps=0)

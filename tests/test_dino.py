@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from models.dino import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    UnreadableWeightsError,
     build_dino_encoder,
     hf_to_official,
     official_to_hf,
@@ -88,6 +89,18 @@ def test_weights_path_loads_official_file(tmp_path):
     assert loaded.pretrained and loaded.weights_hash == enc.weights_hash
     x = torch.rand(2, 3, 40, 40)
     torch.testing.assert_close(loaded(x), enc(x))
+
+
+def test_an_unreadable_weights_file_is_one_line_naming_it(tmp_path, official_sd):
+    empty, tensor, partial = tmp_path / "empty.pth", tmp_path / "tensor.pth", tmp_path / "partial.pth"
+    empty.write_bytes(b"")
+    torch.save(torch.zeros(3), tensor)
+    torch.save({k: v for i, (k, v) in enumerate(official_sd.items()) if i}, partial)  # one key missing
+    for path in (empty, tensor, partial):
+        with pytest.raises(UnreadableWeightsError) as err:  # a FileNotFoundError: callers exit 2 with it
+            build_dino_encoder(pretrained=True, weights_path=path, img_size=28)
+        assert str(err.value).startswith(f"{path} is not a readable DINOv2 ViT-S/14 checkpoint: ")
+        assert "\n" not in str(err.value) and isinstance(err.value, FileNotFoundError)
 
 
 def test_no_weights_reachable_gives_clear_error(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,9 @@ def test_missing_run_dir_is_a_one_line_error(tmp_path):
     ("model_epoch=99", "no checkpoint 99 in"),
     ("model_epoch=foo", "no checkpoint 'foo' in"),
     ("wandb.mode=ofline", "wandb.mode='ofline' is not one of"),
+    ("eval.success_metric=foo", "eval.success_metric='foo' is not one of task, goal"),
+    ("objective.mode=foo", "objective: objective mode must be 'last' or 'all', got 'foo'"),
+    ("dataset_path=/nonexistent", "dataset /nonexistent: "),
 ])
 def test_bad_device_checkpoint_or_wandb_mode_is_one_line_and_leaves_no_run_dir(tiny_trained_run, tmp_path,
                                                                              override, says):
@@ -118,6 +122,22 @@ def test_bad_device_checkpoint_or_wandb_mode_is_one_line_and_leaves_no_run_dir(t
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1].startswith(f"plan.py: error: {says}")
     assert not out.exists()  # Hydra's .hydra/ and plan.log are removed with the refused run's directory
+
+
+@pytest.mark.parametrize("damaged", ["run_info.json", "normalizer.json", "checkpoints/latest/model.safetensors"])
+def test_a_damaged_run_file_is_one_line_and_leaves_no_run_dir(tiny_trained_run, tmp_path, damaged):
+    run, out = tmp_path / "run", tmp_path / "out"
+    shutil.copytree(tiny_trained_run, run, symlinks=True)
+    target = run / damaged
+    data = target.read_bytes()
+    target.unlink()  # the copy only: checkpoints/latest is a link to the step directory
+    target.write_bytes(data[: len(data) // 2])
+    proc = subprocess.run([sys.executable, "plan.py", f"ckpt_base_path={run}", "planner=replay",
+                           f"hydra.run.dir={out}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("plan.py: error: ") and ("cannot load the run" in last or damaged in last), last
+    assert not out.exists()
 
 
 def test_bad_gpu_selection_settings_are_a_one_line_error(tiny_trained_run, tmp_path):

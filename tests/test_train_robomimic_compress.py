@@ -73,12 +73,20 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(syn, tmp_path):
     from training.run_loading import load_world_model
 
     assert load_world_model(tmp_path / "part").model.residual is True
+    # a bad value given on a resume is refused before it is recorded: the run resumes as before
+    info = (tmp_path / "part" / "run_info.json").read_text()
+    proc = train(syn, tmp_path / "part", "training.epochs=abc", check=False)
+    assert proc.returncode == 2 and "training.epochs='abc' is not a whole number" in proc.stdout + proc.stderr
+    assert (tmp_path / "part" / "run_info.json").read_text() == info
+    assert OmegaConf.load(tmp_path / "part" / ".hydra" / "config.yaml").training.epochs == 4
 
 
 @pytest.mark.parametrize("override, says", [
     ("wandb.mode=ofline", "wandb.mode='ofline' is not one of"),
     ("encoder.name=vitb16", "encoder.name='vitb16' is not an encoder this project builds"),
     ("env.data_path=/nonexistent", "is not a converted dataset directory"),
+    ("training.epochs=abc", "training.epochs='abc' is not a whole number"),
+    ("img_size=100", "img_size=100 is not a multiple of the encoder's 14-pixel patch"),
 ])
 def test_a_refused_setting_is_one_line_and_leaves_no_run_dir(syn, tmp_path, override, says):
     proc = train(syn, tmp_path / "run", override, check=False, timeout=120)

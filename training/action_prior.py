@@ -26,7 +26,15 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from models.action_prior import CONFIG_FILE, PRIOR_DIR, ActionPrior, ActionPriorConfig, save_action_prior
+from models.action_prior import (
+    CONFIG_FILE,
+    PRIOR_DIR,
+    WEIGHTS_FILE,
+    ActionPrior,
+    ActionPriorConfig,
+    save_action_prior,
+)
+from training.checkpoint import latest_checkpoint
 from utils.atomic_files import atomic_directory
 from utils.torch_device import device_argument
 
@@ -167,6 +175,27 @@ def fit_after_training(run_dir: str | Path, steps: int, device: str | torch.devi
     return out
 
 
+def refusal(run_dir: str, steps: int, max_steps: int | None, out: str | None) -> str | None:
+    """Why these arguments cannot give a prior (one line), checked before any work; None when they can."""
+    info = Path(run_dir) / "run_info.json"
+    if not info.is_file():
+        return f"{run_dir} is not a training run directory (no run_info.json)"
+    try:
+        json.loads(info.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"{info} is not readable JSON ({exc})"
+    if latest_checkpoint(run_dir) is None:
+        return f"{run_dir} has no checkpoint yet: train it first"
+    if steps < 1 or (max_steps is not None and max_steps < 1):
+        return f"--steps and --max-steps must be >= 1 (got {steps}, {max_steps})"
+    target = Path(out) if out is not None else Path(run_dir) / PRIOR_DIR
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        return f"--out {target} exists and is not a directory: choose a new directory"
+    if target.is_dir() and not {c.name for c in target.iterdir()} <= {WEIGHTS_FILE, CONFIG_FILE}:
+        return f"--out {target} holds files other than an action prior's: choose a new or empty directory"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -181,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="output directory (default RUN_DIR/action_prior)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if not (Path(args.run_dir) / "run_info.json").is_file():
-        print(f"error: {args.run_dir} is not a training run directory (no run_info.json)", file=sys.stderr)
+    refused = refusal(args.run_dir, args.steps, args.max_steps, args.out)
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
         return 2
     out, stats = fit_run_prior(args.run_dir, steps=args.steps, max_steps=args.max_steps, device=args.device,
                                seed=args.seed, out=args.out)

@@ -60,6 +60,11 @@ def resolve_mixed_precision(hydra_value: str, explicit: bool, environ: Mapping[s
 
 def reconcile_launch_settings(cfg: Any, task_overrides: Sequence[str], environ: Mapping[str, str] | None = None) -> None:
     """Apply the old spellings and the launcher's precision to ``cfg`` (raises ConfigConflict)."""
+    keys, old = explicit_keys(task_overrides), cfg.model.get("gradient_checkpointing")
+    if ("model.gradient_checkpointing" in keys and "training.grad_checkpointing" in keys and old is not None
+            and bool(old) != bool(cfg.training.grad_checkpointing)):
+        raise ConfigConflict(f"model.gradient_checkpointing={old} (the old spelling) conflicts with "
+                             f"training.grad_checkpointing={cfg.training.grad_checkpointing}: give one of them")
     apply_old_spellings(cfg)
     explicit = "training.mixed_precision" in explicit_keys(task_overrides)
     cfg.training.mixed_precision = resolve_mixed_precision(cfg.training.mixed_precision, explicit, environ)

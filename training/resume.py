@@ -85,7 +85,10 @@ def restore_hydra_config(run_dir: Path) -> None:
     """``.hydra/config.yaml`` back to the run's recorded config (Hydra overwrites it on every launch)."""
     from omegaconf import OmegaConf
 
-    info = load_run_info(run_dir)
+    try:
+        info = load_run_info(run_dir)
+    except ValueError:  # an unreadable run_info.json: nothing to put back
+        return
     if info and "config" in info and (run_dir / ".hydra").is_dir():
         OmegaConf.save(OmegaConf.create(info["config"]), run_dir / ".hydra" / "config.yaml")
 

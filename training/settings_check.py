@@ -1,0 +1,97 @@
+"""The training config's values checked before anything is written: one line per bad value.
+
+Hydra hands the script whatever was typed (``training.epochs=abc`` is the string ``"abc"``), and a
+wrong value used to surface minutes later as a traceback from deep inside the loop, after the run dir,
+its logs and its normalizer were written. :func:`check_training_settings` reads each key's expected
+kind and range from the tables below and raises :class:`BadSetting` naming the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from models.dino import FEATURE_KEYS
+
+PATCH = 14  # DINOv2 ViT-S/14 patch size in pixels
+
+# key -> smallest allowed integer
+INTEGERS: dict[str, int] = {
+    "training.epochs": 1, "training.batch_size": 1, "training.grad_accum": 1, "training.warmup_steps": 0,
+    "training.log_every": 1, "training.val_every": 1, "training.save_every": 1, "training.num_workers": 0,
+    "training.seed": 0, "num_hist": 1, "num_pred": 1, "frameskip": 1, "img_size": PATCH, "projected_dim": 1,
+    "alignment_dim": 1, "action_emb_dim": 1, "proprio_emb_dim": 1, "predictor.depth": 1, "predictor.heads": 1,
+    "action_prior.steps": 1, "num_gpus": 0,
+}
+# key -> (lowest, highest, whether the lowest itself is allowed); None: unbounded
+NUMBERS: dict[str, tuple[float | None, float | None, bool]] = {
+    "training.lr": (0.0, None, False), "training.weight_decay": (0.0, None, True),
+    "training.clip_grad": (0.0, None, True), "training.val_ratio": (0.0, 1.0, True),
+    "min_free_memory_gb": (0.0, None, True), "predictor.mlp_ratio": (0.0, None, False),
+    "predictor.dropout": (0.0, 1.0, True),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "training.mixed_precision": ("no", "bf16", "fp16"),
+    "encoder.feature_key": tuple(FEATURE_KEYS),
+}
+FLAGS = ("debug", "training.resume", "training.grad_checkpointing", "model.decoder", "model.residual",
+         "model.target_stop_grad", "action_prior.train", "gpu.auto_select")
+
+
+class BadSetting(ValueError):
+    """A config value of the wrong kind or out of range (the message is one line naming the key)."""
+
+
+def _value(cfg: Any, key: str) -> Any:
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def _check_integer(key: str, value: Any, lowest: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadSetting(f"{key}={value!r} is not a whole number")
+    if value < lowest:
+        raise BadSetting(f"{key}={value} must be >= {lowest}")
+
+
+def _check_number(key: str, value: Any, bounds: tuple[float | None, float | None, bool]) -> None:
+    low, high, low_ok = bounds
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadSetting(f"{key}={value!r} is not a number")
+    if (low is not None and (value < low or (value == low and not low_ok))) or (high is not None and value >= high):
+        where = f"{'>=' if low_ok else '>'} {low}" if high is None else f"in [{low}, {high})"
+        raise BadSetting(f"{key}={value} must be {where}")
+
+
+def check_training_settings(cfg: Any) -> None:
+    """Raise :class:`BadSetting` for the first value of ``cfg`` that training could not use; keys the
+    config does not hold are skipped (older runs, other entry points). ``cfg``: a DictConfig or a dict."""
+    cfg = cfg if OmegaConf.is_config(cfg) else OmegaConf.create(cfg)
+    for key, lowest in INTEGERS.items():
+        if (value := _value(cfg, key)) is not None:
+            _check_integer(key, value, lowest)
+    for key, bounds in NUMBERS.items():
+        if (value := _value(cfg, key)) is not None:
+            _check_number(key, value, bounds)
+    for key, allowed in CHOICES.items():
+        if (value := _value(cfg, key)) is not None and str(value) not in allowed:
+            raise BadSetting(f"{key}={value!r} is not one of {', '.join(allowed)}")
+    for key in FLAGS:
+        if (value := _value(cfg, key)) is not None and not isinstance(value, bool):
+            raise BadSetting(f"{key}={value!r} is not true or false")
+    _check_shapes(cfg)
+
+
+def _check_shapes(cfg: Any) -> None:
+    """Settings that only fit together: patch grid, head layout, aligned dims."""
+    img, heads = _value(cfg, "img_size"), _value(cfg, "predictor.heads")
+    if img is not None and img % PATCH:
+        raise BadSetting(f"img_size={img} is not a multiple of the encoder's {PATCH}-pixel patch "
+                         f"(e.g. {max(PATCH, img // PATCH * PATCH)} or {(img // PATCH + 1) * PATCH})")
+    width = (_value(cfg, "projected_dim") or 0) + (_value(cfg, "action_emb_dim") or 0)
+    if heads is not None and width and width % heads:
+        raise BadSetting(f"predictor.heads={heads} does not divide the predictor width {width} "
+                         f"(projected_dim + action_emb_dim)")
+    align, projected = _value(cfg, "alignment_dim"), _value(cfg, "projected_dim")
+    if align is not None and projected is not None and align > projected:
+        raise BadSetting(f"alignment_dim={align} is larger than projected_dim={projected}")

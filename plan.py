@@ -171,14 +171,13 @@ def evaluation_specs(cfg: DictConfig, run, data, fs: int, t0: int) -> tuple[list
 def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device: str):
     """(planner, MPC, EvalSettings) from the config; a bad planner setting or an MPC budget that runs
     past the goal is refused in one line (``planning.base.build_planner``, ``planning.mpc_budget``)."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
     from planning.base import build_planner
     from planning.evaluator import EvalSettings
     from planning.mpc import MPC
     from planning.mpc_budget import MPCBudget
-
-    from hydra.errors import InstantiationException
 
     if cfg.eval.success_metric not in ("task", "goal"):
         raise PlanError(f"eval.success_metric={cfg.eval.success_metric!r} is not one of task, goal")

@@ -192,6 +192,8 @@ class MPC:
         prev, plan_seconds, done = None, [], 0
         bar = progress(range(self.max_iter), desc=f"MPC {getattr(self.planner, 'name', 'plan')}", disable=not self.progress)
         for _ in bar:
+            if done >= self.budget_steps:  # here, not after the step: the bar has counted the last re-plan
+                break
             left = self.budget_steps - done
             horizon = min(self.planner.horizon, left) if self.shrink_horizon else self.planner.horizon
             ctx = PlanContext(obs_0=self._context_obs(hist_img, hist_prop), past_actions=self._past_actions(hist_act),
@@ -216,6 +218,4 @@ class MPC:
             done += n_exec
             prev = res.actions[:, n_exec:] if res.actions.shape[1] > n_exec else None
             bar.set_postfix(success=f"{np.mean([tr.success[-1] for tr in traces]):.2f}", plan_s=f"{plan_seconds[-1]:.2f}")
-            if done >= self.budget_steps:
-                break
         return MPCResult(traces=traces, plan_seconds=plan_seconds, n_replans=len(plan_seconds), n_env_steps=done * fs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
@@ -100,6 +102,15 @@ def test_fixed_horizon_without_shrinking():
     _run(MPC(planner, model, norm, FS, n_taken_actions=1, max_iter=3, shrink_horizon=False, progress=False),
          envs, torch.zeros(1, 1, P, D))
     assert [c[0] for c in planner.calls] == [4, 4, 4]
+
+
+def test_the_progress_log_counts_every_re_plan(caplog):
+    model, norm, envs, _ = _setup(b=1)
+    with caplog.at_level(logging.INFO, logger="progress"):
+        _run(MPC(RecordingPlanner(horizon=4), model, norm, FS, n_taken_actions=1, max_iter=3, progress=True),
+             envs, torch.zeros(1, 1, P, D))
+    lines = [r.getMessage() for r in caplog.records if r.name == "progress"]
+    assert lines and "3/3" in lines[-1] and "100%" in lines[-1], lines
 
 
 class ContextRecorder(RecordingPlanner):

@@ -104,6 +104,23 @@ def test_missing_run_dir_is_a_one_line_error(tmp_path):
     assert sh.returncode == 2 and sh.stderr.count("\n") == 1 and "does not exist" in sh.stderr
 
 
+def test_plan_sh_takes_the_run_relative_to_the_caller_or_as_an_override(tmp_path):
+    run = tmp_path / "runs" / "r1"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("{}\n")
+    rec, stub = tmp_path / "argv.json", tmp_path / "python-stub"
+    stub.write_text(f"#!{sys.executable}\nimport json, sys\njson.dump(sys.argv[1:], open({str(rec)!r}, 'w'))\n")
+    stub.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(stub)}
+    for extra_env, args in (({"CKPT": "runs/r1"}, ["planner=random"]), ({}, ["ckpt_base_path=runs/r1", "planner=random"])):
+        sh = subprocess.run(["bash", str(ROOT / "plan.sh"), *args], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60, env={**env, **extra_env})
+        assert sh.returncode == 0, sh.stderr
+        argv = json.loads(rec.read_text())
+        assert f"ckpt_base_path={run}" in argv and argv[-1] == "planner=random"
+        assert sum(a.startswith("ckpt_base_path=") for a in argv) == 1
+
+
 @pytest.mark.parametrize("override, says", [
     ("device=gpu", "device 'gpu' is not a device name"),
     ("device=cuda:99", "device 'cuda:99'"),

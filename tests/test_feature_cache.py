@@ -73,3 +73,14 @@ def test_cli(syn, tmp_path, capsys):
     assert "not a converted dataset" in capsys.readouterr().err
     assert main(["--data", str(syn), "--random-encoder", "--img-size", "14"]) == 0
     assert "feature_cache" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--img-size", "0"], "argument --img-size: 0 must be >= 1"),
+    (["--img-size", "28", "--batch-size", "0"], "argument --batch-size: 0 must be >= 1"),
+    (["--img-size", "28", "--weights-path", "w.pth"], "--random-encoder and --weights-path exclude each other"),
+])
+def test_cli_refuses_bad_numbers_and_conflicting_weights_before_any_work(syn, capsys, argv, says):
+    with pytest.raises(SystemExit) as exc:
+        main(["--data", str(syn), "--random-encoder", *argv])
+    assert exc.value.code == 2 and says in capsys.readouterr().err.strip().splitlines()[-1]

@@ -13,8 +13,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from models.dino import FEATURE_KEYS
-
-PATCH = 14  # DINOv2 ViT-S/14 patch size in pixels
+from models.dino import PATCH_SIZE as PATCH
 
 # key -> smallest allowed integer
 INTEGERS: dict[str, int] = {

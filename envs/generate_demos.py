@@ -237,6 +237,20 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
             "seconds": seconds, "path": str(output_path)}
 
 
+def _refusal(args: argparse.Namespace) -> str | None:
+    """Why these arguments cannot give a demo file (one line), before minutes of simulation; None if they can."""
+    if args.n_episodes < 1 or args.image_size < 8:
+        return "--n-episodes must be >= 1 and --image-size >= 8"
+    if (args.max_attempts is not None and args.max_attempts < 1) or (args.hold_steps is not None and args.hold_steps < 0):
+        return f"--max-attempts must be >= 1 and --hold-steps >= 0 (got {args.max_attempts}, {args.hold_steps})"
+    out = args.output
+    if not str(out).strip() or out.is_dir() or str(out).endswith("/"):
+        return f"--output {str(out)!r} must name a file (e.g. data/demo/lift/demo.hdf5), not a directory"
+    if out.exists() and not args.overwrite:
+        return f"--output {out} exists: pass --overwrite to replace it"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate scripted robosuite demos (robomimic hdf5 layout).")
     parser.add_argument("--task", required=True, choices=scripted_tasks(),
@@ -244,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"{n} ({get_task(n).env_name})" for n in scripted_tasks()))
     parser.add_argument("--n-episodes", type=int, default=24, help="successful episodes to keep (default 24)")
     parser.add_argument("--output", required=True, type=Path, help="hdf5 file to write (atomically)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     cams = parser.add_mutually_exclusive_group()
     cams.add_argument("--cameras", default=None,
                       help="comma-separated camera names to record (default: the task's camera, robot0_eye_in_hand)")
@@ -258,8 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "kept in mask/train only (default 0)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.n_episodes < 1 or args.image_size < 8:
-        print("error: --n-episodes must be >= 1 and --image-size >= 8", file=sys.stderr)
+    refused = _refusal(args)
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
         return 2
     cameras = [] if args.no_cameras else DEFAULT_CAMERAS if args.cameras is None else \
         [c for c in args.cameras.split(",") if c]

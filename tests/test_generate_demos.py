@@ -104,6 +104,24 @@ def test_cli_bad_input_exit_code_2(capsys, tmp_path):
     assert exc.value.code == 2
 
 
+@pytest.mark.parametrize("extra, says", [
+    (["--max-attempts", "0"], "--max-attempts must be >= 1 and --hold-steps >= 0"),
+    (["--hold-steps", "-1"], "--max-attempts must be >= 1 and --hold-steps >= 0"),
+    (["--output", "{dir}"], "must name a file"),
+    (["--output", ""], "must name a file"),
+    (["--output", "{file}"], "exists: pass --overwrite to replace it"),
+])
+def test_cli_refuses_before_any_episode_and_keeps_an_existing_file(capsys, tmp_path, extra, says):
+    existing = tmp_path / "old.hdf5"
+    existing.write_bytes(b"keep")
+    extra = [e.format(dir=tmp_path, file=existing) for e in extra]
+    argv = ["--task", "lift", "--n-episodes", "1", "--no-cameras", "--output", str(tmp_path / "x.hdf5"), *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and says in err and err.count("\n") == 1
+    assert existing.read_bytes() == b"keep" and sorted(p.name for p in tmp_path.iterdir()) == ["old.hdf5"]
+
+
 def test_cli_runs(tmp_path):
     out = tmp_path / "cli.hdf5"
     proc = run_cli(["-m", "envs.generate_demos", "--task", "lift", "--n-episodes", "1", "--output", str(out),

@@ -56,6 +56,15 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
+# before the long steps: what plan.py and training would refuse only after set-up and training
+for pair in "--n-evals:$N_EVALS" "--goal-h:$GOAL_H"; do
+  [[ "${pair#*:}" =~ ^[1-9][0-9]*$ ]] || { echo "run_demo.sh: ${pair%%:*} must be a whole number >= 1, got '${pair#*:}' (see --help)" >&2; exit 2; }
+done
+if [[ "$PRETRAINED" == false ]] && printf '%s\n' "${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"}" | grep -q '^encoder.weights_path='; then
+  echo "run_demo.sh: --random-encoder and --weights exclude each other: random weights, or that file's (see --help)" >&2
+  exit 2
+fi
+
 say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 T0=$(date +%s)
 

@@ -47,7 +47,12 @@ Environment: DINO_WM_DATA_ROOT (default ./data), TORCH_VERSION (default 2.13.0),
 EOF
 }
 
+fail_args() { echo "setup_and_prepare.sh: $* (see --help)" >&2; exit 2; }
 while [[ $# -gt 0 ]]; do
+  case "$1" in  # an option that takes a value must have one (not the next option)
+    --demo-episodes|--demo-task|--tasks|--dataset-types)
+      [[ $# -ge 2 && "$2" != --* ]] || fail_args "$1 needs a value" ;;
+  esac
   case "$1" in
     --demo) DEMO=1 ;;
     --demo-episodes) DEMO_EPISODES="$2"; shift ;;
@@ -65,7 +70,6 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
-fail_args() { echo "setup_and_prepare.sh: $* (see --help)" >&2; exit 2; }
 if (( ${#POSITIONAL[@]} > 0 )); then
   (( ${#POSITIONAL[@]} <= 2 )) || fail_args "at most two positional arguments (DATASET_TYPES, then TASKS, e.g. \"ph,mh\" \"can,lift,square\"), got ${#POSITIONAL[@]}"
   (( TASKS_FLAG == 0 )) || fail_args "give the dataset types and tasks either positionally or with --dataset-types/--tasks, not both"
@@ -84,11 +88,12 @@ check_names() {
   (( ${#out[@]} > 0 )) || fail_args "no robomimic $what given"
   REPLY="$(IFS=','; echo "${out[*]}")"
 }
-if [[ -n "$TASKS" ]]; then
+if [[ -n "$TASKS" || "$TASKS_FLAG" == 1 ]]; then
   check_names task "$TASKS" "$KNOWN_TASKS"; TASKS="$REPLY"
   check_names "dataset type" "$DTYPES" "$KNOWN_DTYPES"; DTYPES="$REPLY"
 fi
 [[ "$DEMO_TASK" == lift || "$DEMO_TASK" == can ]] || fail_args "--demo-task must be lift or can, got '$DEMO_TASK'"
+[[ "$DEMO_EPISODES" =~ ^[1-9][0-9]*$ ]] || fail_args "--demo-episodes must be a whole number >= 1, got '$DEMO_EPISODES'"
 if [[ "$DRY_RUN" == 1 ]]; then
   echo "install: $([[ -n "${CONDA_PREFIX:-}" && "${CONDA_DEFAULT_ENV:-base}" != "base" ]] && echo "conda env ${CONDA_DEFAULT_ENV}" || echo .venv), torch $TORCH_VERSION $([[ "$CUDA" == 1 ]] && echo CUDA || echo CPU) build"
   [[ "$DEMO" == 1 ]] && echo "demo: $DEMO_EPISODES scripted $DEMO_TASK episodes -> $DATA_ROOT/demo/$DEMO_TASK/dino_wm"

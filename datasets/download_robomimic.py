@@ -56,7 +56,12 @@ def download(task: str, dataset_type: str = "ph", dest_dir: str | Path | None = 
         raise DownloadError(f"unknown task {task!r}; choose one of {', '.join(hub_tasks())}")
     if dataset_type not in DATASET_TYPES:
         raise DownloadError(f"unknown dataset type {dataset_type!r}; choose one of {', '.join(DATASET_TYPES)}")
+    if not filename.endswith(".hdf5") or "/" in filename or "\\" in filename:
+        raise DownloadError(f"filename {filename!r} is not an hdf5 file name of v1.5/{task}/{dataset_type}/ "
+                            f"(e.g. {DEFAULT_FILE})")
     dest_dir = Path("data/robomimic") / task / dataset_type if dest_dir is None else Path(dest_dir)
+    if dest_dir.exists() and not dest_dir.is_dir():
+        raise DownloadError(f"--dest {dest_dir} is a file, not a directory")
     target = dest_dir / filename
     if target.is_file():
         log.info("%s already present", target)
@@ -71,7 +76,6 @@ def download(task: str, dataset_type: str = "ph", dest_dir: str | Path | None = 
                     "without a network use the offline demo data (./setup_and_prepare.sh --demo)")
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
         raise DownloadError(f"HF_HUB_OFFLINE is set: {offline_hint}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         cached = hf_hub_download(repo_id=REPO_ID, repo_type="dataset", filename=name)
     except (OfflineModeIsEnabled, LocalEntryNotFoundError) as exc:
@@ -80,6 +84,7 @@ def download(task: str, dataset_type: str = "ph", dest_dir: str | Path | None = 
         raise DownloadError(f"{REPO_ID} has no file {name}") from exc
     except OSError as exc:  # connection errors
         raise DownloadError(f"download of {REPO_ID}/{name} failed ({type(exc).__name__}): {offline_hint}") from exc
+    target.parent.mkdir(parents=True, exist_ok=True)  # only once there is a file to put there
     return atomic_copy(cached, target)
 
 
@@ -93,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"file inside v1.5/<task>/<type>/ (default {DEFAULT_FILE}, the states-only file)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # our own one-line error says it all
+    for noisy in ("huggingface_hub", "urllib3"):  # their retry warnings: our own one-line error says it all
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
         path = download(args.task, args.dataset_type, args.dest, args.filename)
     except DownloadError as exc:

@@ -53,7 +53,7 @@ def test_hub_errors_become_one_line_download_errors(hub, tmp_path, monkeypatch, 
     assert main(["--task", "lift", "--dest", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: download of amandlek/robomimic/v1.5/lift/ph")
-    assert not (tmp_path / "d" / "demo_v15.hdf5").exists()
+    assert not (tmp_path / "d").exists()  # a failed download leaves no empty destination behind
 
 
 def test_unknown_task_or_dataset_type_is_refused_before_any_request(hub):
@@ -63,3 +63,15 @@ def test_unknown_task_or_dataset_type_is_refused_before_any_request(hub):
     with pytest.raises(DownloadError, match="unknown dataset type 'xx'"):
         download("can", "xx")
     assert asked == []
+
+
+def test_a_bad_file_name_or_a_file_as_destination_is_refused_before_any_request(hub, tmp_path):
+    _, asked = hub
+    for name in ("", "../x.hdf5", "demo.txt"):
+        with pytest.raises(DownloadError, match="is not an hdf5 file name"):
+            download("can", "ph", tmp_path / "d", filename=name)
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    with pytest.raises(DownloadError, match=f"^--dest {a_file} is a file, not a directory$"):
+        download("can", "ph", a_file)
+    assert asked == [] and a_file.read_text() == "x" and not (tmp_path / "d").exists()

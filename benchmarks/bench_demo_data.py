@@ -22,7 +22,8 @@ import h5py
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from convert_robomimic_to_dino_wm import convert  # noqa: E402
-from envs.generate_demos import generate_demos  # noqa: E402
+from envs.generate_demos import generate_demos, scripted_tasks  # noqa: E402
+from utils.cli_types import positive_int  # noqa: E402
 
 
 def strip_images(src: Path, dst: Path) -> None:
@@ -40,11 +41,13 @@ def strip_images(src: Path, dst: Path) -> None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", default="lift,can")
-    p.add_argument("--episodes", type=int, default=10, help="episodes without cameras per task")
-    p.add_argument("--camera-episodes", type=int, default=2, help="episodes with two cameras per task")
-    p.add_argument("--image-size", type=int, default=84)
+    p.add_argument("--tasks", default="lift,can", help="comma-separated scripted tasks (default lift,can)")
+    p.add_argument("--episodes", type=positive_int, default=10, help="episodes without cameras per task")
+    p.add_argument("--camera-episodes", type=positive_int, default=2, help="episodes with two cameras per task")
+    p.add_argument("--image-size", type=positive_int, default=84, help="camera image size in pixels (default 84)")
     args = p.parse_args()
+    if unknown := [t for t in args.tasks.split(",") if t not in scripted_tasks()]:
+        p.error(f"--tasks: no scripted task {', '.join(unknown)} (choose from {', '.join(scripted_tasks())})")
     logging.basicConfig(level=logging.WARNING)
     cams = ["agentview", "robot0_eye_in_hand"]
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from utils.cli_types import positive_int, positive_multiple_of  # noqa: E402
 
 
 def _timed_steps(step, n: int, device) -> float:
@@ -147,11 +148,12 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="converted dataset directory")
-    p.add_argument("--img-size", type=int, default=196)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--steps", type=int, default=5, help="timed training steps per mode")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--img-size", type=positive_multiple_of(14), default=196,
+                   help="encoder input size in pixels, a multiple of 14 (default 196)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="windows per training step (default 8)")
+    p.add_argument("--steps", type=positive_int, default=5, help="timed training steps per mode")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation, caches; default 2)")
+    p.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N")
     p.add_argument("--mixed-precision", choices=["no", "bf16"], default="no", help="bf16 autocast as in training")
     p.add_argument("--cache-on-device", default="auto", help="training.cache_on_device: auto | true | false")
     p.add_argument("--num-workers", type=int, default=0, help="loader processes of host-gathered batches")

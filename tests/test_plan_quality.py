@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from tests.conftest import ROOT, run_cli
 
@@ -48,3 +49,19 @@ def test_goals_are_task_success_states_of_generated_demos(tiny_lift_dataset):
     finally:
         env.close()
     assert np.all(data.seq_lengths[1:].numpy() > 0)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--goal-h", "abc"], "--goal-h 'abc': comma-separated whole numbers >= 1"),
+    (["--planners", "cem,foo"], "--planners: no planner foo (choose from cem, cem_cpu,"),
+    (["--out", "{file}"], "is a file, not a directory"),
+])
+def test_bad_arguments_are_one_usage_line_before_any_plan(tiny_trained_run, tmp_path, capsys, args, says):
+    from benchmarks.plan_quality import parse_args
+
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["--run", str(tiny_trained_run), *[a.format(file=a_file) for a in args]])
+    assert exc.value.code == 2 and says in capsys.readouterr().err.strip().splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]

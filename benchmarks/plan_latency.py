@@ -129,9 +129,9 @@ def profile_replan(planner, ctx: PlanContext, device: str, n_rows: int) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--num-samples", type=int, default=300)
-    p.add_argument("--topk", type=int, default=30)
-    p.add_argument("--horizon", type=int, default=5)
+    p.add_argument("--num-samples", type=int, default=300, help="CEM samples per iteration (default 300)")
+    p.add_argument("--topk", type=int, default=30, help="CEM elites refitted per iteration (default 30)")
+    p.add_argument("--horizon", type=int, default=5, help="planning steps per plan (default 5)")
     p.add_argument("--opt-steps", type=int, default=30, help="CEM iterations per re-plan")
     p.add_argument("--n-evals", type=int, nargs="+", default=[1, 10], help="episodes planned together")
     p.add_argument("--chunk-size", type=int, default=4096, help="(episode, sample) rollouts per model forward")

@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="a training run (the demo model)")
     p.add_argument("--full-run", type=Path, help="a training run at the full size (predictor=vit img_size=196)")
-    p.add_argument("--n-evals", type=int, nargs="+", default=[1, 10, 20, 50])
-    p.add_argument("--goal-h", type=int, default=8)
+    p.add_argument("--n-evals", type=int, nargs="+", default=[1, 10, 20, 50],
+                   help="episodes planned together, one measurement each (default 1 10 20 50)")
+    p.add_argument("--goal-h", type=int, default=8, help="goal horizon in planning steps (default 8)")
     p.add_argument("--planner", default="cem_cpu", help="planner of the demo model (default cem_cpu)")
     p.add_argument("--override", action="append", default=[], help="plan.py override for every point, repeatable")
     args = p.parse_args(argv)

@@ -78,15 +78,20 @@ def make_dataset(out: Path, episodes: int, frames: int, size: int, seed: int = 0
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="dataset directory to write")
-    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--episodes", type=int, default=50, help="episodes to write (default 50)")
     p.add_argument("--frames", type=int, default=150, help="frames per episode (some episodes 1-2 shorter)")
     p.add_argument("--size", type=int, default=84, help="frame size in pixels")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random frames and actions (default 0)")
     args = p.parse_args(argv)
     if args.episodes < 2 or args.frames < 20 or args.size < 8:
         print("synthetic_dataset.py: error: need --episodes >= 2, --frames >= 20, --size >= 8", file=sys.stderr)
         return 2
-    out = make_dataset(Path(args.out), args.episodes, args.frames, args.size, args.seed)
+    target = Path(args.out)
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not (target / "meta.json").is_file())):
+        print(f"synthetic_dataset.py: error: --out {target} exists and is not a dataset directory: choose a new "
+              "or empty one", file=sys.stderr)
+        return 2
+    out = make_dataset(target, args.episodes, args.frames, args.size, args.seed)
     print(out)
     return 0
 

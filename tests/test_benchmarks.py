@@ -31,6 +31,12 @@ def test_synthetic_dataset_is_a_converted_dataset_without_videos(tmp_path, capsy
     assert (out / "states.pth").stat().st_mtime_ns == mtime  # same parameters: reused
     assert synthetic_main(["--out", str(out), "--episodes", "1"]) == 2
     assert "need --episodes >= 2" in capsys.readouterr().err
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    assert synthetic_main(["--out", str(other), "--episodes", "3", "--frames", "24", "--size", "20"]) == 2
+    assert "is not a dataset directory" in capsys.readouterr().err
+    assert [f.name for f in other.iterdir()] == ["notes.txt"]
 
 
 def test_report_marks_targets_and_failed_steps(tmp_path, capsys):

@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="largest goal distance in planning steps (default: the longest episode)")
     p.add_argument("--device", default="auto", type=device_argument,
                    help="auto (a CUDA GPU when there is one, else cpu) | cpu | cuda | cuda:N (default auto)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the prior's initial weights and batches (default 0)")
     p.add_argument("--out", default=None, help="output directory (default RUN_DIR/action_prior)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -103,15 +103,22 @@ def _refuse_bad_settings(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
-def _refuse_unreadable_meta(data_path: Path) -> None:
-    """Exit 2 with one line when the dataset's meta.json cannot be read (truncated, hand-edited, old format)."""
+def _refuse_unreadable_meta(data_path: Path, cfg: DictConfig) -> None:
+    """Exit 2 with one line when the dataset's meta.json cannot be read (truncated, hand-edited, old format)
+    or holds another registered task's data than ``task=`` names."""
     from datasets.meta import DatasetMeta
+    from tasks.registry import task_for_env
 
     try:
-        DatasetMeta.load(data_path)
+        meta = DatasetMeta.load(data_path)
     except (ValueError, KeyError, TypeError) as e:  # json.JSONDecodeError is a ValueError
         log.error("env.data_path=%s: meta.json is not readable (%s); convert the dataset again", data_path,
                   str(e).splitlines()[0] if str(e) else type(e).__name__)
+        sys.exit(2)
+    data_task, chosen = task_for_env(meta.env_name), cfg.get("task", {}).get("name")
+    if data_task is not None and chosen and data_task.name != chosen:
+        log.error("task=%s, but env.data_path=%s holds %s data (task=%s): give the task of the data", chosen,
+                  data_path, meta.env_name, data_task.name)
         sys.exit(2)
 
 
@@ -145,7 +152,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> None:
         log.error("env.data_path=%s is not a converted dataset directory (no meta.json); convert one with "
                   "convert_robomimic_to_dino_wm.py or run ./setup_and_prepare.sh --demo", data_path)
         sys.exit(2)
-    _refuse_unreadable_meta(data_path)
+    _refuse_unreadable_meta(data_path, cfg)
     if resumed is None:  # a resume's config has them applied already (_config_of_resumed_run)
         from training.compat import ConfigConflict, reconcile_launch_settings
 

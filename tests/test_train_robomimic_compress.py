@@ -248,3 +248,14 @@ def test_a_bad_compile_setting_is_one_clear_error(syn, tmp_path):
     proc = train(syn, tmp_path / "run", "debug=true", "training.compile=fastest", check=False)
     assert proc.returncode == 2 and "compile setting must be" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_task_that_is_not_the_datas_is_refused(tiny_lift_dataset, tmp_path):
+    cmd = [sys.executable, "train_robomimic_compress.py", "task=can", f"env.data_path={tiny_lift_dataset}",
+           f"hydra.run.dir={tmp_path / 'run'}", *TINY]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "WANDB_MODE": "disabled"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in out, out[-2000:]
+    assert out.strip().splitlines()[-1].endswith("holds Lift data (task=lift): give the task of the data")
+    assert not (tmp_path / "run").exists()

@@ -229,7 +229,7 @@ def load_prior(spec, run_dir: Path, device: str, model_epoch="latest"):
                         f"python -m training.action_prior RUN)")
     try:
         prior = load_action_prior(path, device)
-    except (FileNotFoundError, KeyError, TypeError, RuntimeError) as exc:
+    except (FileNotFoundError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise PlanError(f"planner.prior={spec}: {exc}") from exc
     fitted_on = json.loads((path / CONFIG_FILE).read_text()).get("world_model_checkpoint")
     planned_with = resolve_checkpoint(run_dir, model_epoch).name

@@ -82,7 +82,16 @@ def load_action_prior(path: str | Path, device: str | torch.device = "cpu") -> A
     path = Path(path)
     if not (path / WEIGHTS_FILE).is_file() or not (path / CONFIG_FILE).is_file():
         raise FileNotFoundError(f"{path} holds no action prior (train one with python -m training.action_prior RUN)")
-    cfg = ActionPriorConfig(**json.loads((path / CONFIG_FILE).read_text())["config"])
+    from safetensors import SafetensorError
+
+    try:
+        cfg = ActionPriorConfig(**json.loads((path / CONFIG_FILE).read_text())["config"])
+    except (ValueError, KeyError, TypeError) as exc:  # truncated or hand-edited JSON, missing fields
+        raise ValueError(f"{path / CONFIG_FILE} is not an action prior's config ({exc})") from exc
     prior = ActionPrior(cfg)
-    prior.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+    try:
+        prior.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+    except (SafetensorError, RuntimeError) as exc:  # truncated file, or weights of another shape
+        raise ValueError(f"{path / WEIGHTS_FILE} does not hold this prior's weights: "
+                         f"{str(exc).strip().splitlines()[0][:200]}") from exc
     return prior.to(device).eval()

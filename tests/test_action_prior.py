@@ -32,6 +32,14 @@ def test_save_and_load_give_the_same_prior(tmp_path):
     assert json.loads((tmp_path / "p" / "config.json").read_text())["losses"]["val_mse"] == 0.1
     with pytest.raises(FileNotFoundError, match="no action prior"):
         load_action_prior(tmp_path / "missing")
+    weights = (tmp_path / "p" / "model.safetensors").read_bytes()
+    (tmp_path / "p" / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(ValueError, match=r"model.safetensors does not hold this prior's weights: "):
+        load_action_prior(tmp_path / "p")
+    (tmp_path / "p" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"config.json is not an action prior's config") as err:
+        load_action_prior(tmp_path / "p")
+    assert "\n" not in str(err.value)
 
 
 def _toy_data(n_frames: int, seed: int) -> PriorData:

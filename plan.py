@@ -62,6 +62,10 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     ckpt = cfg.ckpt_base_path
     if not ckpt or not Path(str(ckpt)).is_dir():
         raise PlanError(f"ckpt_base_path {ckpt!r} is not a training run directory")
+    for key in ("goal_H", "n_evals"):
+        value = cfg.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise PlanError(f"{key}={value!r} must be a whole number >= 1")
     if cfg.goal_source != "dset":
         raise PlanError(f"goal_source {cfg.goal_source!r} is not supported (only 'dset')")
     from utils.wandb_mode import check_mode

@@ -130,6 +130,8 @@ def test_plan_sh_takes_the_run_relative_to_the_caller_or_as_an_override(tmp_path
     ("eval.success_metric=foo", "eval.success_metric='foo' is not one of task, goal"),
     ("objective.mode=foo", "objective: objective mode must be 'last' or 'all', got 'foo'"),
     ("dataset_path=/nonexistent", "dataset /nonexistent: "),
+    ("n_evals=abc", "n_evals='abc' must be a whole number >= 1"),
+    ("goal_H=0", "goal_H=0 must be a whole number >= 1"),
 ])
 def test_bad_device_checkpoint_or_wandb_mode_is_one_line_and_leaves_no_run_dir(tiny_trained_run, tmp_path,
                                                                              override, says):

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from conversion.env_checks import check_actions, check_model_files, check_state_width, object_layout, open_env
 from conversion.episode_source import episode_from_hdf5, episode_from_sim, model_xml_of
@@ -37,6 +36,7 @@ from datasets.state_layout import vector_slices
 from datasets.video_io import write_video
 from tasks.state_layout import PROPRIO_DIM
 from utils.atomic_files import atomic_directory
+from utils.progress import progress as progress_bar
 
 log = logging.getLogger("convert_robomimic_to_dino_wm")
 
@@ -134,7 +134,7 @@ def _convert_into(tmp: Path, f, info: SourceInfo, env, camera: str, image_size: 
         "sim_states": np.zeros((n, t_max, info.sim_state_dim), np.float64),
     }
     object_dim, model_files = None, []
-    for i in tqdm(range(n), desc="converting", unit="ep", disable=not progress):
+    for i in progress_bar(range(n), desc="converting", unit="ep", disable=not progress):
         ep, length = _read_episode(f, info, i, camera, image_size, from_file, layout, env), info.lengths[i]
         for name, tensor_key in (("state", "states"), ("proprio", "proprios"), ("velocity", "velocities")):
             if tensor_key not in arrays:

@@ -279,6 +279,7 @@ def test_allow_unknown_env_converts_without_the_simulator_checks(tiny_lift_hdf5,
     meta = DatasetMeta.load(out)
     assert meta.env_name == "LiftXYZ" and meta.extra["simulator_checks"] == "skipped"
     assert "skipping the checks that need the simulator" in caplog.text and "action width" in caplog.text
+    assert "\r" not in capsys.readouterr().err  # progress off a terminal: plain log lines, no bar redraws
     (tmp_path / "so").mkdir()
     states_only = _copy_without(src, tmp_path / "so" / "in.hdf5", drop_images=True)  # frames need the simulator
     _assert_refused(states_only, ["--allow-unknown-env"], "needs the simulator for its frames", capsys)

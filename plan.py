@@ -57,8 +57,8 @@ def pick_device(cfg: DictConfig) -> str:
     return f"cuda:{ids[0]}" if ids else "cpu"
 
 
-def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
-    """The whole evaluation of one (shard of a) planning job; returns the summary."""
+def check_settings(cfg: DictConfig) -> None:
+    """PlanError for a setting that is wrong before anything is loaded (the run dir, counts, sources, wandb)."""
     ckpt = cfg.ckpt_base_path
     if not ckpt or not Path(str(ckpt)).is_dir():
         raise PlanError(f"ckpt_base_path {ckpt!r} is not a training run directory")
@@ -74,6 +74,12 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
         check_mode(cfg.wandb.get("mode"))
     except ValueError as exc:
         raise PlanError(str(exc)) from exc
+
+
+def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
+    """The whole evaluation of one (shard of a) planning job; returns the summary."""
+    check_settings(cfg)
+    ckpt = cfg.ckpt_base_path
     device = pick_device(cfg)
 
     import torch

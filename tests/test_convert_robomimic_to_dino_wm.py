@@ -276,8 +276,7 @@ def test_allow_unknown_env_converts_without_the_simulator_checks(tiny_lift_hdf5,
     src = _copy_without(tiny_lift_hdf5, tmp_path / "in.hdf5", edit=_env_args("env_name", "LiftXYZ"))
     out = tmp_path / "out"
     assert main(["--input", str(src), "--output", str(out), "--filter-key", "valid", "--allow-unknown-env"]) == 0
-    meta = DatasetMeta.load(out)
-    assert meta.env_name == "LiftXYZ" and meta.extra["simulator_checks"] == "skipped"
+    assert (meta := DatasetMeta.load(out)).env_name == "LiftXYZ" and meta.extra["simulator_checks"] == "skipped"
     assert "skipping the checks that need the simulator" in caplog.text and "action width" in caplog.text
     assert "\r" not in capsys.readouterr().err  # progress off a terminal: plain log lines, no bar redraws
     (tmp_path / "so").mkdir()

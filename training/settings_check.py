@@ -21,13 +21,13 @@ INTEGERS: dict[str, int] = {
     "training.log_every": 1, "training.val_every": 1, "training.save_every": 1, "training.num_workers": 0,
     "training.seed": 0, "num_hist": 1, "num_pred": 1, "frameskip": 1, "img_size": PATCH, "projected_dim": 1,
     "alignment_dim": 1, "action_emb_dim": 1, "proprio_emb_dim": 1, "predictor.depth": 1, "predictor.heads": 1,
-    "action_prior.steps": 1, "num_gpus": 0,
-}
+    "action_prior.steps": 1,
+}  # num_gpus and min_free_memory_gb: checked by the GPU selection (gpu_utils), which says what it needs
 # key -> (lowest, highest, whether the lowest itself is allowed); None: unbounded
 NUMBERS: dict[str, tuple[float | None, float | None, bool]] = {
     "training.lr": (0.0, None, False), "training.weight_decay": (0.0, None, True),
     "training.clip_grad": (0.0, None, True), "training.val_ratio": (0.0, 1.0, True),
-    "min_free_memory_gb": (0.0, None, True), "predictor.mlp_ratio": (0.0, None, False),
+    "predictor.mlp_ratio": (0.0, None, False),
     "predictor.dropout": (0.0, 1.0, True),
 }
 CHOICES: dict[str, tuple[str, ...]] = {

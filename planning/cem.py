@@ -73,8 +73,8 @@ class CEMPlanner:
                  prior=None, prior_std: float = 0.3, prior_weight: float = 3.0, cuda_graph: bool = True):
         if not 0 < topk <= num_samples:
             raise ValueError(f"need 0 < topk <= num_samples, got topk={topk}, num_samples={num_samples}")
-        if opt_steps < 1:
-            raise ValueError(f"planner.opt_steps={opt_steps}: CEM needs at least one iteration")
+        if opt_steps < 0:
+            raise ValueError(f"planner.opt_steps={opt_steps} must be >= 0 (0: the starting mean, no search)")
         self.model, self.objective = model, objective
         self.horizon, self.num_samples, self.topk, self.opt_steps = int(horizon), int(num_samples), int(topk), int(opt_steps)
         self.var_scale, self.min_std = float(var_scale), float(min_std)

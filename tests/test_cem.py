@@ -249,7 +249,7 @@ def test_cem_on_a_gpu_records_its_iterations_and_plans_as_eagerly(compiled):
 
 def test_a_search_without_iterations_or_samples_is_refused():
     model = ToyLinearWorldModel(action_dim=A)
-    with pytest.raises(ValueError, match="planner.opt_steps=0: CEM needs at least one iteration"):
-        CEMPlanner(model, LatentGoalObjective(), opt_steps=0)
+    with pytest.raises(ValueError, match=r"planner.opt_steps=-1 must be >= 0 \(0: the starting mean"):
+        CEMPlanner(model, LatentGoalObjective(), opt_steps=-1)
     with pytest.raises(ValueError, match="both must be >= 1"):
         RandomShootingPlanner(model, LatentGoalObjective(), opt_steps=0)

@@ -65,19 +65,3 @@ def test_the_log_files_written_into_it_are_closed_and_detached_first(tmp_path):
         assert h not in logging.getLogger().handlers and h.stream is None  # closed
     finally:
         logging.getLogger().removeHandler(h)
-
-
-def test_the_empty_folders_of_the_default_layout_go_with_it_inside_the_working_directory(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    d = _launched(tmp_path / "outputs" / "2026-11-28" / "12-00-00-demo")
-    assert remove_refused_run_dir(d, NOW) and not (tmp_path / "outputs").exists()
-    kept = tmp_path / "outputs" / "2026-11-28" / "11-00-00-other"  # another run of that day keeps them
-    kept.mkdir(parents=True)
-    d = _launched(tmp_path / "outputs" / "2026-11-28" / "12-00-01-demo")
-    assert remove_refused_run_dir(d, NOW) and kept.is_dir()
-    mine = tmp_path / "my_runs"  # a folder the user made: kept even when empty
-    mine.mkdir()
-    assert remove_refused_run_dir(_launched(mine / "r"), NOW) and mine.is_dir()
-    monkeypatch.chdir(tmp_path / "my_runs")  # outside the working directory: nothing above is touched
-    elsewhere = _launched(tmp_path / "plan_outputs" / "x")
-    assert remove_refused_run_dir(elsewhere, NOW) and (tmp_path / "plan_outputs").is_dir()

@@ -13,8 +13,6 @@ import re
 import time
 from pathlib import Path
 
-DEFAULT_ROOTS = ("outputs", "plan_outputs")  # conf/*.yaml hydra.run.dir: outputs/<date>/..., plan_outputs/...
-_DATE = re.compile(r"\d{4}-\d\d-\d\d")
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
 _STAMP = re.compile(r"^\[?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")  # the log formats of Hydra and the trainer
 
@@ -62,22 +60,7 @@ def remove_refused_run_dir(run_dir: str | Path, started: float) -> bool:
     for d in (run_dir / ".hydra", run_dir / "logs", run_dir):
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
-    if run_dir.exists():
-        return False
-    _remove_empty_default_parents(run_dir)
-    return True
-
-
-def _remove_empty_default_parents(run_dir: Path) -> None:
-    """The empty folders of the default run-dir layout above ``run_dir`` (``outputs/<date>/``,
-    ``plan_outputs/``), inside the working directory only; any other folder stays."""
-    cwd = Path.cwd().resolve()
-    for parent in run_dir.resolve().parents:
-        if parent == cwd or cwd not in parent.parents:
-            return
-        if not (parent.name in DEFAULT_ROOTS or _DATE.fullmatch(parent.name)) or any(parent.iterdir()):
-            return
-        parent.rmdir()
+    return not run_dir.exists()
 
 
 def _close_file_handlers_in(run_dir: Path) -> None:

@@ -62,9 +62,13 @@ def check_settings(cfg: DictConfig) -> None:
     ckpt = cfg.ckpt_base_path
     if not ckpt or not Path(str(ckpt)).is_dir():
         raise PlanError(f"ckpt_base_path {ckpt!r} is not a training run directory")
-    for key in ("goal_H", "n_evals"):
+    for key in ("goal_H", "n_evals"):  # as int(...) reads them: 5, 5.0, "5" (an env interpolation)
         value = cfg.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        try:
+            whole = not isinstance(value, bool) and float(value) == int(float(value)) and int(float(value)) >= 1
+        except (TypeError, ValueError, OverflowError):
+            whole = False
+        if not whole:
             raise PlanError(f"{key}={value!r} must be a whole number >= 1")
     if cfg.goal_source != "dset":
         raise PlanError(f"goal_source {cfg.goal_source!r} is not supported (only 'dset')")

@@ -103,7 +103,7 @@ def _refuse_bad_settings(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
-def _refuse_unreadable_meta(data_path: Path, cfg: DictConfig) -> None:
+def _refuse_unreadable_meta(data_path: Path, cfg: DictConfig, check_task: bool) -> None:
     """Exit 2 with one line when the dataset's meta.json cannot be read (truncated, hand-edited, old format)
     or holds another registered task's data than ``task=`` names."""
     from datasets.meta import DatasetMeta
@@ -116,7 +116,7 @@ def _refuse_unreadable_meta(data_path: Path, cfg: DictConfig) -> None:
                   str(e).splitlines()[0] if str(e) else type(e).__name__)
         sys.exit(2)
     data_task, chosen = task_for_env(meta.env_name), cfg.get("task", {}).get("name")
-    if data_task is not None and chosen and data_task.name != chosen:
+    if check_task and data_task is not None and chosen and data_task.name != chosen:
         log.error("task=%s, but env.data_path=%s holds %s data (task=%s): give the task of the data", chosen,
                   data_path, meta.env_name, data_task.name)
         sys.exit(2)
@@ -152,7 +152,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> None:
         log.error("env.data_path=%s is not a converted dataset directory (no meta.json); convert one with "
                   "convert_robomimic_to_dino_wm.py or run ./setup_and_prepare.sh --demo", data_path)
         sys.exit(2)
-    _refuse_unreadable_meta(data_path, cfg)
+    _refuse_unreadable_meta(data_path, cfg, check_task=resumed is None)  # a resume's data was checked against the run
     if resumed is None:  # a resume's config has them applied already (_config_of_resumed_run)
         from training.compat import ConfigConflict, reconcile_launch_settings
 

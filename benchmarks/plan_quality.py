@@ -66,7 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.planners = DEFAULT_PLANNERS if torch.cuda.is_available() else DEFAULT_PLANNERS.replace("cem,", "cem_cpu,")
     if not (args.run / ".hydra" / "config.yaml").is_file():
         p.error(f"--run {args.run} is not a training run dir (no .hydra/config.yaml)")
-    if not (args.run / "checkpoints" / "latest").exists():
+    from training.checkpoint import latest_checkpoint
+
+    if latest_checkpoint(args.run) is None:
         p.error(f"--run {args.run} has no checkpoint yet: train it first")
     if not all(h.isdigit() and int(h) > 0 for h in args.goal_h.split(",")):
         p.error(f"--goal-h {args.goal_h!r}: comma-separated whole numbers >= 1, e.g. 5,10")

@@ -149,11 +149,16 @@ def test_the_command_refuses_what_cannot_give_a_prior_and_touches_nothing(tiny_t
     precious.mkdir()
     (precious / "notes.txt").write_text("x")
     assert "other than an action prior" in _refused(capsys, tiny_trained_run, "--steps", 2, "--out", precious)
+    hf_model = tmp_path / "hf_model"  # another model's config.json + model.safetensors: not replaced either
+    hf_model.mkdir()
+    (hf_model / "config.json").write_text('{"model_type": "dinov2"}')
+    assert "other than an action prior" in _refused(capsys, tiny_trained_run, "--out", hf_model)
+    assert (hf_model / "config.json").read_text() == '{"model_type": "dinov2"}'
     assert (precious / "notes.txt").read_text() == "x" and sorted(precious.iterdir()) == [precious / "notes.txt"]
     a_file = tmp_path / "a_file"
     a_file.write_text("y")
     assert "not a directory" in _refused(capsys, tiny_trained_run, "--out", a_file)
-    assert a_file.read_text() == "y" and sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "precious"]
+    assert a_file.read_text() == "y" and sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "hf_model", "precious"]
     assert ">= 1" in _refused(capsys, tiny_trained_run, "--steps", 0, "--out", tmp_path / "new")
     assert ">= 1" in _refused(capsys, tiny_trained_run, "--max-steps", 0, "--out", tmp_path / "new")
     assert not (tmp_path / "new").exists()

@@ -18,6 +18,8 @@ CONF = ROOT / "conf"
     [], ["task=can", "preset=gpu_full", "env=demo_lift", "planner=cem"], ["training.epochs=abc"],
     ["--config-name=plan_projected_latent"], ["--config-name", "plan"], ["-cn", "plan"], ["~task"],
     ["hydra/help=train"], ["+predictor=vit"], ["task=null"], ["hydra.run.dir=/x"], ["--help"],
+    ["-m", "planner=cem,random"], ["task=choice(lift,can)"], ["task=glob(*)"], ["--config-name=plan.yaml"],
+    ["--config-dir=/elsewhere", "task=mine"], ["hydra.searchpath=[file:///x]", "task=mine"],
 ])
 def test_what_the_conf_folder_holds_passes(argv):
     assert unknown_choice(argv, CONF) is None

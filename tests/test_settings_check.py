@@ -27,6 +27,7 @@ def test_the_shipped_configs_pass(overrides):
     ("training.epochs=abc", "training.epochs='abc' is not a whole number"),
     ("training.epochs=0", "training.epochs=0 must be >= 1"),
     ("training.epochs=2.5", "training.epochs=2.5 is not a whole number"),
+    ("training.epochs='12abc'", "training.epochs='12abc' is not a whole number"),
     ("training.batch_size=-4", "training.batch_size=-4 must be >= 1"),
     ("training.grad_accum=0", "training.grad_accum=0 must be >= 1"),
     ("num_hist=0", "num_hist=0 must be >= 1"),
@@ -45,6 +46,14 @@ def test_a_bad_value_is_one_line_naming_its_key(override, message):
     with pytest.raises(BadSetting) as err:
         check_training_settings(config(override))
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_values_training_reads_with_int_float_or_bool_pass(monkeypatch):
+    """What ``int(...)``, ``float(...)`` and ``bool(...)`` read: env interpolations (strings), 10.0, 0 / 1."""
+    monkeypatch.setenv("LR", "1e-4")
+    monkeypatch.setenv("IMG", "56")
+    check_training_settings(config("training.lr=${oc.env:LR}", "img_size=${oc.env:IMG}", "training.epochs=10.0",
+                                   "debug=1"))
 
 
 def test_keys_a_config_does_not_hold_are_skipped():

@@ -191,9 +191,20 @@ def refusal(run_dir: str, steps: int, max_steps: int | None, out: str | None) ->
     target = Path(out) if out is not None else Path(run_dir) / PRIOR_DIR
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         return f"--out {target} exists and is not a directory: choose a new directory"
-    if target.is_dir() and not {c.name for c in target.iterdir()} <= {WEIGHTS_FILE, CONFIG_FILE}:
+    if target.is_dir() and (not {c.name for c in target.iterdir()} <= {WEIGHTS_FILE, CONFIG_FILE}
+                            or ((target / CONFIG_FILE).is_file() and not _is_prior_config(target / CONFIG_FILE))):
         return f"--out {target} holds files other than an action prior's: choose a new or empty directory"
     return None
+
+
+def _is_prior_config(path: Path) -> bool:
+    """Whether ``path`` is the config.json of a saved action prior (not another model's config.json)."""
+    try:
+        saved = json.loads(path.read_text()).get("config")
+        ActionPriorConfig(**saved)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ kind and range from the tables below and raises :class:`BadSetting` naming the k
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -46,17 +47,31 @@ def _value(cfg: Any, key: str) -> Any:
     return OmegaConf.select(cfg, key, default=None)
 
 
+def _as_number(value: Any) -> float | None:
+    """The number ``value`` stands for, as training reads it (``int(...)``, ``float(...)``: an ``${oc.env:...}``
+    interpolation gives a string), or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = value if isinstance(value, (int, float)) else float(str(value).strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _check_integer(key: str, value: Any, lowest: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+    number = _as_number(value)
+    if number is None or number != int(number):
         raise BadSetting(f"{key}={value!r} is not a whole number")
-    if value < lowest:
+    if number < lowest:
         raise BadSetting(f"{key}={value} must be >= {lowest}")
 
 
 def _check_number(key: str, value: Any, bounds: tuple[float | None, float | None, bool]) -> None:
     low, high, low_ok = bounds
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadSetting(f"{key}={value!r} is not a number")
+    value = _as_number(original := value)
+    if value is None:
+        raise BadSetting(f"{key}={original!r} is not a number")
     if (low is not None and (value < low or (value == low and not low_ok))) or (high is not None and value >= high):
         where = f"{'>=' if low_ok else '>'} {low}" if high is None else f"in [{low}, {high})"
         raise BadSetting(f"{key}={value} must be {where}")
@@ -75,22 +90,23 @@ def check_training_settings(cfg: Any) -> None:
     for key, allowed in CHOICES.items():
         if (value := _value(cfg, key)) is not None and str(value) not in allowed:
             raise BadSetting(f"{key}={value!r} is not one of {', '.join(allowed)}")
-    for key in FLAGS:
-        if (value := _value(cfg, key)) is not None and not isinstance(value, bool):
+    for key in FLAGS:  # true / false, and 0 / 1 as bool(...) reads them
+        if (value := _value(cfg, key)) is not None and not isinstance(value, bool) and value not in (0, 1):
             raise BadSetting(f"{key}={value!r} is not true or false")
     _check_shapes(cfg)
 
 
 def _check_shapes(cfg: Any) -> None:
     """Settings that only fit together: patch grid, head layout, aligned dims."""
-    img, heads = _value(cfg, "img_size"), _value(cfg, "predictor.heads")
+    img, heads = _as_number(_value(cfg, "img_size")), _as_number(_value(cfg, "predictor.heads"))
+    img, heads = (None if v is None else int(v) for v in (img, heads))
     if img is not None and img % PATCH:
         raise BadSetting(f"img_size={img} is not a multiple of the encoder's {PATCH}-pixel patch "
                          f"(e.g. {max(PATCH, img // PATCH * PATCH)} or {(img // PATCH + 1) * PATCH})")
-    width = (_value(cfg, "projected_dim") or 0) + (_value(cfg, "action_emb_dim") or 0)
+    width = int(_as_number(_value(cfg, "projected_dim")) or 0) + int(_as_number(_value(cfg, "action_emb_dim")) or 0)
     if heads is not None and width and width % heads:
         raise BadSetting(f"predictor.heads={heads} does not divide the predictor width {width} "
                          f"(projected_dim + action_emb_dim)")
-    align, projected = _value(cfg, "alignment_dim"), _value(cfg, "projected_dim")
+    align, projected = _as_number(_value(cfg, "alignment_dim")), _as_number(_value(cfg, "projected_dim"))
     if align is not None and projected is not None and align > projected:
         raise BadSetting(f"alignment_dim={align} is larger than projected_dim={projected}")

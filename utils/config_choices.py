@@ -30,7 +30,11 @@ def unknown_choice(argv: Sequence[str], conf_dir: str | Path) -> str | None:
     not hold, with the choices it does hold; None when every one is there. Keys that are not groups
     (``training.epochs=3``), deletions (``~group``) and Hydra's own groups (``hydra/...``) are left to Hydra."""
     conf = Path(conf_dir)
+    if any(a.startswith(("-cd", "--config-dir", "hydra.searchpath", "+hydra.searchpath")) for a in argv):
+        return None  # choices may come from elsewhere: Hydra decides
     name = _config_name(argv)
+    if name is not None and name.endswith(".yaml"):
+        name = name[: -len(".yaml")]
     if name is not None and not (conf / f"{name}.yaml").is_file():
         return f"--config-name={name}: no such config (choose from {', '.join(_choices(conf))})"
     for arg in argv:
@@ -39,6 +43,8 @@ def unknown_choice(argv: Sequence[str], conf_dir: str | Path) -> str | None:
         key, value = arg.lstrip("+").split("=", 1)
         group = conf / key.split("@", 1)[0]
         if key.startswith("hydra") or "." in key or not group.is_dir():
+            continue
+        if any(c in value for c in ",([*"):  # a sweep (-m a,b), choice(...), glob(*): Hydra expands it
             continue
         if value and value != "null" and not (group / f"{value}.yaml").is_file():
             return f"{key}={value}: no such {key} (choose from {', '.join(_choices(group))})"

@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from planning.outputs import OutputError
+from utils.errors import first_line
 
 OmegaConf.register_new_resolver("basename", lambda p: Path(str(p)).name if p else "model", replace=True)
 log = logging.getLogger("plan")
@@ -30,12 +31,6 @@ log = logging.getLogger("plan")
 
 class PlanError(Exception):
     """Bad input: reported as one line, exit code 2."""
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's message as one line (its type when it has none)."""
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def pick_device(cfg: DictConfig) -> str:

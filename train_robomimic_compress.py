@@ -108,12 +108,13 @@ def _refuse_unreadable_meta(data_path: Path, cfg: DictConfig, check_task: bool) 
     or holds another registered task's data than ``task=`` names."""
     from datasets.meta import DatasetMeta
     from tasks.registry import task_for_env
+    from utils.errors import first_line
 
     try:
         meta = DatasetMeta.load(data_path)
     except (ValueError, KeyError, TypeError) as e:  # json.JSONDecodeError is a ValueError
         log.error("env.data_path=%s: meta.json is not readable (%s); convert the dataset again", data_path,
-                  str(e).splitlines()[0] if str(e) else type(e).__name__)
+                  first_line(e))
         sys.exit(2)
     data_task, chosen = task_for_env(meta.env_name), cfg.get("task", {}).get("name")
     if check_task and data_task is not None and chosen and data_task.name != chosen:

@@ -84,6 +84,8 @@ def load_action_prior(path: str | Path, device: str | torch.device = "cpu") -> A
         raise FileNotFoundError(f"{path} holds no action prior (train one with python -m training.action_prior RUN)")
     from safetensors import SafetensorError
 
+    from utils.errors import first_line
+
     try:
         cfg = ActionPriorConfig(**json.loads((path / CONFIG_FILE).read_text())["config"])
     except (ValueError, KeyError, TypeError) as exc:  # truncated or hand-edited JSON, missing fields
@@ -92,6 +94,5 @@ def load_action_prior(path: str | Path, device: str | torch.device = "cpu") -> A
     try:
         prior.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
     except (SafetensorError, RuntimeError) as exc:  # truncated file, or weights of another shape
-        raise ValueError(f"{path / WEIGHTS_FILE} does not hold this prior's weights: "
-                         f"{str(exc).strip().splitlines()[0][:200]}") from exc
+        raise ValueError(f"{path / WEIGHTS_FILE} does not hold this prior's weights: {first_line(exc)}") from exc
     return prior.to(device).eval()

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Dinov2Config, Dinov2Model
 
+from utils.errors import first_line
+
 log = logging.getLogger(__name__)
 
 HF_REPO_ID = "facebook/dinov2-small"
@@ -184,8 +186,8 @@ def _load_official(path: Path, model: Dinov2Model) -> None:
             raise ValueError(f"holds a {type(sd).__name__}, not a state dict")
         model.load_state_dict(official_to_hf(sd, set(model.state_dict())), strict=True)
     except (EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as exc:
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UnreadableWeightsError(f"{path} is not a readable DINOv2 ViT-S/14 checkpoint: {reason}") from exc
+        raise UnreadableWeightsError(f"{path} is not a readable DINOv2 ViT-S/14 checkpoint: "
+                                     f"{first_line(exc)}") from exc
 
 
 def _load_hf_snapshot() -> Dinov2Model:

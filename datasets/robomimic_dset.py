@@ -1,7 +1,7 @@
 """Loader of a converted dataset directory (see ``datasets/meta.py``): raw episodes and training windows.
 
 - :class:`RobomimicEpisodes`: raw, unnormalised access (planning uses it for start / goal states).
-- :func:`split_episodes`: seeded episode-level train / val split.
+- :func:`split_episodes`: seeded episode-level train / val / test split.
 - :class:`WindowDataset`: windows of ``num_hist + num_pred`` frames ``frameskip`` apart, the
   ``frameskip`` actions between two frames concatenated, normalised by a :class:`Normalizer`.
 """
@@ -24,15 +24,49 @@ from datasets.video_io import read_video
 log = logging.getLogger(__name__)
 
 
-def split_episodes(n_episodes: int, val_ratio: float, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded random episode-level split -> (sorted train ids, sorted val ids); val gets >= 1 when n >= 2."""
+def split_episodes(n_episodes: int, val_ratio: float, seed: int, test_ratio: float = 0.0,
+                   test_seed: int = 0) -> dict[str, list[int]]:
+    """Seeded episode-level split -> {"train", "val", "test"}: sorted, disjoint episode ids covering 0..n-1.
+
+    The test share is drawn first with its own ``test_seed`` (fixed by default), so runs that differ only in
+    their training ``seed`` report on the same test episodes; val is drawn from the rest with ``seed``.
+    A share > 0 gets at least one episode while at least one episode is left for training.
+    """
     if n_episodes < 1:
         raise ValueError("a dataset needs at least one episode")
-    perm = torch.randperm(n_episodes, generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val = int(round(n_episodes * val_ratio))
-    if val_ratio > 0 and n_episodes >= 2:
-        n_val = min(max(n_val, 1), n_episodes - 1)
-    return sorted(perm[n_val:]), sorted(perm[:n_val])
+    if val_ratio < 0 or test_ratio < 0 or val_ratio + test_ratio >= 1:
+        raise ValueError(f"need val_ratio, test_ratio >= 0 with val_ratio + test_ratio < 1, got {val_ratio}, {test_ratio}")
+    order = torch.randperm(n_episodes, generator=torch.Generator().manual_seed(test_seed)).tolist()
+    n_test = _share(n_episodes, test_ratio, room=n_episodes - 1)
+    test, rest = order[:n_test], order[n_test:]
+    perm = torch.randperm(len(rest), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = _share(n_episodes, val_ratio, room=len(rest) - 1)
+    val = [rest[i] for i in perm[:n_val]]
+    train = [rest[i] for i in perm[n_val:]]
+    return {"train": sorted(train), "val": sorted(val), "test": sorted(test)}
+
+
+def split_with_branches(sources: list[int], val_ratio: float, seed: int, test_ratio: float = 0.0,
+                        test_seed: int = 0) -> dict[str, list[int]]:
+    """:func:`split_episodes` over the demonstrations (``sources[i] == -1``); every exploration branch
+    (``sources[i]`` = its demonstration, ``conversion.exploration``) joins its demonstration's split, so a test
+    demonstration's scene is never trained on. Without branches this is :func:`split_episodes`."""
+    demos = [i for i, s in enumerate(sources) if s < 0]
+    split = split_episodes(len(demos), val_ratio, seed, test_ratio=test_ratio, test_seed=test_seed)
+    out = {k: [demos[j] for j in v] for k, v in split.items()}
+    where = {ep: k for k, v in out.items() for ep in v}
+    for i, s in enumerate(sources):
+        if s >= 0:
+            out[where[s]].append(i)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _share(n: int, ratio: float, room: int) -> int:
+    """round(n * ratio) episodes, at least 1 when ratio > 0, at most ``room`` (what leaves one for training)."""
+    k = int(round(n * ratio))
+    if ratio > 0:
+        k = max(k, 1)
+    return max(0, min(k, room))
 
 
 class RobomimicEpisodes:

@@ -20,9 +20,12 @@ from utils.atomic_files import atomic_write_text
 
 _COLS = {  # row key: (header, format, summary.json key)
     "planner": ("planner", None, "planner"),
+    "chosen_by": ("actions chosen by", None, "actions_chosen_by"),
     "success_rate": ("success rate", ".2f", "success_rate"),
+    "success_ci95": ("95% interval", ".2f", "success_ci95"),
     "goal_reached_rate": ("goal reached", ".2f", "goal_reached_rate"),
     "n_evals": ("n", "d", "n_evals"),
+    "n_distinct_episodes": ("episodes", "d", "n_distinct_episodes"),
     "final_latent_dist": ("final latent dist", ".3f", "mean_final_latent_dist"),
     "final_object_dist_m": ("final object dist (m)", ".3f", "mean_final_object_dist"),
     "plan_seconds_per_episode": ("plan s/episode", ".1f", "mean_planning_seconds"),

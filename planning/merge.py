@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 _SAME = ("planner", "goal_H", "frameskip", "ckpt_base_path", "model_epoch", "success_metric", "n_evals_requested")
 _SAME_CONFIG = ("seed", "planner", "objective", "mpc", "episodes", "eval", "history_frames", "goal_source",
                 "dataset_path", "model_epoch")
-_TABLE_COLS = ("success_rate", "task_success_rate", "goal_reached_rate", "mean_final_object_dist", "mean_final_eef_dist",
-               "start_is_success_rate",
-               "mean_final_latent_dist", "n_evals", "planning_seconds_per_replan")
+_TABLE_COLS = ("success_rate", "success_ci95", "task_success_rate", "goal_reached_rate", "goal_reached_ci95",
+               "mean_final_object_dist", "mean_final_eef_dist", "n_start_is_success", "model_failure_share",
+               "mean_final_latent_dist", "n_evals", "n_distinct_episodes", "planning_seconds_per_replan",
+               "actions_chosen_by")
 
 
 class MergeError(Exception):
@@ -118,7 +119,7 @@ def table_rows(logs: list[dict], sources: list[str], key: str) -> list[dict]:
     rows = []
     for members, srcs in group_by(logs, sources, key):
         _, summary = merge_logs(members, srcs)
-        rows.append({key: summary[key], "planner": summary["planner"], **{c: summary[c] for c in _TABLE_COLS},
+        rows.append({key: summary[key], "planner": summary["planner"], **{c: summary.get(c) for c in _TABLE_COLS},
                      "complete": summary["complete"]})
     return rows
 
@@ -147,6 +148,8 @@ def format_cell(v, spec: str | None = None) -> str:
     """A table cell: None -> '-', a number with ``spec`` (default: floats .3f, ints as they are)."""
     if v is None:
         return "-"
+    if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+        return f"{format_cell(v[0], spec or '.2f')}-{format_cell(v[1], spec or '.2f')}"  # an interval
     if isinstance(v, (int, float)) and not isinstance(v, bool) and (spec or isinstance(v, float)):
         return format(v, spec or ".3f")
     return str(v)
@@ -194,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out or Path(args.dirs[0]) / "merged")
         write_json(out / LOGS_FILE, merged)
         write_json(out / SUMMARY_FILE, summary)
+        rate = "n/a" if summary["success_rate"] is None else f"{summary['success_rate']:.3f}"
         print(f"merged {len(logs)} result(s), {summary['n_evals']} evaluations: success_rate "
-              f"{summary['success_rate']:.3f}{'' if summary['complete'] else ' (INCOMPLETE)'} -> {out}")
+              f"{rate}{'' if summary['complete'] else ' (INCOMPLETE)'} -> {out}")
         _to_wandb(lambda: log_merged(logs, sources, merged, summary, out, args.wandb_mode))
         return 0
     except MergeError as exc:

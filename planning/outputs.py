@@ -35,8 +35,26 @@ def _json_default(x):
     raise TypeError(f"not JSON serialisable: {type(x)}")
 
 
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> list[float] | None:
+    """95 % Wilson score interval [low, high] of a rate of ``successes`` out of ``n`` (None for n = 0)."""
+    if n <= 0:
+        return None
+    p = successes / n
+    centre, half = p + z * z / (2 * n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low, high = (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+    return [round(float(max(0.0, low)), 4), round(float(min(1.0, high)), 4)]
+
+
 def summarize(episodes: list[dict], info: dict) -> dict:
     """Summary of per-episode records (sorted by ``eval_index``).
+
+    The headline rates (``success_rate``, ``task_success_rate``, ``goal_reached_rate``) count only the
+    evaluations whose start does not already satisfy the task (``start_is_success``: doing nothing would
+    "succeed" there); those are counted in ``n_start_is_success`` and the rates over every evaluation are
+    ``*_rate_all``. Each headline rate has a 95 % Wilson interval (``*_ci95``) over the distinct start/goal
+    pairs it counts (``n_rated_pairs``): an evaluation repeated on the same pair with another seed is not
+    more evidence about the planner on new episodes. ``n_distinct_episodes`` / ``n_distinct_pairs`` say how
+    many different episodes and start/goal pairs the ``n_evals`` evaluations used.
 
     Args:
         episodes: records from ``planning.evaluator.evaluate_batch``.
@@ -44,20 +62,59 @@ def summarize(episodes: list[dict], info: dict) -> dict:
     """
     eps = sorted(episodes, key=lambda r: r["eval_index"])
     n = len(eps)
+    rated = [r for r in eps if not r.get("start_is_success")]
 
-    def mean(key):
-        vals = [r[key] for r in eps if r.get(key) is not None]
+    def mean(key, rows=eps):
+        vals = [r[key] for r in rows if r.get(key) is not None]
         return float(np.mean(vals)) if vals else None
 
-    out = {**info, "n_evals": n, "success_rate": mean("success") if n else 0.0,
+    out = {**info, "n_evals": n, "success_rate": mean("success", rated),
            "successes": [bool(r["success"]) for r in eps], "eval_indices": [r["eval_index"] for r in eps]}
     out.update({f"{k}_rate": mean(k) for k in _RATE_KEYS})
+    for key in ("task_success", "goal_reached"):
+        out[f"{key}_rate"] = mean(key, rated)
+    for key in ("success", "task_success", "goal_reached"):
+        out[f"{key}_rate_all"] = mean(key)
+    out.update(_distinct(eps, rated, out))
+    out.update(_ranking(eps))
     out.update({f"mean_{k}": mean(k) for k in _MEAN_KEYS})
+    out.update({k: mean(k) for k in sorted({k for r in eps for k in r if k.startswith("mean_")})})
     out["planning_seconds_total"] = float(sum(r["planning_seconds"] for r in eps))
     out["planning_seconds_per_episode"] = out["mean_planning_seconds"] = mean("planning_seconds")
     out["planning_seconds_per_replan"] = (out["planning_seconds_total"] / sum(r["n_replans"] for r in eps)
                                           if n and sum(r["n_replans"] for r in eps) else None)
     return out
+
+
+def _pair(r: dict) -> tuple:
+    return r.get("episode"), r.get("start"), r.get("goal")
+
+
+def _distinct(eps: list[dict], rated: list[dict], out: dict) -> dict:
+    """Distinct episodes / pairs and the Wilson intervals of the headline rates over the rated pairs."""
+    pairs: dict[tuple, list[dict]] = {}
+    for r in rated:
+        pairs.setdefault(_pair(r), []).append(r)
+    res = {"n_distinct_episodes": len({r.get("episode") for r in eps}), "n_distinct_pairs": len({_pair(r) for r in eps}),
+           "n_start_is_success": sum(bool(r.get("start_is_success")) for r in eps), "n_rated_pairs": len(pairs)}
+    for key in ("success", "task_success", "goal_reached"):
+        per_pair = [np.mean([bool(r[key]) for r in rs]) for rs in pairs.values() if all(key in r for r in rs)]
+        res[f"{key}_ci95"] = wilson_interval(float(np.sum(per_pair)), len(per_pair)) if per_pair else None
+    return res
+
+
+def _ranking(eps: list[dict]) -> dict:
+    """Summary of the ranking diagnostic (``planning.evaluator.ranking``): of the failed evaluations, the share
+    whose failing plan the model scored below the demonstration's actions (model failures)."""
+    ranked = [r for r in eps if r.get("model_prefers_plan") is not None]
+    if not ranked:
+        return {}
+    failed = [r for r in ranked if not r["success"]]
+    med = lambda key: float(np.median([r[key] for r in ranked]))  # noqa: E731
+    return {"median_first_plan_cost": med("first_plan_cost"), "median_first_reference_cost": med("first_reference_cost"),
+            "model_prefers_plan_rate": float(np.mean([r["model_prefers_plan"] for r in ranked])),
+            "n_failed": len(failed), "n_model_failures": sum(r["model_prefers_plan"] for r in failed),
+            "model_failure_share": float(np.mean([r["model_prefers_plan"] and not r["success"] for r in ranked]))}
 
 
 def side_by_side(*panels: np.ndarray | None) -> np.ndarray:

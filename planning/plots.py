@@ -61,7 +61,8 @@ def plot_horizon(path: str | Path, rows: list[dict], title: str, key: str = "goa
     for i, planner in enumerate(sorted({r["planner"] for r in rows})):
         mine = sorted((r for r in rows if r["planner"] == planner), key=lambda r: r[key])
         h, color = [r[key] for r in mine], f"C{i}"
-        ax.plot(h, [r["success_rate"] for r in mine], "-o", color=color, label=f"{planner}: success rate")
+        rates = [np.nan if r["success_rate"] is None else r["success_rate"] for r in mine]  # None: start already done
+        ax.plot(h, rates, "-o", color=color, label=f"{planner}: success rate")
         ax2.plot(h, [r["mean_final_object_dist"] for r in mine], "--s", color=color, alpha=0.5,
                  label=f"{planner}: final obj dist")
     ax.set_xlabel("goal_H (planning steps)" if key == "goal_H" else key), ax.set_ylabel("success rate")

@@ -17,11 +17,22 @@ def syn(tmp_path_factory):
 
 
 def test_split_is_seeded_disjoint_and_complete():
-    tr, va = split_episodes(20, 0.2, seed=3)
-    assert (tr, va) == split_episodes(20, 0.2, seed=3)
-    assert split_episodes(20, 0.2, seed=4) != (tr, va)
-    assert len(va) == 4 and sorted(tr + va) == list(range(20)) and not set(tr) & set(va)
-    assert len(split_episodes(3, 0.1, 0)[1]) == 1 and split_episodes(1, 0.5, 0) == ([0], [])
+    split = split_episodes(20, 0.2, seed=3, test_ratio=0.1)
+    assert split == split_episodes(20, 0.2, seed=3, test_ratio=0.1)
+    assert split_episodes(20, 0.2, seed=4, test_ratio=0.1)["val"] != split["val"]
+    assert (len(split["val"]), len(split["test"])) == (4, 2)
+    assert sorted(split["train"] + split["val"] + split["test"]) == list(range(20))
+    assert not set(split["train"]) & set(split["val"]) and not set(split["test"]) & set(split["train"] + split["val"])
+    assert len(split_episodes(3, 0.1, 0)["val"]) == 1
+    assert split_episodes(1, 0.5, 0) == {"train": [0], "val": [], "test": []}
+
+
+def test_the_test_share_does_not_depend_on_the_training_seed():
+    tests = {tuple(split_episodes(30, 0.1, seed, test_ratio=0.2)["test"]) for seed in range(5)}
+    assert len(tests) == 1 and len(next(iter(tests))) == 6
+    assert split_episodes(30, 0.1, 0, test_ratio=0.2, test_seed=1)["test"] != list(next(iter(tests)))
+    with pytest.raises(ValueError, match="val_ratio \\+ test_ratio < 1"):
+        split_episodes(10, 0.5, 0, test_ratio=0.5)
 
 
 def test_raw_episode_access(syn):

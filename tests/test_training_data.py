@@ -110,10 +110,11 @@ def test_placement_setting(monkeypatch):
         choose_placement("sometimes", cpu, 1)
 
 
-def _data_cfg(val_ratio=0.25, seed=0):
+def _data_cfg(val_ratio=0.25, seed=0, test_ratio=0.0):
     from omegaconf import OmegaConf
 
     return OmegaConf.create({"training": {"val_ratio": val_ratio, "seed": seed, "batch_size": 4, "num_workers": 0,
+                                          "test_ratio": test_ratio,
                                           "cache_on_device": "false"},
                              "encoder": {"cache": False}, "model": {"decoder": False},
                              "num_hist": 2, "num_pred": 1, "frameskip": 3})
@@ -127,8 +128,9 @@ def test_prepare_data_splits_fits_and_saves_the_normalizer(tmp_path):
     path = make_dataset(tmp_path / "d", n_episodes=4, t_max=20, size=28)
     run = tmp_path / "run"
     run.mkdir()
-    data = prepare_data(_data_cfg(), path, run, None, Accelerator(cpu=True), resuming=False)
-    assert sorted(data.split["train"] + data.split["val"]) == [0, 1, 2, 3] and len(data.split["val"]) == 1
+    data = prepare_data(_data_cfg(test_ratio=0.25), path, run, None, Accelerator(cpu=True), resuming=False)
+    assert sorted(data.split["train"] + data.split["val"] + data.split["test"]) == [0, 1, 2, 3]
+    assert len(data.split["val"]) == 1 and len(data.split["test"]) == 1
     saved = Normalizer.load(run)
     torch.testing.assert_close(saved.action_mean, data.normalizer.action_mean)
     assert len(data.train) > 0 and data.val is not None and data.train_batches is not None

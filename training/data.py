@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from datasets.normalizer import Normalizer
-from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset, split_episodes
+from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset, split_with_branches
 from training.batches import BatchSource, choose_placement, validation_indices, window_tables
 from training.distributed import node_feature_cache
 from utils.atomic_files import atomic_write_json
@@ -49,9 +49,12 @@ def prepare_data(cfg: Any, data_path: Path, run_dir: Path, encoder, accelerator,
         split = info["split"]
         normalizer = Normalizer.load(run_dir)
     else:
-        tr, va = split_episodes(len(episodes), float(cfg.training.val_ratio), int(cfg.training.seed))
-        split = {"train": tr, "val": va}
-        normalizer = Normalizer.fit(episodes.actions, episodes.proprios, episodes.states, episodes.seq_lengths, tr)
+        sources = episodes.meta.explore_sources or [-1] * len(episodes)
+        split = split_with_branches(sources, float(cfg.training.val_ratio), int(cfg.training.seed),
+                                    test_ratio=float(cfg.training.get("test_ratio", 0.0)),
+                                    test_seed=int(cfg.training.get("test_seed", 0)))
+        normalizer = Normalizer.fit(episodes.actions, episodes.proprios, episodes.states, episodes.seq_lengths,
+                                    split["train"])
         if accelerator.is_main_process:
             normalizer.save(run_dir)
     features = offsets = None
@@ -64,8 +67,9 @@ def prepare_data(cfg: Any, data_path: Path, run_dir: Path, encoder, accelerator,
               features=features, offsets=offsets, with_visual=with_visual)
     train = WindowDataset(episodes, split["train"], normalizer, **kw)
     val = WindowDataset(episodes, split["val"], normalizer, **kw) if split["val"] else None
-    log.info("dataset %s: %d train episodes (%d windows), %d val episodes (%d windows)", data_path,
-             len(split["train"]), len(train), len(split["val"]), len(val) if val else 0)
+    log.info("dataset %s: %d train episodes (%d windows), %d val episodes (%d windows), %d test episodes "
+             "(never trained on or tuned on)", data_path, len(split["train"]), len(train), len(split["val"]),
+             len(val) if val else 0, len(split.get("test", [])))
     t = cfg.training
     train_b, val_b = batch_sources(train, val, t.get("cache_on_device", "auto"), accelerator.device,
                                    int(t.batch_size), int(t.num_workers))

@@ -22,12 +22,13 @@ INTEGERS: dict[str, int] = {
     "training.log_every": 1, "training.val_every": 1, "training.save_every": 1, "training.num_workers": 0,
     "training.seed": 0, "num_hist": 1, "num_pred": 1, "frameskip": 1, "img_size": PATCH, "projected_dim": 1,
     "alignment_dim": 1, "action_emb_dim": 1, "proprio_emb_dim": 1, "predictor.depth": 1, "predictor.heads": 1,
-    "action_prior.steps": 1,
+    "action_prior.steps": 1, "training.test_seed": 0,
 }  # num_gpus and min_free_memory_gb: checked by the GPU selection (gpu_utils), which says what it needs
 # key -> (lowest, highest, whether the lowest itself is allowed); None: unbounded
 NUMBERS: dict[str, tuple[float | None, float | None, bool]] = {
     "training.lr": (0.0, None, False), "training.weight_decay": (0.0, None, True),
     "training.clip_grad": (0.0, None, True), "training.val_ratio": (0.0, 1.0, True),
+    "training.test_ratio": (0.0, 1.0, True),
     "predictor.mlp_ratio": (0.0, None, False),
     "predictor.dropout": (0.0, 1.0, True),
 }
@@ -94,6 +95,10 @@ def check_training_settings(cfg: Any) -> None:
         if (value := _value(cfg, key)) is not None and not isinstance(value, bool) and value not in (0, 1):
             raise BadSetting(f"{key}={value!r} is not true or false")
     _check_shapes(cfg)
+    val, test = (_as_number(_value(cfg, f"training.{k}_ratio")) for k in ("val", "test"))
+    if val is not None and test is not None and val + test >= 1:
+        raise BadSetting(f"training.val_ratio + training.test_ratio = {val + test:g} leaves no training episodes "
+                         "(must be < 1)")
 
 
 def _check_shapes(cfg: Any) -> None:

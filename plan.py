@@ -105,7 +105,7 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
         raise PlanError(f"dataset {cfg.dataset_path or run.dataset_path}: {first_line(exc)}") from exc
     fs, t0 = int(model.frameskip), int(cfg.history_frames or model.num_hist)
     specs, mine = evaluation_specs(cfg, run, data, fs, t0)
-    planner, mpc, settings = build_planning(cfg, model, run.normalizer, fs, t0, device)
+    planner, mpc, settings, described = build_planning(cfg, model, run.normalizer, fs, t0, device)
     batch = pick_batch_size(cfg, model, planner, len(mine), mpc.budget_steps * fs, data)
     log.info("planning %d of %d evaluations (shard %d/%d) with %s on %s, goal_H=%d (%d env steps), %d re-plans, "
              "%d evaluations at a time", len(mine), len(specs), cfg.shard.index, cfg.shard.count, planner.name, device,
@@ -115,7 +115,8 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
                           mpc, settings, device, batch_size=batch, progress=bool(cfg.progress),
                           on_batch=writer.write_batch)
     writer.finish(records)
-    info = run_info(cfg, run, planner.name, fs, data.meta.env_name, device)
+    info = {**run_info(cfg, run, planner.name, fs, data.meta.env_name, device), **described,
+            "episode_pool": pool_name(cfg, run, data)}
     try:
         summary = save_results(out_dir, cfg, info, records, writer)  # the results first, whatever fails next
     except OSError as exc:
@@ -140,12 +141,27 @@ def compile_rollouts(cfg: DictConfig, model, device: str) -> None:
 
 
 def episode_pool(cfg: DictConfig, run, data) -> list[int]:
-    """The run's ``episodes.split`` episodes, less those that do not end in a task success (no goal)."""
-    pool = list(run.split.get(cfg.episodes.split) or [])
-    if not pool:  # never fall back to the training episodes silently: that would evaluate on seen data
-        raise PlanError(f"the run has no {cfg.episodes.split!r} episodes to plan on (its split: "
-                        f"{ {k: len(v) for k, v in run.split.items()} }); pass episodes.split=train to plan on "
-                        "training episodes")
+    """The episodes to plan on, less those that do not end in a task success (no goal).
+
+    On the run's own dataset: its ``episodes.split`` episodes (``test`` by default: never trained or tuned on).
+    On another dataset (``dataset_path`` from another source or generator): all of its episodes, since none of
+    them was seen in training (the run's split indices mean nothing there).
+    """
+    foreign = is_foreign_dataset(cfg, run, data)
+    if foreign:
+        pool = list(range(len(data)))
+        log.info("dataset_path %s is not the run's training data: planning on all of its %d episodes",
+                 cfg.dataset_path, len(pool))
+    else:
+        split = str(cfg.episodes.split)
+        pool = list(run.split.get(split) or [])
+        if not pool:  # never fall back to the training episodes silently: that would evaluate on seen data
+            hint = ("the run was trained before test splits existed: pass episodes.split=val, or plan on another "
+                    "dataset with dataset_path=" if split == "test" and "test" not in run.split else
+                    "pass episodes.split=train to plan on training episodes")
+            raise PlanError(f"the run has no {split!r} episodes to plan on (its split: "
+                            f"{ {k: len(v) for k, v in run.split.items()} }); {hint}")
+    pool = [i for i in pool if not data.meta.is_exploration(i)]  # branches are no demonstrations: no goals
     if not cfg.episodes.get("success_goals_only", True):
         return pool
     from envs.robosuite_env import RobosuiteEnv
@@ -156,12 +172,26 @@ def episode_pool(cfg: DictConfig, run, data) -> list[int]:
         kept = successful_episodes(checker, data, pool)
     finally:
         checker.close()
+    what = "dataset" if foreign else str(cfg.episodes.split)
     if len(kept) < len(pool):
-        log.info("%d of %d %s episodes end in a task success and are used as goals", len(kept), len(pool),
-                 cfg.episodes.split)
+        log.info("%d of %d %s episodes end in a task success and are used as goals", len(kept), len(pool), what)
     if not kept:
-        raise PlanError(f"none of the run's {len(pool)} {cfg.episodes.split!r} episodes ends in a task success")
+        raise PlanError(f"none of the {len(pool)} {what} episodes ends in a task success")
     return kept
+
+
+def is_foreign_dataset(cfg: DictConfig, run, data) -> bool:
+    """Whether ``dataset_path`` names another dataset than the one the run was trained on (another source file,
+    not a copy of the same conversion)."""
+    if not cfg.dataset_path or Path(str(cfg.dataset_path)).resolve() == Path(run.dataset_path).resolve():
+        return False
+    from datasets.meta import DatasetMeta
+
+    try:
+        trained = DatasetMeta.load(run.dataset_path)
+    except (OSError, ValueError, KeyError):
+        return True  # the training data is gone: nothing says the two are the same
+    return (trained.source_sha256, trained.n_episodes) != (data.meta.source_sha256, data.meta.n_episodes)
 
 
 def evaluation_specs(cfg: DictConfig, run, data, fs: int, t0: int) -> tuple[list, list]:
@@ -172,9 +202,15 @@ def evaluation_specs(cfg: DictConfig, run, data, fs: int, t0: int) -> tuple[list
     try:
         specs = select_episodes([data.seq_len(i) for i in range(len(data))], pool, int(cfg.n_evals), int(cfg.goal_H),
                                 fs, int(cfg.seed), start_mode=cfg.episodes.start_mode, min_start=(t0 - 1) * fs)
-        return specs, shard(specs, int(cfg.shard.index), int(cfg.shard.count))
+        mine = shard(specs, int(cfg.shard.index), int(cfg.shard.count))
     except ValueError as exc:
         raise PlanError(str(exc)) from exc
+    pairs = len({(s.episode, s.start, s.goal) for s in specs})
+    if pairs < len(specs):
+        log.warning("n_evals=%d but the %d eligible episodes give only %d distinct start/goal pairs: the other "
+                    "evaluations repeat pairs with another planner seed, and the summary's intervals count %d",
+                    len(specs), len({s.episode for s in specs}), pairs, pairs)
+    return specs, mine
 
 
 def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device: str):
@@ -191,8 +227,10 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
     if cfg.eval.success_metric not in ("task", "goal"):
         raise PlanError(f"eval.success_metric={cfg.eval.success_metric!r} is not one of task, goal")
     try:
+        reader = model.read_state if getattr(model, "reads_state", False) else None
         objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
-                                if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
+                                if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0),
+                                state_reader=reader)
     except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
         raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
     try:
@@ -200,53 +238,71 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
                            max_iter=None if cfg.mpc.max_iter is None else int(cfg.mpc.max_iter),
                            horizon=int(cfg.planner.horizon) if cfg.planner.get("horizon") is not None else None)
         spec = OmegaConf.to_container(cfg.planner, resolve=True)
+        prior_info = None
         if "prior" in spec:
-            spec["prior"] = load_prior(spec["prior"], Path(str(cfg.ckpt_base_path)).resolve(), device,
-                                       cfg.model_epoch)
+            spec["prior"], prior_info = load_prior(spec["prior"], Path(str(cfg.ckpt_base_path)).resolve(), device,
+                                                   cfg.model_epoch)
         planner = build_planner(spec, model, objective)
     except (ValueError, TypeError) as exc:
         raise PlanError(str(exc)) from exc
     mpc = MPC(planner, model, normalizer, fs, n_taken_actions=budget.n_taken_actions, max_iter=budget.iterations,
               shrink_horizon=bool(cfg.mpc.shrink_horizon), history_frames=t0, eef_scale=float(cfg.eef_scale),
               decode_imagined=bool(cfg.decode_imagined) and bool(getattr(model, "has_decoder", False)),
-              device=device, progress=bool(cfg.progress), binary_gripper=bool(cfg.mpc.get("binary_gripper", False)))
+              device=device, progress=bool(cfg.progress), binary_gripper=bool(cfg.mpc.get("binary_gripper", False)),
+              rank_reference=bool(cfg.eval.get("rank_reference", True)))
     settings = EvalSettings(frameskip=fs, history_frames=t0, success_metric=cfg.eval.success_metric,
                             goal_tolerance=float(cfg.eval.goal_tolerance),
                             gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))
-    return planner, mpc, settings
+    return planner, mpc, settings, planning_description(cfg, planner, mpc, prior_info)
+
+
+def planning_description(cfg: DictConfig, planner, mpc, prior_info: dict | None) -> dict:
+    """How this evaluation planned, for summary.json, logs.json and the wandb config: the planner's resolved
+    settings (its config without ``_target_``, plus the MPC's), what chose the actions, and the prior's identity."""
+    settings = {k: v for k, v in OmegaConf.to_container(cfg.planner, resolve=True).items() if k != "_target_"}
+    settings.update({"class": str(cfg.planner.get("_target_")), "n_taken_actions": mpc.n_taken, "max_iter": mpc.max_iter,
+                     "binary_gripper": mpc.binary_gripper, "objective": {k: v for k, v in OmegaConf.to_container(
+                         cfg.objective, resolve=True).items() if k != "_target_"}})
+    if prior_info is not None:
+        settings["prior"] = prior_info["path"]
+    chooser = ("world model" if planner.uses_model and prior_info is None else
+               "action prior + world model" if planner.uses_model else "baseline (no model)")
+    return {"planner_settings": settings, "action_prior": prior_info, "actions_chosen_by": chooser}
 
 
 def load_prior(spec, run_dir: Path, device: str, model_epoch="latest"):
     """``planner.prior``: null (none) | auto (``RUN/action_prior`` when it exists) | a prior directory.
 
-    A prior fitted on another checkpoint than the one planned with (``model_epoch``) reads latents of
-    another projection: that is said in a warning (it still loads)."""
+    Returns (the prior or None, its identity or None): path, sha256 of its weights, the checkpoint it was fitted
+    on and its validation MSE. A prior fitted on another checkpoint than the one planned with (``model_epoch``)
+    reads latents of another projection: that is said in a warning (it still loads)."""
+    import hashlib
     import json
 
-    from models.action_prior import CONFIG_FILE, PRIOR_DIR, load_action_prior
+    from models.action_prior import CONFIG_FILE, PRIOR_DIR, WEIGHTS_FILE, load_action_prior
     from training.checkpoint import resolve_checkpoint
 
     if spec is None or str(spec).lower() in ("none", "null", "false"):
-        return None
+        return None, None
     path = run_dir / PRIOR_DIR if str(spec) == "auto" else Path(str(spec)).expanduser().resolve()
     if not path.is_dir():
-        if str(spec) == "auto":
-            log.info("no action prior in %s: the planner searches without one (train it with "
-                     "python -m training.action_prior %s)", run_dir, run_dir)
-            return None
         raise PlanError(f"planner.prior={spec}: {path} is not a directory (train a prior with "
-                        f"python -m training.action_prior RUN)")
+                        f"python -m training.action_prior {run_dir}; planner=cem plans without one)")
     try:
         prior = load_action_prior(path, device)
     except (FileNotFoundError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise PlanError(f"planner.prior={spec}: {exc}") from exc
-    fitted_on = json.loads((path / CONFIG_FILE).read_text()).get("world_model_checkpoint")
+    saved = json.loads((path / CONFIG_FILE).read_text())
+    fitted_on = saved.get("world_model_checkpoint")
     planned_with = resolve_checkpoint(run_dir, model_epoch).name
     if fitted_on and fitted_on != planned_with:
         log.warning("action prior %s was fitted on checkpoint %s, planning uses %s: refit it with "
                     "python -m training.action_prior %s", path, fitted_on, planned_with, run_dir)
     log.info("action prior: %s", path)
-    return prior
+    identity = {"path": str(path), "sha256": hashlib.sha256((path / WEIGHTS_FILE).read_bytes()).hexdigest(),
+                "fitted_on_checkpoint": fitted_on, "val_mse": (saved.get("losses") or {}).get("val_mse"),
+                "steps": saved.get("steps")}
+    return prior, identity
 
 
 def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, data) -> int:
@@ -279,6 +335,11 @@ def run_info(cfg: DictConfig, run, planner: str, fs: int, env_name: str, device:
             "train_run_name": train_name, "train_run": train_run}
 
 
+def pool_name(cfg: DictConfig, run, data) -> str:
+    """Where the evaluations' episodes came from: the run's split, or all of another dataset."""
+    return f"all of {cfg.dataset_path}" if is_foreign_dataset(cfg, run, data) else f"{cfg.episodes.split} split"
+
+
 def publish(cfg: DictConfig, out_dir: Path, info: dict, summary: dict, records: list[dict]) -> None:
     """The evaluation on wandb (not for a shard: ``planning.merge`` logs the merged result once)."""
     from planning import wandb_log
@@ -298,6 +359,20 @@ def publish(cfg: DictConfig, out_dir: Path, info: dict, summary: dict, records: 
                           f"{out_dir}") from exc
 
 
+def result_line(summary: dict) -> str:
+    """The one line plan.py prints: what planned, the rate with its interval, n and the distinct episodes."""
+    enc = "" if summary.get("encoder_pretrained") is not False else " [RANDOM frozen encoder]"
+    rate, ci = summary.get("success_rate"), summary.get("success_ci95")
+    shown = "n/a (every start already succeeds)" if rate is None else \
+        f"{rate:.2f}" + (f" [95% CI {ci[0]:.2f}-{ci[1]:.2f}]" if ci else "")
+    trivial = f", {summary['n_start_is_success']} with the task already done at the start, not counted" \
+        if summary.get("n_start_is_success") else ""
+    return (f"{summary['planner']} ({summary.get('actions_chosen_by', 'planner')}): success_rate {shown} over "
+            f"{summary['n_evals']} evaluations on {summary.get('n_distinct_episodes', '?')} distinct episodes "
+            f"({summary.get('episode_pool', 'episodes')}{trivial}; goal_H={summary['goal_H']}, mean final object dist "
+            f"{summary['mean_final_object_dist']:.3f} m, {summary['planning_seconds_total']:.1f} s planning){enc}")
+
+
 @hydra.main(config_path="conf", config_name="plan", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     started = time.time()  # what this launch writes is newer (a refused one leaves no run dir behind)
@@ -314,10 +389,7 @@ def main(cfg: DictConfig) -> None:
         if str(hc.mode) == "RunMode.MULTIRUN":  # one bad sweep point (e.g. a goal_H too long) must not end the sweep
             return
         sys.exit(2 if isinstance(exc, PlanError) else 1)
-    enc = "" if summary.get("encoder_pretrained") is not False else " [RANDOM frozen encoder]"
-    print(f"{summary['planner']}: success_rate {summary['success_rate']:.2f} over {summary['n_evals']} episodes "
-          f"(goal_H={summary['goal_H']}, mean final object dist {summary['mean_final_object_dist']:.3f} m, "
-          f"{summary['planning_seconds_total']:.1f} s planning){enc} -> {out_dir}")
+    print(f"{result_line(summary)} -> {out_dir}")
 
 
 if __name__ == "__main__":

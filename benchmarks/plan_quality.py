@@ -1,23 +1,29 @@
 #!/usr/bin/env python
-"""Planning quality of a trained run: success against goal_H for CEM and the baselines, on held-out episodes.
+"""Planning quality of a trained run: success against goal_H for the world model's CEM, the prior-seeded CEM, the
+prior alone and the baselines, on the run's test episodes (never trained or tuned on).
 
     python benchmarks/plan_quality.py --run outputs/demo/train --out plan_outputs/quality
     python benchmarks/plan_quality.py --run RUN --goal-h 3,5,9 --planners cem_cpu,random,replay,hold --n 20
     python benchmarks/plan_quality.py --run RUN --plan-arg objective.alpha=1 --cem-arg planner.num_samples=128
 
-Every cell (planner x goal_H) is one ``plan.py`` job on the run's *validation* episodes
-(``episodes.split=val``): the goal is the episode's terminal state (the scripted demos hold the task's
+Every cell (planner x goal_H) is one ``plan.py`` job on the run's *test* episodes (``--split``, default
+``test``; tune on ``val``): the goal is the episode's terminal state (the scripted demos hold the task's
 success state for their last steps, so the goal is a state where the task is done) and the start is
 ``goal_H x frameskip`` env steps before it; the largest goal_H that the episodes allow starts at the
 episode's first frame, i.e. the planner has to do the whole task. ``--n`` evaluations per cell (episodes
-are reused with another seed when there are fewer). A goal_H longer than the episodes allow is reported
+are reused with another seed when there are fewer: each cell says how many distinct episodes it used, and its
+95 % interval counts those). Columns: ``cem`` (the world model alone), ``cem_prior`` (CEM seeded by the
+behaviour-cloned action prior), ``prior`` (the prior alone), ``random``, ``hold`` (do nothing) and ``replay``
+(the demonstration's own actions); on a machine without CUDA the CEM budgets are ``cem_cpu`` / ``cem_prior_cpu``. A goal_H longer than the episodes allow is reported
 and skipped. Finished cells (their summary.json exists) are not rerun, so an interrupted benchmark
 resumes. At the end ``planning.merge --by goal_H`` writes ``goal_H_table.{md,csv,json}`` and
 ``success_vs_goal_H.png`` into ``--out``; the table is printed with the wall time.
 
 Metrics per cell: task success (the env's own check after the last step), goal reached (object within
-``eval.goal_tolerance`` of the goal's and the gripper opening matching the goal's), final object / eef
-distances, start-is-success rate, seconds per re-plan.
+``eval.goal_tolerance`` of the goal's and the gripper opening matching the goal's), their 95 % Wilson intervals,
+n and the distinct episodes, evaluations whose start already satisfies the task (not counted in the rates),
+the share of model failures (failed evaluations whose plan the world model scored below the demonstration's own
+actions: the ranking diagnostic), final object / eef distances, seconds per re-plan.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 log = logging.getLogger("plan_quality")
 DEFAULT_GOAL_H = "3,5,10,15,20,25"
-DEFAULT_PLANNERS = "cem,prior,random,replay,hold"
+DEFAULT_PLANNERS = "cem,cem_prior,prior,random,hold,replay"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,8 +52,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="output dir (default plan_outputs/quality_<run name>)")
     p.add_argument("--goal-h", default=DEFAULT_GOAL_H, help=f"comma-separated goal horizons (default {DEFAULT_GOAL_H})")
     p.add_argument("--planners", default=None,
-                   help=f"comma-separated conf/planner names (default {DEFAULT_PLANNERS}, with cem_cpu, CEM's "
-                        "small budget, for cem on a machine without CUDA)")
+                   help=f"comma-separated conf/planner names (default {DEFAULT_PLANNERS}, with cem_cpu and "
+                        "cem_prior_cpu, CEM's small budget, on a machine without CUDA)")
+    p.add_argument("--dataset", type=Path, default=None,
+                   help="plan on all episodes of another converted dataset (another source or generator) instead "
+                        "of the run's own split")
+    p.add_argument("--split", default="test", choices=("test", "val", "train"),
+                   help="the run's episodes to plan on (default test: never trained or tuned on; choose settings "
+                        "on val)")
     p.add_argument("--n", type=int, default=20, help="evaluations per cell (default 20)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (episode order, planner noise)")
     p.add_argument("--plan-arg", action="append", default=[], metavar="OVERRIDE",
@@ -56,14 +68,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="extra Hydra override for the model-based planners only (cem*, random_shooting), "
                         "e.g. planner.num_samples=128")
     p.add_argument("--videos", action="store_true", help="write per-episode videos and plots (slower)")
-    p.add_argument("--config-name", default="plan_projected_latent", help="plan.py config (default plan_projected_latent)")
+    p.add_argument("--config-name", default="plan", help="plan.py config (default plan)")
     args = p.parse_args(argv)
     if args.n < 1:
         p.error("--n must be >= 1")
     if args.planners is None:
         import torch
 
-        args.planners = DEFAULT_PLANNERS if torch.cuda.is_available() else DEFAULT_PLANNERS.replace("cem,", "cem_cpu,")
+        args.planners = DEFAULT_PLANNERS if torch.cuda.is_available() else \
+            DEFAULT_PLANNERS.replace("cem,", "cem_cpu,").replace("cem_prior,", "cem_prior_cpu,")
     if not (args.run / ".hydra" / "config.yaml").is_file():
         p.error(f"--run {args.run} is not a training run dir (no .hydra/config.yaml)")
     from training.checkpoint import latest_checkpoint
@@ -92,8 +105,9 @@ def run_cell(args: argparse.Namespace, out: Path, planner: str, goal_h: int) -> 
     media = [] if args.videos else ["outputs.videos=false", "outputs.plots=false"]
     cmd = [sys.executable, str(ROOT / "plan.py"), f"--config-name={args.config_name}",
            f"ckpt_base_path={args.run.resolve()}", f"planner={planner}", f"n_evals={args.n}", f"goal_H={goal_h}",
-           f"seed={args.seed}", "episodes.split=val", "episodes.start_mode=end", "progress=false",
-           f"hydra.run.dir={d}", *media, *args.plan_arg,
+           f"seed={args.seed}", f"episodes.split={args.split}", "episodes.start_mode=end", "progress=false",
+           f"hydra.run.dir={d}", *media, *([f"dataset_path={args.dataset.resolve()}"] if args.dataset else []),
+           *args.plan_arg,
            *(args.cem_arg if planner.startswith(("cem", "random_shooting")) else [])]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ})
     if proc.returncode == 2:  # bad cell (e.g. goal_H longer than the episodes): one line, go on
@@ -133,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "benchmark.json").write_text(json.dumps({"run": str(args.run.resolve()), "n": args.n, "seed": args.seed,
                                                     "planners": planners, "goal_H": horizons,
                                                     "plan_args": args.plan_arg, "cem_args": args.cem_arg,
+                                                    "split": args.split,
+                                                    "dataset": str(args.dataset) if args.dataset else None,
                                                     "cells": status,
                                                     "wall_seconds": wall}, indent=1))
     print(f"wall time {wall:.0f} s; cells: " + ", ".join(f"{k} {v}" for k, v in status.items()))

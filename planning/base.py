@@ -53,7 +53,6 @@ class PlanContext:
             depend on which other episodes share the batch (sharded runs == one run).
         action_low / action_high: [A] env action bounds mapped into normalised space.
         init_actions: [B, h0, A] warm start (the unexecuted rest of the previous plan) or None.
-        reference_actions: [B, h, A] the dataset's own actions from the current step (replay) or None.
         fixed_dims: [A] bool, or None: action dims that never varied in the training data (e.g. the OSC
             rotation of scripted demos, normalised std at the floor). The model learned nothing about
             them (its action encoder only ever saw 0 there), so model-based planners keep them at 0
@@ -73,7 +72,6 @@ class PlanContext:
     action_low: torch.Tensor
     action_high: torch.Tensor
     init_actions: torch.Tensor | None = None
-    reference_actions: torch.Tensor | None = None
     fixed_dims: torch.Tensor | None = None
     hold_actions: torch.Tensor | None = None
     gripper: GripperLevels | None = None
@@ -84,13 +82,41 @@ class PlanContext:
 
 
 @dataclass
+class ReplayContext(PlanContext):
+    """A :class:`PlanContext` that also holds the demonstration's own actions: what a deployed robot does
+    not have. The MPC builds one only for the replay baseline (:func:`context_for`); every other planner gets
+    a plain :class:`PlanContext`, which has no field for them.
+
+    reference_actions: [B, h, A] normalised dataset actions from the current step.
+    """
+
+    reference_actions: torch.Tensor | None = None
+
+
+class ReadsDemonstration:
+    """Base class of the planners that execute the dataset's own actions (the replay baseline): the only
+    ones :func:`context_for` hands a :class:`ReplayContext`. A class, not a flag, so that no other planner can
+    claim the demonstration by setting an attribute."""
+
+
+def context_for(planner, ctx: PlanContext, reference_actions: torch.Tensor | None) -> PlanContext:
+    """The context ``planner`` may see: with the demonstration's actions only for a :class:`ReadsDemonstration`."""
+    if isinstance(planner, ReadsDemonstration):
+        fields = {f.name: getattr(ctx, f.name) for f in dataclasses.fields(PlanContext)}
+        return ReplayContext(**fields, reference_actions=reference_actions)
+    return ctx
+
+
+@dataclass
 class PlanResult:
     """actions [B, h, A] normalised; z_pred [B, h, P, D] predicted latents of the chosen plan (or None);
-    cost [B] objective of the chosen plan (or None)."""
+    cost [B] objective of the chosen plan (or None); info: per-episode diagnostics {name: [B]} that the MPC
+    averages over the re-plans into each evaluation's record as ``mean_<name>`` (or None)."""
 
     actions: torch.Tensor
     z_pred: torch.Tensor | None = None
     cost: torch.Tensor | None = None
+    info: dict[str, torch.Tensor] | None = None
 
 
 @runtime_checkable
@@ -124,7 +150,8 @@ class Planner(Protocol):
 
     A planner's constructor takes ``model`` and / or ``objective`` by those names when it needs them
     (``build_planner`` passes only what it declares), then its own settings; no ``**kwargs`` catch-all,
-    so a misspelt setting fails at once.
+    so a misspelt setting fails at once. A constructor that takes ``name`` is given the config's ``name``
+    (one class, several configs: ``cem`` and ``cem_cpu``); otherwise the config's ``name`` must be the class's.
     """
 
     name: str
@@ -162,6 +189,8 @@ def build_planner(spec: Mapping[str, Any], model=None, objective=None) -> Planne
             raise ValueError(f"planner {name or target}: unknown setting(s) {', '.join(unknown)} "
                              f"({cls.__name__} takes {', '.join(takes) or 'none'})")
     given = {k: v for k, v in (("model", model), ("objective", objective)) if k in params}
+    if name is not None and "name" in params:
+        given["name"] = str(name)
     planner = cls(**given, **settings)
     if not isinstance(planner, Planner):
         raise ValueError(f"{target} is not a planner (needs name, uses_model, horizon and plan(ctx))")

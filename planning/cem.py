@@ -1,4 +1,9 @@
-"""Cross-entropy method over action sequences in the world model's latent space, batched over episodes."""
+"""Cross-entropy method over action sequences in the world model's latent space, batched over episodes.
+
+``CEMPlanner`` (``planner=cem``, ``cem_cpu``) is the world model's own planner: it chooses actions only by
+scoring candidate sequences with rollouts of the trained predictor. Nothing learned from demonstrations that
+maps observations to actions takes part (the prior-seeded search is ``planning.cem_prior``, under its own name).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,6 @@ from planning.base import (
 )
 from planning.cuda_graph import run_steps
 from planning.objectives import LatentGoalObjective
-from planning.prior import propose
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +50,12 @@ class CEMPlanner:
             ``frameskip`` env steps (``A / frameskip`` dims per step instead of ``A``): the scripted and
             teleoperated data change their actions slowly, and a 5x smaller search space is what
             lets a few hundred samples find a multi-step plan.
-        prior: a goal-conditioned action prior (``models.action_prior``) or None. When given, every
-            re-plan starts ``mu`` at the prior's proposal rolled out through the model
-            (``planning.prior.propose``) with std ``prior_std`` instead of the warm start / zeros with
-            ``var_scale``: the search refines a plan that already holds the task's phases (reach,
-            grasp, lift) instead of discovering them from noise.
-        prior_std: initial std around the prior's proposal (normalised units).
-        prior_weight: with a prior, every candidate's cost also gets ``prior_weight`` times its mean squared
-            distance (normalised units) from the proposal: the search leaves the proposal only where the
-            model predicts a clearly better end state (a MAP estimate under a Gaussian prior), so model
-            errors smaller than that margin cannot pull a precise proposal off the goal. 0: plain CEM
-            started at the proposal.
+        keep_elites: how many of each iteration's elites are carried into the next iteration's samples (iCEM,
+            Pinneri et al. 2020): the best plans found so far are never lost to an unlucky draw. 0: plain CEM.
+        noise_beta: exponent of the samples' temporal noise spectrum, power ~ 1/f^beta along the horizon
+            (iCEM's coloured noise): 0 white, 2 smooth (consecutive steps move together, as arm motions do).
+        return_best: return the lowest-cost candidate seen in any iteration instead of the final mean (a mean
+            of elites that grasp at different steps grasps at none).
         cuda_graph: on a GPU, record the second iteration of every re-plan as a CUDA graph and replay it
             for the rest (:mod:`planning.cuda_graph`): one launch per iteration instead of hundreds from
             Python. Not with a predictor compiled in a CUDA-graph mode (``model.rollout_graphs``). The
@@ -64,23 +63,25 @@ class CEMPlanner:
             mismatch turns it off with one warning. No effect on a CPU.
     """
 
-    name = "cem"
     uses_model = True
 
-    def __init__(self, model, objective: LatentGoalObjective, horizon: int = 5, num_samples: int = 300,
-                 topk: int = 30, opt_steps: int = 30, var_scale: float = 1.0, min_std: float = 0.05,
-                 chunk_size: int = 4096, warm_start: bool = True, action_repeat: bool = False,
-                 prior=None, prior_std: float = 0.3, prior_weight: float = 3.0, cuda_graph: bool = True):
+    def __init__(self, model, objective: LatentGoalObjective, name: str = "cem", horizon: int = 5,
+                 num_samples: int = 300, topk: int = 30, opt_steps: int = 30, var_scale: float = 1.0,
+                 min_std: float = 0.05, chunk_size: int = 4096, warm_start: bool = True, action_repeat: bool = False,
+                 keep_elites: int = 0, noise_beta: float = 0.0, return_best: bool = False, cuda_graph: bool = True):
         if not 0 < topk <= num_samples:
             raise ValueError(f"need 0 < topk <= num_samples, got topk={topk}, num_samples={num_samples}")
         if opt_steps < 0:
             raise ValueError(f"planner.opt_steps={opt_steps} must be >= 0 (0: the starting mean, no search)")
-        self.model, self.objective = model, objective
+        self.name, self.model, self.objective = str(name), model, objective
         self.horizon, self.num_samples, self.topk, self.opt_steps = int(horizon), int(num_samples), int(topk), int(opt_steps)
         self.var_scale, self.min_std = float(var_scale), float(min_std)
         self.chunk_size, self.warm_start = int(chunk_size), bool(warm_start)
         self.repeat = int(getattr(model, "frameskip", 1)) if action_repeat else 1
-        self.prior, self.prior_std, self.prior_weight = prior, float(prior_std), float(prior_weight)
+        if not 0 <= keep_elites <= min(topk, num_samples - 1) or noise_beta < 0:
+            raise ValueError(f"need 0 <= planner.keep_elites <= min(topk, num_samples - 1) and noise_beta >= 0, got "
+                             f"{keep_elites}, {noise_beta}")
+        self.keep_elites, self.noise_beta, self.return_best = int(keep_elites), float(noise_beta), bool(return_best)
         self.cuda_graph, self._graph_checked = bool(cuda_graph), False
 
     def initial_mean(self, ctx: PlanContext, a_dim: int, device) -> torch.Tensor:
@@ -100,23 +101,29 @@ class CEMPlanner:
         return x.unflatten(-1, (self.repeat, -1)).mean(-2) if self.repeat > 1 else x
 
     def start(self, ctx: PlanContext, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(mu [B, h, a], sigma [B, h, a], the prior's proposal [B, 1, h, a] or None) of a re-plan."""
-        if self.prior is not None:
-            mu = self._reduce(propose(self.model, self.prior, ctx)[0])  # [B, h, a]
-            return mu, torch.full_like(mu, self.prior_std), mu.unsqueeze(1)
+        """(mu [B, h, a], sigma [B, h, a], an anchor [B, 1, h, a] the costs are held to, or None) of a re-plan:
+        here the warm start (or zeros, the data mean) with ``var_scale`` and no anchor."""
         mu = self._reduce(self.initial_mean(ctx, ctx.action_low.shape[-1], device))  # [B, h, a]
         return mu, torch.full_like(mu, self.var_scale), None
 
-    def iteration(self, ctx: PlanContext, z_obs: torch.Tensor | None, proposal: torch.Tensor | None,
-                  state: tuple[torch.Tensor, torch.Tensor], eps: torch.Tensor):
-        """One CEM iteration: ((mu, sigma) [B, h, a] each, eps [B, N, h, a]) -> ((mu, sigma), costs [B, N]).
+    def anchor_cost(self, samples: torch.Tensor, anchor: torch.Tensor | None) -> torch.Tensor | None:
+        """[B, N] cost added for the distance of ``samples`` [B, N, h, a] from the re-plan's anchor; None here."""
+        return None
 
-        A pure function of device tensors (no host sync, no random numbers): on a GPU it is recorded once
-        and replayed as a CUDA graph (:mod:`planning.cuda_graph`)."""
-        mu, sigma = state
+    def iteration(self, ctx: PlanContext, z_obs: torch.Tensor | None, anchor: torch.Tensor | None,
+                  state: tuple[torch.Tensor, ...], eps: torch.Tensor):
+        """One CEM iteration: (state, eps [B, N, h, a]) -> (state, costs [B, N]).
+
+        ``state`` = (mu, sigma [B, h, a], best [B, h, a], best_cost [B], elites [B, keep_elites, h, a]): the
+        distribution, the lowest-cost candidate so far and the elites carried over (they replace the last
+        samples). A pure function of device tensors (no host sync, no random numbers): on a GPU it is recorded
+        once and replayed as a CUDA graph (:mod:`planning.cuda_graph`)."""
+        mu, sigma, best, best_cost, kept = state
         low, high = self._reduce(ctx.action_low), self._reduce(ctx.action_high)
         samples = mu.unsqueeze(1) + sigma.unsqueeze(1) * eps  # [B, N, h, a]
         samples[:, 0] = mu
+        if self.keep_elites:
+            samples[:, samples.shape[1] - self.keep_elites:] = kept
         samples = torch.maximum(torch.minimum(samples, high), low)
         samples = pin_fixed_dims(ctx, self._expand(samples))
         if ctx.gripper is not None:
@@ -124,30 +131,58 @@ class CEMPlanner:
         samples = self._reduce(samples)
         costs = evaluate_candidates(self.model, self.objective, ctx, self._expand(samples), self.chunk_size,
                                     z_obs=z_obs)  # [B, N]
-        if proposal is not None and self.prior_weight > 0:
-            costs = costs + self.prior_weight * (samples - proposal).pow(2).mean(dim=(-2, -1))
-        top = torch.topk(costs, self.topk, dim=1, largest=False).indices  # [B, k]
+        extra = self.anchor_cost(samples, anchor)
+        if extra is not None:
+            costs = costs + extra
+        top = torch.topk(costs, self.topk, dim=1, largest=False).indices  # [B, k], best first
         elite = torch.gather(samples, 1, top[:, :, None, None].expand(-1, -1, *samples.shape[2:]))
         mu = elite.mean(dim=1)
         sigma = elite.std(dim=1, unbiased=False).clamp_min(self.min_std) if self.topk > 1 \
             else torch.full_like(mu, self.min_std)
-        return (mu, sigma), costs
+        first = torch.gather(costs, 1, top[:, :1])[:, 0]  # [B]
+        better = first < best_cost
+        best = torch.where(better[:, None, None], elite[:, 0], best)
+        best_cost = torch.where(better, first, best_cost)
+        return (mu, sigma, best, best_cost, elite[:, : self.keep_elites]), costs
+
+    def coloured(self, eps: torch.Tensor) -> torch.Tensor:
+        """``eps`` [..., h, a] standard normal -> noise with power ~ 1/f^noise_beta along ``h``, each step still of
+        unit variance (iCEM's coloured noise; white for beta 0 or h = 1). A fixed linear filter along ``h``, so an
+        episode's noise depends on its own draws only."""
+        h = eps.shape[-2]
+        if self.noise_beta == 0 or h < 2:
+            return eps
+        freq = torch.fft.rfftfreq(h, dtype=torch.float64)
+        freq[0] = freq[1]  # the constant component gets the lowest frequency's weight
+        gain = freq.pow(-self.noise_beta / 2)[:, None]
+        filt = torch.fft.irfft(torch.fft.rfft(torch.eye(h, dtype=torch.float64), dim=0) * gain, n=h, dim=0)  # [h, h]
+        filt = filt / filt.pow(2).sum(dim=0, keepdim=True).sqrt()  # column t: step t's weights, unit variance
+        return torch.einsum("...ja,jt->...ta", eps, filt.to(eps))
 
     @torch.no_grad()
     def plan(self, ctx: PlanContext) -> PlanResult:
-        """Plan ``ctx.horizon`` actions for every episode of ``ctx``; returns the final mean sequence."""
+        """Plan ``ctx.horizon`` actions for every episode of ``ctx``; returns the final mean sequence (or the best
+        candidate seen, ``return_best``)."""
         device = ctx.z_goal.device
         ctx = context_on(ctx, device)  # bounds, pinned dims, gripper levels: no copies inside the iterations
-        mu, sigma, proposal = self.start(ctx, device)
+        mu, sigma, anchor = self.start(ctx, device)
         # every iteration's noise at once, in the order per-iteration draws would give: one host -> device copy
-        eps = per_episode_noise_steps(ctx.generators, self.opt_steps, (self.num_samples, ctx.horizon, mu.shape[-1]),
-                                      device)  # [opt_steps, B, N, h, a]
+        eps = self.coloured(per_episode_noise_steps(ctx.generators, self.opt_steps,
+                                                    (self.num_samples, ctx.horizon, mu.shape[-1]), device))
         z_obs = encode_context(self.model, ctx)
-        step = functools.partial(self.iteration, ctx, z_obs, proposal)
-        mu, sigma = self._iterate(step, (mu, sigma), eps)
-        actions = self._expand(mu) if ctx.gripper is None else ctx.gripper.snap(self._expand(mu))
+        step = functools.partial(self.iteration, ctx, z_obs, anchor)
+        state = (mu, sigma, mu.clone(), torch.full(mu.shape[:1], float("inf"), device=device),
+                 mu.unsqueeze(1).expand(-1, self.keep_elites, -1, -1).clone())
+        mu, sigma, best, best_cost, _ = self._iterate(step, state, eps)
+        chosen = torch.where(torch.isfinite(best_cost)[:, None, None], best, mu) if self.return_best else mu
+        actions = self._expand(chosen) if ctx.gripper is None else ctx.gripper.snap(self._expand(chosen))
         z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, actions, z_obs=z_obs)
-        return PlanResult(actions=actions, z_pred=z, cost=self.objective(z, ctx.z_goal))
+        return PlanResult(actions=actions, z_pred=z, cost=self.objective(z, ctx.z_goal),
+                          info=self.plan_info(actions, anchor))
+
+    def plan_info(self, actions: torch.Tensor, anchor: torch.Tensor | None) -> dict[str, torch.Tensor] | None:
+        """Per-episode diagnostics of a plan (``PlanResult.info``); none for plain CEM."""
+        return None
 
     def _iterate(self, step, state, eps: torch.Tensor):
         """``state`` after the ``opt_steps`` iterations: replayed as one CUDA graph when ``cuda_graph`` allows."""

@@ -11,6 +11,8 @@ Success fields per episode (all recorded; ``success`` is the one ``success_rate`
   state and whether the start already was one.
 * ``start_frame_mae``: mean absolute pixel difference between the frame rendered after the reset and
   the dataset's frame (a check that the reset and the camera match the training frames).
+* ``first_plan_cost`` / ``first_reference_cost`` / ``model_prefers_plan``: the ranking diagnostic
+  (:func:`ranking`) for model-based planners.
 """
 
 from __future__ import annotations
@@ -126,6 +128,17 @@ def latent_distance(model, normalizer, obs_list: list[dict], z_goal: torch.Tenso
     return (z - z_goal).pow(2).mean(dim=(1, 2, 3)).cpu().numpy()
 
 
+def ranking(trace) -> dict:
+    """The ranking diagnostic of an episode's first re-plan (the whole horizon from the start): the model's cost
+    of the chosen plan beside its cost of the demonstration's own actions from the same state, and whether the
+    model preferred the plan. A failed episode whose plan the model preferred is a model failure (it ranks a
+    failing plan above one that solves the task); one where it did not is a search failure."""
+    if not trace.plan_costs or not trace.reference_costs:
+        return {}
+    plan, ref = trace.plan_costs[0], trace.reference_costs[0]
+    return {"first_plan_cost": plan, "first_reference_cost": ref, "model_prefers_plan": bool(plan < ref)}
+
+
 def evaluate_batch(model, normalizer, data, envs: list, specs: list[EpisodeSpec], mpc: MPC,
                    settings: EvalSettings, device) -> tuple[list[dict], MPCResult, list[np.ndarray]]:
     """Evaluate ``specs`` (one env each) in one batched MPC run.
@@ -175,6 +188,7 @@ def evaluate_batch(model, normalizer, data, envs: list, specs: list[EpisodeSpec]
                "start_object_dist": float(np.linalg.norm(tr.obj[0] - goal_obj)),
                "goal_object_pos": [float(x) for x in goal_obj], "goal_eef_pos": [float(x) for x in goal_eef],
                "final_plan_cost": tr.plan_costs[-1] if tr.plan_costs else None,
+               **ranking(tr), **{f"mean_{k}": float(np.mean(v)) for k, v in tr.plan_info.items()},
                "planning_seconds": share, "n_replans": result.n_replans, "n_env_steps": len(tr.actions)}
         rec["success"] = rec["task_success"] if settings.success_metric == "task" else rec["goal_reached"]
         records.append(rec)

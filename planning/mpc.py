@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from planning.base import GripperLevels, PlanContext
+from planning.base import GripperLevels, PlanContext, context_for, evaluate_candidates
 from planning.observations import (
     action_bounds,
     constant_action_dims,
@@ -42,6 +42,8 @@ class EpisodeTrace:
     actions: list[np.ndarray] = field(default_factory=list)  # executed env actions [7]
     planned_eef: list[np.ndarray] = field(default_factory=list)  # per re-plan: [h * fs + 1, 3] commanded path
     plan_costs: list[float] = field(default_factory=list)  # per re-plan: objective of the chosen plan
+    reference_costs: list[float] = field(default_factory=list)  # per re-plan: the model's cost of the demo's actions
+    plan_info: dict[str, list[float]] = field(default_factory=dict)  # per re-plan diagnostics (PlanResult.info)
     final_obs: dict | None = None
 
 
@@ -71,12 +73,16 @@ class MPC:
         binary_gripper: the gripper command (last dim of each env action) is open (-1) or close (+1)
             only, as in the demonstrations: planners search those two values and the MPC executes
             the sign of whatever a planner returns. A half-closed command grasps nothing.
+        rank_reference: at every re-plan, also score the demonstration's own actions from the same state with
+            the planner's model and objective (``EpisodeTrace.reference_costs``), the ranking diagnostic that
+            tells a model failure (the failing plan scored better than the demonstration) from a search failure.
+            The planner never sees them (only the replay baseline is given them, :func:`planning.base.context_for`).
     """
 
     def __init__(self, planner, model, normalizer, frameskip: int, n_taken_actions: int = 1, max_iter: int = 5,
                  shrink_horizon: bool = True, history_frames: int = 1, eef_scale: float = 0.05,
                  decode_imagined: bool = False, device: str | torch.device = "cpu", progress: bool = True,
-                 binary_gripper: bool = False):
+                 binary_gripper: bool = False, rank_reference: bool = True):
         if n_taken_actions < 1 or max_iter < 1:
             raise ValueError(f"n_taken_actions and max_iter must be >= 1, got {n_taken_actions}, {max_iter}")
         self.planner, self.model, self.normalizer = planner, model, normalizer
@@ -84,7 +90,7 @@ class MPC:
         self.shrink_horizon, self.history_frames = bool(shrink_horizon), max(1, int(history_frames))
         self.eef_scale, self.decode_imagined = float(eef_scale), bool(decode_imagined)
         self.device, self.progress = torch.device(device), progress
-        self.binary_gripper = bool(binary_gripper)
+        self.binary_gripper, self.rank_reference = bool(binary_gripper), bool(rank_reference)
 
     def _gripper_levels(self, a_dim: int) -> GripperLevels | None:
         """The normalised open / close values of the gripper dims of a [a_dim * fs] chunk, or None."""
@@ -155,6 +161,15 @@ class MPC:
         tr.final_obs = obs
         return raw[n_exec * fs - 1]
 
+    def _reference_cost(self, ctx: PlanContext, reference: torch.Tensor | None) -> torch.Tensor | None:
+        """[B] the planner's model and objective applied to the demonstration's actions [B, h, A] from this state
+        (its gripper snapped as the planner's candidates are), or None (no reference, or a model-free planner)."""
+        objective = getattr(self.planner, "objective", None)
+        if not self.rank_reference or reference is None or objective is None or not self.planner.uses_model:
+            return None
+        cand = reference if ctx.gripper is None else ctx.gripper.snap(reference)
+        return evaluate_candidates(self.model, objective, ctx, cand[:, None], chunk_size=4096)[:, 0]
+
     def _commanded_path(self, eef: np.ndarray, actions_raw: np.ndarray) -> np.ndarray:
         """eef [3] + raw actions [h * fs, 7] -> [h * fs + 1, 3] path commanded by the OSC position deltas."""
         steps = np.clip(actions_raw[:, POSITION_ACTION], -1, 1) * self.eef_scale
@@ -199,11 +214,12 @@ class MPC:
             ctx = PlanContext(obs_0=self._context_obs(hist_img, hist_prop), past_actions=self._past_actions(hist_act),
                               z_goal=z_goal, horizon=horizon, generators=generators, action_low=low_n.to(self.device),
                               action_high=high_n.to(self.device), init_actions=prev,
-                              reference_actions=None if ref is None else ref[:, done:done + horizon],
                               fixed_dims=fixed, hold_actions=self._hold_actions(last_raw), gripper=gripper)
+            ref_now = None if ref is None else ref[:, done:done + horizon]
             t = time.perf_counter()
-            res = self.planner.plan(ctx)
+            res = self.planner.plan(context_for(self.planner, ctx, ref_now))
             plan_seconds.append(time.perf_counter() - t)
+            ref_cost = self._reference_cost(ctx, ref_now)
             raw = self._env_actions(res.actions, low, high)  # [B, h * fs, 7]
             imagined = None
             if self.decode_imagined and res.z_pred is not None and getattr(self.model, "has_decoder", False):
@@ -213,6 +229,10 @@ class MPC:
                 tr.planned_eef.append(self._commanded_path(tr.eef[-1], raw[i]))
                 if res.cost is not None:
                     tr.plan_costs.append(float(res.cost[i]))
+                if ref_cost is not None:
+                    tr.reference_costs.append(float(ref_cost[i]))
+                for key, value in (res.info or {}).items():
+                    tr.plan_info.setdefault(key, []).append(float(value[i]))
                 last_raw[i] = self._execute(env, tr, raw[i], n_exec, None if imagined is None else imagined[i],
                                             (hist_img[i], hist_prop[i], hist_act[i]))
             done += n_exec

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from planning.base import PlanContext, PlanResult, encode_context, rollout_predictions
+from planning.base import PlanResult, ReadsDemonstration, ReplayContext, encode_context, rollout_predictions
 
 
-class ReplayPlanner:
-    """Returns ``ctx.reference_actions`` (the recorded actions from the current step), open loop.
+class ReplayPlanner(ReadsDemonstration):
+    """Returns ``ctx.reference_actions`` (the recorded actions from the current step), open loop: the only
+    planner given the demonstration's actions (a :class:`~planning.base.ReadsDemonstration`, so the MPC hands
+    it a :class:`~planning.base.ReplayContext`).
 
     When a model is given, the plan's predicted latents are computed too (for imagined frames and the
     latent distance of the recorded actions), but they never change the actions.
@@ -21,8 +23,8 @@ class ReplayPlanner:
         self.model, self.objective, self.horizon = model, objective, int(horizon)
 
     @torch.no_grad()
-    def plan(self, ctx: PlanContext) -> PlanResult:
-        if ctx.reference_actions is None:
+    def plan(self, ctx: ReplayContext) -> PlanResult:
+        if getattr(ctx, "reference_actions", None) is None:
             raise ValueError("the replay planner needs the dataset actions (goal_source: dset)")
         actions = ctx.reference_actions[:, : ctx.horizon]
         if self.model is None:

@@ -89,7 +89,9 @@ def log_evaluation(wcfg: dict, out_dir: Path, info: dict, summary: dict, records
                     job_type="plan", tags=[str(planner), f"gH{goal_h}", f"model_step={step}"],
                     config={**config, "planner_name": planner, "model_step": step, "checkpoint": info.get("checkpoint"),
                             "encoder": encoder_label(info), "train_run": info.get("train_run"),
-                            "n_evals_planned": len(records)})
+                            "n_evals_planned": len(records), "planner_settings": info.get("planner_settings"),
+                            "action_prior": info.get("action_prior"), "actions_chosen_by": info.get("actions_chosen_by"),
+                            "episode_pool": info.get("episode_pool")})
     if run is None:
         return None
     import wandb

@@ -186,13 +186,15 @@ def _record_on_cpu(monkeypatch, fail: bool = False):
 def test_cem_replayed_iterations_equal_eager_ones_with_a_prior(monkeypatch):
     """The iteration is a pure function of its tensors: replaying it on static buffers (as a CUDA graph
     does) gives the eager plan exactly, with the prior's proposal and weight, and every re-plan records."""
+    from planning.cem_prior import PriorSeededCEMPlanner
     from tests.toy_dynamics import LatentToyModel, OraclePrior
 
     model = LatentToyModel(action_dim=A)
     kw = dict(horizon=H, num_samples=30, topk=5, opt_steps=6, prior=OraclePrior(model), prior_weight=3.0)
-    eager = CEMPlanner(model, LatentGoalObjective(), cuda_graph=False, **kw).plan(toy_context(model, _optimum(2)))
+    eager = PriorSeededCEMPlanner(model, LatentGoalObjective(), cuda_graph=False, **kw).plan(
+        toy_context(model, _optimum(2)))
     rec = _record_on_cpu(monkeypatch)
-    planner = CEMPlanner(model, LatentGoalObjective(), **kw)
+    planner = PriorSeededCEMPlanner(model, LatentGoalObjective(), **kw)
     replayed = planner.plan(toy_context(model, _optimum(2)))
     torch.testing.assert_close(replayed.actions, eager.actions, rtol=0, atol=0)
     torch.testing.assert_close(replayed.cost, eager.cost, rtol=0, atol=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from planning.cem import CEMPlanner
+from planning.cem_prior import PriorSeededCEMPlanner
 from planning.objectives import LatentGoalObjective
 from planning.prior import PriorPlanner, propose
 from tests.toy_dynamics import LatentToyModel, OraclePrior, toy_context
@@ -41,7 +42,7 @@ def test_cem_seeded_by_the_prior_beats_cem_from_zeros_at_the_same_budget():
     obj = LatentGoalObjective()
     kw = dict(horizon=H, num_samples=16, topk=4, opt_steps=2, min_std=0.01)
     plain = CEMPlanner(model, obj, **kw).plan(_ctx(model)).cost
-    seeded = CEMPlanner(model, obj, prior=OraclePrior(model), prior_std=0.05, **kw).plan(_ctx(model)).cost
+    seeded = PriorSeededCEMPlanner(model, obj, prior=OraclePrior(model), prior_std=0.05, **kw).plan(_ctx(model)).cost
     assert torch.all(seeded < 1e-3) and torch.all(seeded * 10 < plain), (seeded, plain)
 
 
@@ -52,8 +53,8 @@ def test_prior_weight_keeps_cem_at_the_proposal_when_the_model_cannot_tell_plans
     ctx = _ctx(model)
     proposal, _ = propose(model, prior, ctx)
     kw = dict(horizon=H, num_samples=32, topk=4, opt_steps=3, min_std=0.01, prior=prior, prior_std=0.3)
-    free = CEMPlanner(model, flat, prior_weight=0.0, **kw).plan(_ctx(model)).actions
-    held = CEMPlanner(model, flat, prior_weight=1.0, **kw).plan(_ctx(model)).actions
+    free = PriorSeededCEMPlanner(model, flat, prior_weight=0.0, **kw).plan(_ctx(model)).actions
+    held = PriorSeededCEMPlanner(model, flat, prior_weight=1.0, **kw).plan(_ctx(model)).actions
     assert (held - proposal).abs().max() < 0.5 * (free - proposal).abs().max()
 
 
@@ -65,3 +66,17 @@ def test_proposal_latents_are_the_models_rollout_of_its_actions():
     actions, z = propose(model, OraclePrior(model), ctx)
     ref = rollout_predictions(model, ctx.obs_0, ctx.past_actions, actions, z_obs=encode_context(model, ctx))
     assert torch.allclose(z, ref, atol=1e-6)
+
+
+def test_prior_seeded_plans_report_their_distance_from_the_proposal():
+    """info: the executed (first) step's RMS distance from the proposal and whether its gripper differs."""
+    model = LatentToyModel(action_dim=A)
+    kw = dict(horizon=H, num_samples=16, topk=4, opt_steps=2, min_std=0.01)
+    at_proposal = PriorSeededCEMPlanner(model, LatentGoalObjective(), prior=OraclePrior(model), opt_steps=0,
+                                        **{k: v for k, v in kw.items() if k != "opt_steps"}).plan(_ctx(model))
+    assert torch.all(at_proposal.info["proposal_distance"] == 0) and torch.all(at_proposal.info["gripper_differs"] == 0)
+    flat = lambda z, g: torch.zeros(z.shape[0])  # noqa: E731
+    moved = PriorSeededCEMPlanner(model, flat, prior=OraclePrior(model), prior_weight=0.0, prior_std=1.0, **kw)
+    info = moved.plan(_ctx(model)).info
+    assert info["proposal_distance"].shape == (2,) and torch.all(info["proposal_distance"] > 0)
+    assert CEMPlanner(model, LatentGoalObjective(), **kw).plan(_ctx(model)).info is None

@@ -84,6 +84,13 @@ class DatasetMeta:
     # per episode: path (relative to the dataset dir) of its MuJoCo model xml (hdf5 ``model_file``),
     # "" if the source had none; see datasets/model_files.py and RobosuiteEnv.reset_to(model_xml=...)
     model_files: list[str] = field(default_factory=list)
+    # per episode: the demonstration an exploration branch was taken from (conversion/exploration.py), -1 for
+    # a demonstration; empty: every episode is a demonstration
+    explore_sources: list[int] = field(default_factory=list)
+
+    def is_exploration(self, episode: int) -> bool:
+        """True for an exploration branch (never a planning goal, never action-prior data)."""
+        return bool(self.explore_sources) and self.explore_sources[episode] >= 0
 
     @property
     def state_dim(self) -> int:

@@ -188,7 +188,8 @@ def _collect(data: h5py.Group, env: RobosuiteEnv, policy: ScriptedPolicy, task: 
 def generate_demos(task: str, n_episodes: int, output_path: str | Path,
                    camera_names: Sequence[str] | None = DEFAULT_CAMERAS, image_size: int = 84,
                    seed: int = 0, max_attempts: int | None = None, progress: bool = True,
-                   hold_steps: int | None = None, explore_fraction: float = 0.0) -> dict:
+                   hold_steps: int | None = None, explore_fraction: float = 0.0,
+                   policy: ScriptedPolicy | None = None) -> dict:
     """Write ``n_episodes`` scripted episodes of ``task`` (a registered task name: "lift", "can") to ``output_path``.
 
     ``round(explore_fraction * n_episodes)`` of them are exploration episodes (a deliberate mistake,
@@ -197,7 +198,9 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
     steps are recorded after the first success. Returns stats: ``successes``, ``explore``, ``attempts``,
     ``success_rate``, ``seconds_per_episode`` (wall time per attempted episode), ``steps_per_episode``
     (mean over kept episodes), ``path``. Raises RuntimeError (and writes nothing) if ``max_attempts``
-    (default 2n + 10) run out first.
+    (default 2n + 10) run out first. ``policy``: another policy with the scripted policy's interface
+    (``reset(perturbation)``, ``done``, ``__call__(obs)``, ``goal_pos``, ``rng``), e.g. a second generator
+    with other gains and timing (``benchmarks/alt_lift_demos.py``); None: the task's scripted policy.
     """
     spec = get_task(task)
     if not spec.has_policy:
@@ -213,7 +216,8 @@ def generate_demos(task: str, n_episodes: int, output_path: str | Path,
     rng = np.random.default_rng(seed)
     env = RobosuiteEnv(spec.env_name, {**env_kwargs, "seed": seed}, camera_name=cameras[0] if cameras else spec.default_camera,
                        image_size=image_size, render=bool(cameras))
-    policy = ScriptedPolicy(task, goal_pos=np.zeros(3), rng=rng)
+    if policy is None:
+        policy = ScriptedPolicy(task, goal_pos=np.zeros(3), rng=rng)
     t0 = time.perf_counter()
     bar = progress_bar(total=n_episodes, desc=f"{task} demos", unit="ep", disable=not progress)
     try:

@@ -37,11 +37,20 @@ class StateAlignment(nn.Module):
 
 
 class StateReadout(nn.Module):
-    """Low-dim dynamics head: predicted aligned dims [..., alignment_dim] -> state [..., state_dim]."""
+    """The low-dim state read from the aligned dims of a latent: [..., P, alignment_dim] -> [..., state_dim].
 
-    def __init__(self, alignment_dim: int, state_dim: int):
+    ``n_patches`` given: one linear map of every patch's aligned dims (where in the image the object is
+    counts: a small object covers a patch or two), trained on encoded and predicted latents; planning's
+    learned state cost reads it (``planning.objectives``). ``n_patches=None``: the linear map of the patch
+    mean, as runs saved before the patch readout were trained (they load with it).
+    """
+
+    def __init__(self, alignment_dim: int, state_dim: int, n_patches: int | None = None):
         super().__init__()
-        self.linear = nn.Linear(alignment_dim, state_dim)
+        self.alignment_dim, self.n_patches = alignment_dim, n_patches
+        self.linear = nn.Linear(alignment_dim * (n_patches or 1), state_dim)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.linear(z)
+        """z [..., P, alignment_dim] -> [..., state_dim]."""
+        x = z.flatten(-2) if self.n_patches else z.mean(-2)
+        return self.linear(x)

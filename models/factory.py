@@ -58,12 +58,15 @@ class WorldModelSpec:
     init_temperature: float = 0.1
     align_weight: float = 1.0
     dyn_weight: float = 0.1
+    state_readout: str = "mean"  # "patches": one linear map of every patch's aligned dims; "mean": of their mean
     decoder: bool = False
     decoder_weight: float = 1.0
     target_stop_grad: bool = True
     residual: bool = False
 
     def __post_init__(self):
+        if self.state_readout not in ("mean", "patches"):
+            raise ValueError(f"model.state_readout={self.state_readout!r} is not one of mean, patches")
         if not 0 < self.alignment_dim <= self.projected_dim:
             raise ValueError(f"alignment_dim={self.alignment_dim} must be in 1..projected_dim={self.projected_dim}")
 
@@ -103,7 +106,9 @@ def build_world_model(spec: WorldModelSpec, proprio_dim: int, state_dim: int, ac
         projection=Projection(encoder.emb_dim + s.proprio_emb_dim, s.projected_dim, s.projection_hidden),
         predictor=predictor,
         alignment=StateAlignment(state_dim, s.alignment_dim, s.init_temperature),
-        state_readout=StateReadout(s.alignment_dim, state_dim) if s.dyn_weight > 0 else None,
+        state_readout=StateReadout(s.alignment_dim, state_dim,
+                                   encoder.num_patches if s.state_readout == "patches" else None)
+        if s.dyn_weight > 0 else None,
         decoder=PatchDecoder(s.projected_dim, s.encoder.img_size) if s.decoder else None,
         num_hist=s.num_hist, num_pred=s.num_pred, frameskip=s.frameskip, action_dim=action_dim,
         alignment_dim=s.alignment_dim, align_weight=s.align_weight, dyn_weight=s.dyn_weight,

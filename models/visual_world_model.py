@@ -111,6 +111,17 @@ class VWorldModel(nn.Module):
         out = self.predictor(z)
         return out + z[..., : self.projected_dim] if self.residual else out
 
+    @property
+    def reads_state(self) -> bool:
+        return self.state_readout is not None
+
+    def read_state(self, z: Tensor) -> Tensor:
+        """z [..., P, >= alignment_dim] -> the normalised low-dim state [..., state_dim] the model reads from the
+        aligned dims of a latent (its state readout, trained on predicted latents: ``model.dyn_weight``)."""
+        if self.state_readout is None:
+            raise RuntimeError("this world model has no state readout (train with model.dyn_weight > 0)")
+        return self.state_readout(z[..., : self.alignment_dim].float())
+
     def decode(self, z_obs: Tensor) -> Tensor:
         """z_obs [B,T,P,64] -> images [B,T,3,S,S] in [0,1]; only when the run trained the decoder."""
         if self.decoder is None:
@@ -163,6 +174,17 @@ class VWorldModel(nn.Module):
         return out
 
     # --- training ---------------------------------------------------------------------------
+    def _readout_loss(self, z_obs: Tensor, pred: Tensor, open_loop: list[Tensor], state: Tensor) -> Tensor:
+        """MSE of the state read from latents. Patch readout: on every encoded frame z_obs [B, T, P, 64], every
+        one-step prediction pred [B, h, P, 64] (frames 1..h) and every open-loop one (frames h+1.., [B, P, 64]
+        each): the planner reads predicted latents. Mean readout (older runs): the one-step predictions only."""
+        a, h = self.alignment_dim, self.num_hist
+        if not self.state_readout.n_patches:
+            return F.mse_loss(self.read_state(pred), state[:, 1 : h + 1])
+        z = torch.cat([z_obs, pred, *(f[:, None] for f in open_loop)], dim=1)[..., :a]  # [B, T + h + k, P, a]
+        target = torch.cat([state, state[:, 1 : h + 1], state[:, h + 1 : h + 1 + len(open_loop)]], dim=1)
+        return F.mse_loss(self.state_readout(z), target)
+
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Training / validation losses for a batch of windows of T = num_hist + num_pred frames.
 
@@ -191,8 +213,7 @@ class VWorldModel(nn.Module):
         out = {"pred_loss": pred_loss, "copy_loss": copy_loss, "align_loss": align_loss}
         loss = pred_loss + self.align_weight * align_loss
         if self.state_readout is not None:
-            s_pred = self.state_readout(reduce(pred[..., : self.alignment_dim], "b t p d -> b t d", "mean"))
-            out["dyn_loss"] = F.mse_loss(s_pred, batch["state"][:, 1 : h + 1].float())
+            out["dyn_loss"] = self._readout_loss(z_obs, pred, frames[h + 1:], batch["state"].float())
             loss = loss + self.dyn_weight * out["dyn_loss"]
         if self.decoder is not None and "visual" in batch:
             imgs = self.decode(z_obs.detach())

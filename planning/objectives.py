@@ -14,6 +14,13 @@ pulls it towards the ground-truth low-dim state with InfoNCE. The objective ther
 * ``aligned_term``: squared distance between the patch means of the aligned dims,
   ``|| mean_P z_pred[..., :a] - mean_P z_goal[..., :a] ||^2 / a``, computed on the same steps and
   weights. With ``alpha = 0`` or ``alignment_dim = 0`` it is off.
+* ``state_term`` (``state_weight`` > 0, a *learned cost on latents*): the world model's own state readout
+  (``read_state``: the low-dim robot / object state it reads from a latent, trained with it on states only)
+  applied to the predicted and the goal latent, ``mean_s (read(z_pred) - read(z_goal))_s^2`` in normalised
+  state units. It sees where the task shows (object pose, object relative to the gripper, gripper opening)
+  however few pixels the object covers.
+
+    cost = latent_term + alpha * aligned_term + state_weight * state_term
 
 No simulator is touched here: the objective only sees latents.
 """
@@ -33,10 +40,13 @@ class LatentGoalObjective:
         alpha: weight of the aligned-dims term (see module docstring).
         alignment_dim: number of leading latent dims tied to the state (``model.alignment_dim``);
             ``None`` or 0 disables the aligned term.
+        state_weight: weight of the learned state term (0: off).
+        state_reader: latents [..., P, D] -> normalised state [..., S] (the world model's ``read_state``);
+            required when ``state_weight`` > 0.
     """
 
     def __init__(self, mode: str = "last", discount: float = 1.0, alpha: float = 0.0,
-                 alignment_dim: int | None = None):
+                 alignment_dim: int | None = None, state_weight: float = 0.0, state_reader=None):
         if mode not in ("last", "all"):
             raise ValueError(f"objective mode must be 'last' or 'all', got {mode!r}")
         if not 0.0 < discount <= 1.0 and mode == "all":
@@ -45,6 +55,10 @@ class LatentGoalObjective:
         self.discount = float(discount)
         self.alpha = float(alpha)
         self.alignment_dim = int(alignment_dim or 0)
+        self.state_weight, self.state_reader = float(state_weight), state_reader
+        if self.state_weight < 0 or (self.state_weight > 0 and state_reader is None):
+            raise ValueError(f"state_weight={state_weight} needs to be >= 0, and > 0 needs a world model that reads "
+                             "states from its latents (read_state)")
 
     def step_weights(self, h: int, device: torch.device | None = None) -> torch.Tensor:
         """Weights [h] over predicted steps, summing to 1."""
@@ -72,6 +86,9 @@ class LatentGoalObjective:
         if self.alpha > 0 and a > 0:
             aligned = reduce(diff[..., :a], "b h p a -> b h a", "mean")
             cost = cost + self.alpha * reduce(aligned.pow(2), "b h a -> b h", "mean")
+        if self.state_weight > 0:
+            s_pred, s_goal = self.state_reader(z_pred).float(), self.state_reader(z_goal).float()  # [B, h, S], [B, 1, S]
+            cost = cost + self.state_weight * reduce((s_pred - s_goal).pow(2), "b h s -> b h", "mean")
         return cost
 
     def __call__(self, z_pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:

@@ -141,8 +141,9 @@ def fit_run_prior(run_dir: str | Path, steps: int = 3000, max_steps: int | None 
     max_steps = max_steps or max(1, (int(episodes.seq_lengths.max()) - 1) // fs)
     features = load_feature_cache(run.dataset_path, run.model.encoder)
     t = time.perf_counter()
-    train = encode_episodes(run, episodes, run.split["train"], max_steps, features)
-    val = encode_episodes(run, episodes, run.split["val"], max_steps, features) if run.split["val"] else None
+    demos = {k: [i for i in v if not episodes.meta.is_exploration(i)] for k, v in run.split.items()}  # cloning: demos only
+    train = encode_episodes(run, episodes, demos["train"], max_steps, features)
+    val = encode_episodes(run, episodes, demos["val"], max_steps, features) if demos.get("val") else None
     log.info("encoded %d train / %d val frames (%d pairs) in %.0f s", len(train.z), 0 if val is None else len(val.z),
              len(train.index), time.perf_counter() - t)
     cfg = ActionPriorConfig(n_patches=train.z.shape[1], latent_dim=train.z.shape[2],

@@ -31,7 +31,7 @@ def world_model_spec(cfg: Any) -> WorldModelSpec:
         proprio_emb_dim=int(cfg.proprio_emb_dim), num_hist=int(cfg.num_hist), num_pred=int(cfg.num_pred),
         frameskip=int(cfg.frameskip), projection_hidden=int(m.projection_hidden),
         init_temperature=float(m.init_temperature), align_weight=float(m.align_weight),
-        dyn_weight=float(m.dyn_weight), decoder=bool(m.decoder), decoder_weight=float(m.decoder_weight),
+        dyn_weight=float(m.dyn_weight), state_readout=str(m.get("state_readout", "mean")), decoder=bool(m.decoder), decoder_weight=float(m.decoder_weight),
         target_stop_grad=bool(m.target_stop_grad), residual=bool(m.get("residual", False)))
 
 

@@ -1,0 +1,210 @@
+"""Exploration branches: the simulator's answer to actions the demonstrations never take.
+
+A world model trained on demonstrations alone has only seen actions that work: every time the gripper
+closed, it closed around the object, and every lift carried it. A planner then finds plans that exploit
+that gap (close the gripper in the air, "lift" and score the goal). Branches fill it with counterfactuals:
+from a seeded random frame of a demonstration the simulator is reset exactly (with its controller state,
+``RobosuiteEnv.reset_to``) and steps ``chunks`` chunks of random actions, each held for ``chunk_steps`` env
+steps (one planning step of the model), drawn as a planner's search draws them: per dimension from the
+data's action mean and std, the gripper open or closed. What the camera sees is recorded like a demonstration.
+
+Branch episodes are appended to a converted dataset directory (``meta.json`` ``explore_sources``: the
+source episode of each branch, -1 for the demonstrations). They go to the split of their source episode, so
+no test episode's scene is ever trained on (``datasets.robomimic_dset.split_episodes``), and they are never
+planning goals or action-prior data.
+
+CLI (the converter runs the same step with ``--explore-branches``)::
+
+    python -m conversion.exploration DATASET_DIR [--branches 2] [--chunks 4] [--chunk-steps 5] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datasets.meta import TENSOR_FILES, DatasetMeta, video_path
+from datasets.model_files import episode_model_xml, save_model_xml
+from datasets.video_io import lossless_path, write_video
+from utils.atomic_files import atomic_directory
+from utils.progress import progress as progress_bar
+
+log = logging.getLogger(__name__)
+PIX_FMT = "yuv444p"  # as the converter writes the demonstrations' videos
+
+
+@dataclass(frozen=True)
+class ExploreSettings:
+    """branches per demonstration; chunks of random actions per branch, each ``chunk_steps`` env steps; seed."""
+
+    branches: int = 2
+    chunks: int = 4
+    chunk_steps: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.branches < 0 or self.chunks < 1 or self.chunk_steps < 1:
+            raise ValueError(f"need branches >= 0, chunks >= 1 and chunk_steps >= 1, got {self}")
+
+
+def action_stats(actions: torch.Tensor, seq_lengths: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std [A] of the recorded actions (padding excluded)."""
+    valid = torch.cat([actions[i, :n] for i, n in enumerate(seq_lengths.tolist())]).double()
+    return valid.mean(0).numpy(), valid.std(0).numpy()
+
+
+def random_chunks(rng: np.random.Generator, mean: np.ndarray, std: np.ndarray, chunks: int, steps: int,
+                  low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """[chunks * steps, A] env actions: one draw per chunk from N(mean, std) per dimension, held ``steps`` env
+    steps, clipped to the env's bounds; the gripper (last dim) open (-1) or closed (+1)."""
+    draws = mean + std * rng.standard_normal((chunks, len(mean)))
+    draws[:, -1] = np.where(draws[:, -1] > 0, 1.0, -1.0)
+    return np.repeat(np.clip(draws, low, high), steps, axis=0)
+
+
+def run_branch(env, data, episode: int, start: int, actions: np.ndarray) -> dict[str, np.ndarray]:
+    """Reset ``env`` to frame ``start`` of ``episode`` and step ``actions`` [L, A]; the recorded arrays of the
+    branch (frames, state, proprio, velocity, sim_states: the observation before each action; actions)."""
+    xml = episode_model_xml(data.path, data.meta, episode)
+    obs = env.reset_to(data.sim_states[episode, start].numpy(), data.actions[episode, :start].numpy(),
+                       data.sim_states[episode, 0].numpy(), model_xml=xml)
+    rec: dict[str, list] = {"frames": [], "state": [], "proprio": [], "velocity": [], "sim_states": []}
+    for a in actions:
+        rec["frames"].append(obs["image"])
+        for key in ("state", "proprio", "velocity"):
+            rec[key].append(obs[key])
+        rec["sim_states"].append(env.get_sim_state())
+        obs, _, _, _ = env.step(a)
+    out = {k: np.stack(v) for k, v in rec.items()}
+    out["actions"] = np.asarray(actions, dtype=np.float32)
+    out["xml"] = xml
+    return out
+
+
+def explore(data, settings: ExploreSettings, progress: bool = True) -> list[tuple[int, dict]]:
+    """(source episode, branch arrays) for ``settings.branches`` branches of every demonstration of ``data``
+    (a ``RobomimicEpisodes``), in a seeded order that does not depend on anything else."""
+    from envs.robosuite_env import RobosuiteEnv
+
+    sources = [i for i in range(len(data)) if explore_sources(data.meta)[i] < 0]
+    mean, std = action_stats(data.actions[sources], data.seq_lengths[sources])
+    rng = np.random.default_rng(settings.seed)
+    env = RobosuiteEnv.from_meta(data.meta, render=True)
+    out = []
+    try:
+        for ep in progress_bar(sources, desc="exploration branches", unit="ep", disable=not progress):
+            for _ in range(settings.branches):
+                start = int(rng.integers(0, data.seq_len(ep)))
+                acts = random_chunks(rng, mean, std, settings.chunks, settings.chunk_steps, env.action_low,
+                                     env.action_high)
+                out.append((ep, run_branch(env, data, ep, start, acts)))
+    finally:
+        env.close()
+    return out
+
+
+def explore_sources(meta: DatasetMeta) -> list[int]:
+    """Per episode: the demonstration a branch was taken from, or -1 for a demonstration."""
+    return list(meta.explore_sources) if meta.explore_sources else [-1] * meta.n_episodes
+
+
+def write_with_branches(data, branches: list[tuple[int, dict]], out_dir: Path, settings: ExploreSettings) -> DatasetMeta:
+    """The dataset directory ``out_dir`` = ``data``'s episodes followed by ``branches`` (written atomically;
+    the demonstrations' videos and models are hard-linked when the filesystem allows, else copied)."""
+    meta, n = data.meta, len(data)
+    lengths = [data.seq_len(i) for i in range(n)] + [len(b["actions"]) for _, b in branches]
+    t_max = max(lengths)
+    with atomic_directory(out_dir) as tmp:
+        arrays = {}
+        for key, fname in TENSOR_FILES.items():
+            old = torch.load(data.path / fname, map_location="cpu", weights_only=True)
+            if key == "seq_lengths":
+                arrays[key] = torch.tensor(lengths, dtype=torch.int64)
+                continue
+            new = old.new_zeros(n + len(branches), t_max, *old.shape[2:])
+            new[:n, :old.shape[1]] = old
+            arrays[key] = new
+        files = list(meta.model_files) or [""] * n
+        for i in range(n):
+            src, dst = video_path(data.path, i), video_path(tmp, i)
+            if meta.lossless:
+                src, dst = lossless_path(src), lossless_path(dst)
+            _link(src, dst)
+        for rel in sorted({f for f in files if f}):
+            _link(data.path / rel, tmp / rel)
+        for j, (_, b) in enumerate(branches):
+            i, length = n + j, len(b["actions"])
+            for key, name in (("states", "state"), ("proprios", "proprio"), ("velocities", "velocity"),
+                              ("actions", "actions"), ("sim_states", "sim_states")):
+                arrays[key][i, :length] = torch.as_tensor(b[name]).to(arrays[key].dtype)
+            write_video(video_path(tmp, i), b["frames"], fps=meta.fps, lossless=meta.lossless, pix_fmt=PIX_FMT)
+            files.append(save_model_xml(tmp, b["xml"]))
+        for key, fname in TENSOR_FILES.items():
+            torch.save(arrays[key], tmp / fname)
+        new_meta = DatasetMeta.from_dict({**meta.to_dict(), "n_episodes": n + len(branches), "n_frames": int(sum(lengths)),
+                                          "demo_keys": list(meta.demo_keys) + [
+                                              f"explore_{meta.demo_keys[s]}_{k}" for k, (s, _) in enumerate(branches)],
+                                          "model_files": files,
+                                          "explore_sources": explore_sources(meta) + [s for s, _ in branches]})
+        new_meta.extra = {**meta.extra, "exploration": {"branches": settings.branches, "chunks": settings.chunks,
+                                                        "chunk_steps": settings.chunk_steps, "seed": settings.seed}}
+        new_meta.save(tmp)
+    return new_meta
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        dst.write_bytes(src.read_bytes())
+
+
+def add_exploration(data_dir: str | Path, out_dir: str | Path | None = None, settings: ExploreSettings = ExploreSettings(),
+                    progress: bool = True) -> DatasetMeta:
+    """Append exploration branches to the converted dataset ``data_dir`` (into ``out_dir``, default in place).
+
+    Raises ValueError if the dataset already holds branches (they would be branched again)."""
+    from datasets.robomimic_dset import RobomimicEpisodes
+
+    data = RobomimicEpisodes(data_dir)
+    if any(s >= 0 for s in explore_sources(data.meta)):
+        raise ValueError(f"{data_dir} already holds exploration branches ({data.meta.extra.get('exploration')})")
+    branches = explore(data, settings, progress) if settings.branches else []
+    meta = write_with_branches(data, branches, Path(out_dir or data_dir), settings)
+    log.info("%d exploration branches of %d env steps added to %s", len(branches),
+             settings.chunks * settings.chunk_steps, out_dir or data_dir)
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("dataset", type=Path, help="a converted dataset directory (holds meta.json)")
+    p.add_argument("--out", type=Path, default=None, help="write the result here (default: replace the dataset)")
+    p.add_argument("--branches", type=int, default=2, help="branches per demonstration (default 2)")
+    p.add_argument("--chunks", type=int, default=4, help="random action chunks per branch (default 4)")
+    p.add_argument("--chunk-steps", type=int, default=5, help="env steps per chunk, the model's frameskip (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of start frames and actions (default 0)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = ExploreSettings(args.branches, args.chunks, args.chunk_steps, args.seed)
+        meta = add_exploration(args.dataset, args.out, settings)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{meta.n_episodes} episodes ({len([s for s in meta.explore_sources if s >= 0])} exploration branches) "
+          f"in {args.out or args.dataset}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Exploration branches: random action chunks from demonstration states, appended to a converted dataset and
+kept in their source episode's split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conversion.exploration import ExploreSettings, add_exploration, random_chunks
+from datasets.meta import DatasetMeta
+from datasets.robomimic_dset import RobomimicEpisodes, split_with_branches
+
+
+def test_random_chunks_hold_each_draw_for_a_chunk_within_the_bounds():
+    rng = np.random.default_rng(0)
+    mean, std = np.array([0.0, 0.5, 0, 0, 0, 0, -0.2]), np.array([1.0, 0.1, 0, 0, 0, 0, 1.0])
+    low, high = -np.ones(7), np.ones(7)
+    acts = random_chunks(rng, mean, std, chunks=400, steps=5, low=low, high=high)
+    assert acts.shape == (2000, 7) and np.all(acts >= -1) and np.all(acts <= 1)
+    chunks = acts.reshape(400, 5, 7)
+    assert np.all(chunks == chunks[:, :1])  # one draw held for the whole chunk
+    assert set(np.unique(acts[:, -1])) == {-1.0, 1.0}  # the gripper open or closed
+    assert np.all(acts[:, 2:6] == 0)  # dims the data never varied stay at their value
+    assert abs(chunks[:, 0, 1].mean() - 0.5) < 0.02 and abs(chunks[:, 0, 1].std() - 0.1) < 0.02
+    with pytest.raises(ValueError, match="branches >= 0"):
+        ExploreSettings(branches=-1)
+
+
+def test_branches_join_their_demonstrations_split():
+    sources = [-1] * 10 + [0, 0, 3, 7, 9, 9]
+    split = split_with_branches(sources, 0.2, seed=1, test_ratio=0.2)
+    plain = split_with_branches([-1] * 10, 0.2, seed=1, test_ratio=0.2)
+    where = {e: k for k, v in split.items() for e in v}
+    for i, s in enumerate(sources):
+        if s >= 0:
+            assert where[i] == where[s]
+    assert {k: [e for e in v if e < 10] for k, v in split.items()} == plain  # the demos split as without branches
+    assert sorted(sum(split.values(), [])) == list(range(16))
+
+
+@pytest.mark.slow
+def test_add_exploration_appends_branches_that_start_at_the_demonstration(tiny_lift_dataset, tmp_path):
+    out = tmp_path / "explored"
+    before = RobomimicEpisodes(tiny_lift_dataset)
+    meta = add_exploration(tiny_lift_dataset, out, ExploreSettings(branches=1, chunks=2, chunk_steps=3, seed=4),
+                           progress=False)
+    after = RobomimicEpisodes(out)
+    n = len(before)
+    assert meta.n_episodes == 2 * n and meta.explore_sources == [-1] * n + list(range(n))
+    assert [after.meta.is_exploration(i) for i in range(2 * n)] == [False] * n + [True] * n
+    assert DatasetMeta.load(out).extra["exploration"]["chunk_steps"] == 3
+    for i in range(n):  # the demonstrations unchanged
+        t = before.seq_len(i)
+        assert after.seq_len(i) == t and torch.equal(after.actions[i, :t], before.actions[i, :t])
+        assert np.array_equal(after.frames(i), before.frames(i))
+    for j in range(n):  # each branch: 6 steps of two held draws, starting exactly at a frame of its demo
+        b, src = n + j, j
+        assert after.seq_len(b) == 6
+        acts = after.actions[b, :6].numpy()
+        assert np.all(acts[:3] == acts[0]) and np.all(acts[3:] == acts[3])
+        start = int(np.argmin([np.abs(after.sim_states[b, 0].numpy() - before.sim_states[src, t].numpy()).max()
+                               for t in range(before.seq_len(src))]))
+        assert np.abs(after.sim_states[b, 0, 1:].numpy() - before.sim_states[src, start, 1:].numpy()).max() < 1e-6
+        assert np.abs(after.frames(b)[0].astype(float) - before.frames(src)[start].astype(float)).mean() < 3.0
+    with pytest.raises(ValueError, match="already holds exploration branches"):
+        add_exploration(out, tmp_path / "again", ExploreSettings(branches=1), progress=False)

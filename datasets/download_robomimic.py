@@ -4,6 +4,9 @@ Files live at ``v1.5/<task>/<dataset_type>/<file>``, e.g. ``v1.5/can/ph/demo_v15
 states-only file: the converter renders its frames). Needs a network; offline it stops with one
 line pointing at the offline demo data (``setup_and_prepare.sh --demo``).
 
+The file is written once, next to where it stays: ``hf_hub_download(local_dir=DEST/.hf_download)`` streams it
+into the destination folder (not into the Hugging Face cache) and it is then renamed to ``DEST/<file>``.
+
     python -m datasets.download_robomimic --task can --dataset-type ph --dest data/robomimic/can/ph
 """
 
@@ -12,11 +15,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
 from tasks.registry import all_tasks
-from utils.atomic_files import atomic_copy
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,7 @@ REPO_ID = "amandlek/robomimic"
 HUB_ONLY = ("transport", "tool_hang")  # on the hub, not registered tasks here (two arms / no layout yet)
 DATASET_TYPES = ("ph", "mh", "mg")
 DEFAULT_FILE = "demo_v15.hdf5"
+STAGING = ".hf_download"  # hf_hub_download's local_dir inside the destination: the hub's folders + its metadata
 
 
 def hub_tasks() -> tuple[str, ...]:
@@ -66,26 +70,41 @@ def download(task: str, dataset_type: str = "ph", dest_dir: str | Path | None = 
     if target.is_file():
         log.info("%s already present", target)
         return target
+    name = hub_filename(task, dataset_type, filename)
+    created = not dest_dir.exists()
+    staging = dest_dir / STAGING
+    try:
+        fetched = _fetch(name, staging)
+        os.replace(fetched, target)  # a rename inside dest_dir: the bytes stay where they were written
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and dest_dir.is_dir() and not any(dest_dir.iterdir()):
+            dest_dir.rmdir()  # a failed download leaves no empty destination behind
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _fetch(name: str, local_dir: Path) -> Path:
+    """Download ``name`` of the hub repo to ``local_dir/name`` (hf_hub_download's local_dir mode: no copy in the
+    HF cache); hub errors become one-line DownloadErrors."""
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, OfflineModeIsEnabled
     except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency
         raise DownloadError(f"huggingface_hub is not installed ({exc})") from None
-    name = hub_filename(task, dataset_type, filename)
     offline_hint = ("downloading robomimic data needs network access to huggingface.co; "
                     "without a network use the offline demo data (./setup_and_prepare.sh --demo)")
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
         raise DownloadError(f"HF_HUB_OFFLINE is set: {offline_hint}")
     try:
-        cached = hf_hub_download(repo_id=REPO_ID, repo_type="dataset", filename=name)
+        return Path(hf_hub_download(repo_id=REPO_ID, repo_type="dataset", filename=name, local_dir=local_dir))
     except (OfflineModeIsEnabled, LocalEntryNotFoundError) as exc:
         raise DownloadError(f"cannot reach the hub for {REPO_ID}/{name}: {offline_hint}") from exc
     except EntryNotFoundError as exc:
         raise DownloadError(f"{REPO_ID} has no file {name}") from exc
     except OSError as exc:  # connection errors
         raise DownloadError(f"download of {REPO_ID}/{name} failed ({type(exc).__name__}): {offline_hint}") from exc
-    target.parent.mkdir(parents=True, exist_ok=True)  # only once there is a file to put there
-    return atomic_copy(cached, target)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,8 +117,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"file inside v1.5/<task>/<type>/ (default {DEFAULT_FILE}, the states-only file)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("huggingface_hub", "urllib3"):  # their retry warnings: our own one-line error says it all
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    # their retry warnings: our own one-line error says it all. huggingface_hub sets its loggers' level when it
+    # is first imported, so it is quieted through its own switch (a level set before that import is undone)
+    from huggingface_hub.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         path = download(args.task, args.dataset_type, args.dest, args.filename)
     except DownloadError as exc:

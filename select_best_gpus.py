@@ -16,15 +16,16 @@ import sys
 
 from gpu_utils.devices import query_devices
 from gpu_utils.report import format_table, json_report, use_colour
-from gpu_utils.run_selection import warn_if_index_order_ambiguous
-from gpu_utils.selection import DEFAULT_MEMORY_WEIGHT, DEFAULT_UTIL_WEIGHT, rank_devices
-from gpu_utils.visible import parse_visible_devices
+from gpu_utils.run_selection import MIG_NOTE, warn_if_index_order_ambiguous
+from gpu_utils.selection import DEFAULT_MEMORY_WEIGHT, DEFAULT_UTIL_WEIGHT, rank_devices, select_devices
+from gpu_utils.visible import candidate_devices
 
 PROG = "select_best_gpus"
 
 EPILOG = """\
 printed ids are physical (nvidia-smi) indices, or MIG UUIDs for MIG instances, to be used with
-CUDA_DEVICE_ORDER=PCI_BUS_ID; inside the process the chosen GPUs are then cuda:0..n-1.
+CUDA_DEVICE_ORDER=PCI_BUS_ID; inside the process the chosen GPUs are then cuda:0..n-1. A MIG instance is
+only ever chosen alone: CUDA shows a process one MIG instance at most.
 
 examples:
   ./select_best_gpus.py                              # = multi --quiet: every GPU that fits, best first (e.g. 3,1,0)
@@ -108,8 +109,9 @@ def _problem(args: argparse.Namespace, query, preset: str | None, view: list, se
     if not selected:
         return f"no GPU has {args.min_free_memory:g} GiB free (of {len(view)} visible)"
     if len(selected) < args.num_gpus and not getattr(args, "allow_fewer", False):
+        mig = MIG_NOTE if any(d.is_mig for d in view) else ""
         return (f"asked for {args.num_gpus} GPU(s), only {len(selected)} fit (--min-free-memory "
-                f"{args.min_free_memory:g}): pass --allow-fewer to accept fewer")
+                f"{args.min_free_memory:g}){mig}: pass --allow-fewer to accept fewer")
     return None
 
 
@@ -125,11 +127,10 @@ def main(argv: list[str] | None = None) -> int:
 
     query = query_devices()
     preset = os.environ.get("CUDA_VISIBLE_DEVICES")
-    view = parse_visible_devices(preset, query.devices) if query.has_gpu else []
+    view = candidate_devices(preset, query.devices) if query.has_gpu else []
     warn_if_index_order_ambiguous(preset, view)
     ranked = rank_devices(view, args.memory_weight, args.util_weight, args.min_free_memory)
-    fitting = [r.device for r in ranked if r.fits]
-    selected = fitting if args.num_gpus <= 0 else fitting[:args.num_gpus]
+    selected = select_devices(view, args.num_gpus, args.memory_weight, args.util_weight, args.min_free_memory)
     problem = _problem(args, query, preset, view, selected)
     if problem is not None:
         selected = []  # never hand a launch for N processes fewer GPUs than it asked for

@@ -1,8 +1,8 @@
 """GPU selection shared by training, planning and ``select_best_gpus.py``.
 
-nvitop first, nvidia-ml-py next; score = memory% x memory_weight + utilisation% x util_weight
-(lower is better); respects an existing ``CUDA_VISIBLE_DEVICES``; no GPU -> CPU. Importing this
-package never imports torch.
+Devices and ``CUDA_VISIBLE_DEVICES`` are read through nvitop; score = memory% x memory_weight +
+utilisation% x util_weight (lower is better); respects an existing ``CUDA_VISIBLE_DEVICES``; no GPU -> CPU.
+Importing this package never imports torch.
 """
 
 from gpu_utils.apply import apply_selection, cuda_initialized, egl_device_id
@@ -16,7 +16,7 @@ from gpu_utils.selection import (
     score_device,
     select_devices,
 )
-from gpu_utils.visible import ordinal_in_view, parse_visible_devices, physical_to_ordinal
+from gpu_utils.visible import candidate_devices, ordinal_in_view, parse_visible_devices
 
 __all__ = [
     "DEFAULT_MEMORY_WEIGHT",
@@ -26,12 +26,12 @@ __all__ = [
     "GpuSnapshot",
     "RankedDevice",
     "apply_selection",
+    "candidate_devices",
     "cuda_initialized",
     "describe_device",
     "egl_device_id",
     "ordinal_in_view",
     "parse_visible_devices",
-    "physical_to_ordinal",
     "query_devices",
     "rank_devices",
     "score_device",

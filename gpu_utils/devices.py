@@ -1,4 +1,4 @@
-"""Snapshots of the NVIDIA devices on this machine: nvitop first, nvidia-ml-py (pynvml) next.
+"""Snapshots of the NVIDIA devices on this machine, read through nvitop (which calls NVML).
 
 Every device is described by an immutable :class:`GpuSnapshot`; a query returns a
 :class:`DeviceQuery` that is either a tuple of snapshots or a one-line reason why no NVIDIA
@@ -171,94 +171,24 @@ def _snapshots_from_nvitop(nvitop_module) -> list[GpuSnapshot]:
     return snapshots
 
 
-def _pynvml_call(pynvml, fn: str, *args, default=None):
-    """Call ``pynvml.<fn>(*args)``; ``default`` when the function is missing or not supported."""
-    func = getattr(pynvml, fn, None)
-    if func is None:
-        return default
-    try:
-        return func(*args)
-    except pynvml.NVMLError:
-        return default
-
-
-def _as_str(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _pynvml_leaf(pynvml, handle, index: int, name: str, mig_index: int | None,
-                 parent_uuid: str | None) -> GpuSnapshot | None:
-    mem = _pynvml_call(pynvml, "nvmlDeviceGetMemoryInfo", handle)
-    if mem is None:
-        return None
-    util = _pynvml_call(pynvml, "nvmlDeviceGetUtilizationRates", handle)
-    pids = set()
-    for fn in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
-        pids.update(p.pid for p in _pynvml_call(pynvml, fn, handle, default=[]) or [])
-    return GpuSnapshot(
-        index=index, uuid=_as_str(pynvml.nvmlDeviceGetUUID(handle)), name=name,
-        memory_used_mb=mem.used / MB, memory_total_mb=mem.total / MB,
-        utilization=float(util.gpu) if util is not None else None, n_processes=len(pids),
-        mig_index=mig_index, parent_uuid=parent_uuid,
-    )
-
-
-def _snapshots_from_pynvml(pynvml) -> list[GpuSnapshot]:
-    """Snapshots through nvidia-ml-py directly (raises ``pynvml.NVMLError`` without a driver)."""
-    pynvml.nvmlInit()
-    try:
-        snapshots: list[GpuSnapshot] = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = _as_str(pynvml.nvmlDeviceGetName(handle))
-            mig_mode = _pynvml_call(pynvml, "nvmlDeviceGetMigMode", handle)
-            mig_on = mig_mode is not None and mig_mode[0] == getattr(pynvml, "NVML_DEVICE_MIG_ENABLE", 1)
-            if not mig_on:
-                leaf = _pynvml_leaf(pynvml, handle, i, name, None, None)
-                snapshots += [leaf] if leaf else []
-                continue
-            parent_uuid = _as_str(pynvml.nvmlDeviceGetUUID(handle))
-            for j in range(_pynvml_call(pynvml, "nvmlDeviceGetMaxMigDeviceCount", handle, default=0)):
-                mig_handle = _pynvml_call(pynvml, "nvmlDeviceGetMigDeviceHandleByIndex", handle, j)
-                if mig_handle is None:  # slot not populated
-                    continue
-                leaf = _pynvml_leaf(pynvml, mig_handle, i, name, j, parent_uuid)
-                snapshots += [leaf] if leaf else []
-        return snapshots
-    finally:
-        _pynvml_call(pynvml, "nvmlShutdown")
-
-
 def _describe(exc: BaseException) -> str:
     return str(exc).strip() or type(exc).__name__
 
 
 def query_devices() -> DeviceQuery:
-    """Snapshot every leaf device: nvitop first, then nvidia-ml-py, then a 'no driver' result.
+    """Snapshot every leaf device through nvitop, or a 'no driver' result.
 
-    Never raises: a missing package, a missing driver (``pynvml.NVMLError``) or any NVML failure
-    ends in ``DeviceQuery(devices=(), backend=None, error="<why>")``.
+    Never raises: a missing driver (nvitop's ``NVMLError_LibraryNotFound``) or any NVML failure ends in
+    ``DeviceQuery(devices=(), backend=None, error="<why>")``. There is no second backend: nvidia-ml-py would
+    call the same NVML library and fail the same way.
     """
-    errors: list[str] = []
     with quiet_nvml():
         try:
             import nvitop
-        except ImportError as exc:  # nvitop missing: fall back to pynvml
-            errors.append(f"nvitop not installed: {exc}")
-        else:
-            try:
-                return DeviceQuery(tuple(_snapshots_from_nvitop(nvitop)), backend="nvitop")
-            except Exception as exc:  # noqa: BLE001 - NVMLError and friends; never raise here
-                logger.debug("nvitop query failed: %r", exc)
-                errors.append(_describe(exc))
+        except ImportError as exc:  # a broken install: nvitop is a dependency
+            return DeviceQuery((), backend=None, error=f"nvitop not installed: {exc}")
         try:
-            import pynvml
-        except ImportError as exc:
-            errors.append(f"nvidia-ml-py not installed: {exc}")
-        else:
-            try:
-                return DeviceQuery(tuple(_snapshots_from_pynvml(pynvml)), backend="pynvml")
-            except Exception as exc:  # noqa: BLE001 - pynvml.NVMLError (no driver) and the like
-                logger.debug("pynvml query failed: %r", exc)
-                errors.append(_describe(exc))
-    return DeviceQuery((), backend=None, error=errors[-1])
+            return DeviceQuery(tuple(_snapshots_from_nvitop(nvitop)), backend="nvitop")
+        except Exception as exc:  # noqa: BLE001 - NVMLError and friends; never raise here
+            logger.debug("nvitop query failed: %r", exc)
+            return DeviceQuery((), backend=None, error=_describe(exc))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 
-from gpu_utils.apply import apply_selection
+from gpu_utils.apply import apply_selection, cuda_initialized
 from gpu_utils.devices import DeviceQuery, GpuSnapshot, query_devices
 from gpu_utils.selection import (
     DEFAULT_MEMORY_WEIGHT,
@@ -21,9 +21,11 @@ from gpu_utils.selection import (
     score_device,
     select_devices,
 )
-from gpu_utils.visible import parse_visible_devices
+from gpu_utils.visible import candidate_devices, parse_visible_devices
 
 logger = logging.getLogger(__name__)
+
+MIG_NOTE = " (a process sees one MIG instance at most, and no other GPU beside it)"
 
 
 class GpuSelectionError(RuntimeError):
@@ -31,8 +33,9 @@ class GpuSelectionError(RuntimeError):
 
 
 def visible_devices(query: DeviceQuery, cuda_visible_devices: str | None) -> list[GpuSnapshot]:
-    """The queried devices a process with this ``CUDA_VISIBLE_DEVICES`` may use, in ordinal order."""
-    return parse_visible_devices(cuda_visible_devices, query.devices) if query.has_gpu else []
+    """The queried devices a selection may choose from: every one with ``CUDA_VISIBLE_DEVICES`` unset, else
+    those a process with that value sees, in its ordinal order (see :func:`gpu_utils.visible.candidate_devices`)."""
+    return candidate_devices(cuda_visible_devices, query.devices) if query.has_gpu else []
 
 
 def launched_by_distributed_launcher(environ=None) -> bool:
@@ -97,7 +100,10 @@ def select_gpus_for_run(num_gpus: int = 1, min_free_memory_gb: float = 0.0, auto
         logger.info("no NVIDIA driver/GPU found: running on CPU (%s)", query.reason)
         return []
     preset = os.environ.get("CUDA_VISIBLE_DEVICES")
-    view = visible_devices(query, preset)
+    # what this process's CUDA shows when nothing may change it (selection off, a launcher's rank, CUDA already
+    # initialised); otherwise every device the selection may point it at
+    fixed = not auto_select or launched_by_distributed_launcher() or cuda_initialized()
+    view = parse_visible_devices(preset, query.devices) if fixed else visible_devices(query, preset)
     if not view:
         logger.info("CUDA_VISIBLE_DEVICES=%r leaves no GPU visible: running on CPU", preset)
         return []
@@ -117,8 +123,8 @@ def select_gpus_for_run(num_gpus: int = 1, min_free_memory_gb: float = 0.0, auto
             f"none of the {len(view)} visible GPU(s) has {min_free_memory_gb:g} GiB free: "
             + "; ".join(f"{d.label} {d.memory_free_mb / 1024:.1f} GiB free" for d in view))
     if 0 < num_gpus and len(chosen) < num_gpus:
-        logger.warning("asked for %d GPU(s), only %d visible GPU(s) fit: using %d",
-                       num_gpus, len(chosen), len(chosen))
+        logger.warning("asked for %d GPU(s), only %d visible GPU(s) fit%s: using %d", num_gpus, len(chosen),
+                       MIG_NOTE if any(d.is_mig for d in view) else "", len(chosen))
     ordinals = apply_selection(chosen, view)
     logger.info("GPU selection (%s, %d visible): chose %s -> cuda:%s [CUDA_VISIBLE_DEVICES=%s, "
                 "MUJOCO_EGL_DEVICE_ID=%s]", query.backend, len(view),

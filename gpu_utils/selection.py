@@ -73,8 +73,14 @@ def select_devices(devices: Sequence[GpuSnapshot], num_gpus: int = 1,
                    min_free_memory_gb: float = 0.0) -> list[GpuSnapshot]:
     """The best ``num_gpus`` devices that fit (``num_gpus <= 0``: all that fit), best first.
 
-    Returns fewer than ``num_gpus`` (possibly none) when fewer fit; the caller decides what that means.
+    A process sees one MIG instance at most, and nothing beside it (CUDA's rule): one GPU asked for is the
+    best device, MIG instance or not; several are full GPUs only, or the best MIG instance alone when no
+    full GPU fits. Returns fewer than ``num_gpus`` (possibly none) when fewer fit; the caller decides what
+    that means.
     """
-    ranked = [r.device for r in rank_devices(devices, memory_weight, util_weight, min_free_memory_gb)
-              if r.fits]
-    return ranked if num_gpus <= 0 else ranked[:num_gpus]
+    fitting = [r.device for r in rank_devices(devices, memory_weight, util_weight, min_free_memory_gb)
+               if r.fits]
+    full = [d for d in fitting if not d.is_mig]
+    if fitting and fitting[0].is_mig and (num_gpus == 1 or not full):
+        return fitting[:1]
+    return full if num_gpus <= 0 else full[:num_gpus]

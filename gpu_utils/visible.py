@@ -1,76 +1,75 @@
-"""``CUDA_VISIBLE_DEVICES`` <-> physical devices <-> in-process CUDA ordinals.
+"""``CUDA_VISIBLE_DEVICES`` -> the devices a process sees, in its CUDA ordinal order, as nvitop reads it.
 
-The two numberings that the original utility mixed up:
+The two numberings:
 
 * physical (NVML) index: the GPU's place in PCI bus order, what ``nvidia-smi`` shows;
-* CUDA ordinal: ``cuda:k`` inside a process = the k-th entry of that process's
+* CUDA ordinal: ``cuda:k`` inside a process = the k-th device CUDA enumerates for that process's
   ``CUDA_VISIBLE_DEVICES`` (with ``CUDA_DEVICE_ORDER=PCI_BUS_ID``).
 
 Example: ``CUDA_VISIBLE_DEVICES=4,5``: physical GPU 5 is ``cuda:1`` in this process
 (``ordinal_in_view``). After :func:`gpu_utils.apply.apply_selection` has narrowed the variable to
 the chosen ``5``, a process started from then on sees it as ``cuda:0``.
 
-Entries may be physical indices (``4``), full or abbreviated GPU UUIDs (``GPU-18ef14e9``), or MIG
-UUIDs (``MIG-...``). As CUDA does, parsing stops at the first entry that names no device (or a
-duplicate; a warning says so) or at ``-1`` (the usual way to hide GPUs); the entries before it stay
-visible.
+The value is parsed by nvitop (``Device.parse_cuda_visible_devices``), which asks the CUDA driver itself
+in a short subprocess and, where CUDA cannot answer, applies CUDA's rules: indices, full or abbreviated
+GPU UUIDs, MIG UUIDs; enumeration stops at the first entry naming no device; a duplicate entry hides
+every device; and a process sees at most one MIG instance (with a MIG instance listed or a GPU in MIG
+mode among the entries, that one instance is all CUDA shows).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 
-from gpu_utils.devices import GpuSnapshot
+from gpu_utils.devices import GpuSnapshot, quiet_nvml
 
 logger = logging.getLogger(__name__)
 
-_HIDE_ALL = ("-1", "NoDevFiles")  # the usual "hide every GPU" value, and Slurm's for GPU-less jobs
+_HIDE_ALL = ("-1", "NoDevFiles")  # the usual "hide every GPU" value, and Slurm's for GPU-less jobs: no warning
 
 
-def _match_entry(entry: str, devices: Sequence[GpuSnapshot]) -> list[GpuSnapshot]:
-    """Leaf devices named by one ``CUDA_VISIBLE_DEVICES`` entry ([] when it names none)."""
-    if entry.isdigit():
-        return [d for d in devices if d.index == int(entry)]
-    if entry.startswith("MIG-"):
-        hits = [d for d in devices if d.is_mig and d.uuid.startswith(entry)]
-    elif entry.startswith("GPU-"):
-        hits = [d for d in devices if (d.parent_uuid or d.uuid).startswith(entry)]
-        parents = {d.parent_uuid or d.uuid for d in hits}
-        if len(parents) > 1:  # abbreviated UUID matching two GPUs: ambiguous, CUDA rejects it too
-            return []
-        return hits
-    else:
-        return []
-    return hits if len(hits) == 1 else []
+def _nvml_key(index) -> tuple[int, int | None]:
+    """nvitop's NVML index (``5`` for a GPU, ``(1, 0)`` for MIG instance 0 of GPU 1) -> (physical, mig)."""
+    return (int(index[0]), int(index[1])) if isinstance(index, tuple) else (int(index), None)
 
 
 def parse_visible_devices(value: str | None, devices: Sequence[GpuSnapshot]) -> list[GpuSnapshot]:
     """The devices a process sees, in its CUDA ordinal order, for a ``CUDA_VISIBLE_DEVICES`` value.
 
     Args:
-        value: the variable's value; None (unset) means every device, ``""`` means none.
-        devices: leaf devices from :func:`gpu_utils.devices.query_devices`, in NVML order.
+        value: the variable's value; None (unset) means what CUDA shows a process without it, ``""`` none.
+        devices: leaf devices from :func:`gpu_utils.devices.query_devices`.
 
     Returns:
-        list of snapshots; element k is ``cuda:k`` of a process started with this value.
+        list of snapshots; element k is ``cuda:k`` of a process started with this value. A device CUDA
+        shows but whose snapshot is missing (its memory was unreadable) is left out, with a warning.
     """
-    if value is None:
-        return list(devices)
-    visible: list[GpuSnapshot] = []
-    for raw in value.split(","):
-        entry = raw.strip()
-        if not entry:
-            continue
-        if entry in _HIDE_ALL:  # deliberate "no GPU" spellings: stop quietly
-            break
-        hits = _match_entry(entry, devices)
-        if not hits or any(h in visible for h in hits):
-            logger.warning("CUDA_VISIBLE_DEVICES=%r: entry %r names no device (or a duplicate); "
-                           "like CUDA, ignoring it and everything after it", value, entry)
-            break
-        visible.extend(hits)
-    return visible
+    from nvitop import Device
+
+    with quiet_nvml():
+        indices = Device.parse_cuda_visible_devices(value)
+    by_key = {(d.index, d.mig_index): d for d in devices}
+    view: list[GpuSnapshot] = []
+    for key in map(_nvml_key, indices):
+        if key in by_key:
+            view.append(by_key[key])
+        else:
+            logger.warning("CUDA_VISIBLE_DEVICES=%r: NVML device %s could not be read; leaving it out", value, key)
+    entries = [e.strip() for e in (value or "").split(",") if e.strip()]
+    named = list(itertools.takewhile(lambda e: e not in _HIDE_ALL, entries))
+    if len(view) < len(named):
+        logger.warning("CUDA_VISIBLE_DEVICES=%r: a process sees %d device(s) for its %d entries (%s): CUDA stops "
+                       "at an entry that names no device, refuses duplicates and shows one MIG instance at most",
+                       value, len(view), len(named), ", ".join(d.label for d in view) or "none")
+    return view
+
+
+def candidate_devices(value: str | None, devices: Sequence[GpuSnapshot]) -> list[GpuSnapshot]:
+    """The devices a selection may choose from: every leaf device when ``CUDA_VISIBLE_DEVICES`` is unset (the
+    selection then sets it), else the ones a process with that value sees (a Slurm allocation is kept)."""
+    return list(devices) if value is None else parse_visible_devices(value, devices)
 
 
 def ordinal_in_view(device: GpuSnapshot, view: Sequence[GpuSnapshot]) -> int:
@@ -83,25 +82,3 @@ def ordinal_in_view(device: GpuSnapshot, view: Sequence[GpuSnapshot]) -> int:
         if d.uuid == device.uuid:
             return k
     raise ValueError(f"{device.label} ({device.uuid}) is not visible in {[d.label for d in view]}")
-
-
-def physical_to_ordinal(physical_index: int, cuda_visible_devices: str | None) -> int:
-    """CUDA ordinal of physical GPU ``physical_index`` under an index-only ``CUDA_VISIBLE_DEVICES``.
-
-    A pure helper (no NVML) for index lists: ``physical_to_ordinal(5, "4,5") == 1``; with the
-    variable unset, ordinal == physical index (``CUDA_DEVICE_ORDER=PCI_BUS_ID``). For UUID lists
-    use :func:`parse_visible_devices` + :func:`ordinal_in_view`.
-
-    Raises:
-        ValueError: the GPU is not in the list, or the list holds UUIDs.
-    """
-    if cuda_visible_devices is None:
-        return physical_index
-    entries = [e.strip() for e in cuda_visible_devices.split(",") if e.strip()]
-    if not all(e.isdigit() for e in entries):
-        raise ValueError(f"CUDA_VISIBLE_DEVICES={cuda_visible_devices!r} holds UUIDs: "
-                         "map them with parse_visible_devices + ordinal_in_view")
-    ids = [int(e) for e in entries]
-    if physical_index not in ids:
-        raise ValueError(f"GPU {physical_index} is not in CUDA_VISIBLE_DEVICES={cuda_visible_devices!r}")
-    return ids.index(physical_index)

@@ -182,7 +182,7 @@ def check_hydra(script: str, args: list[str], env: dict[str, str], monkeypatch):
 def fake_gpus(n: int = 8):
     from gpu_utils import GpuSnapshot
 
-    return tuple(GpuSnapshot(index=i, uuid=f"GPU-{i:x}{i:x}aaaa-0000-0000-0000-00000000000{i}", name="Fake H100",
+    return tuple(GpuSnapshot(index=i, uuid=f"GPU-{i:08x}-aaaa-0000-0000-{i:012x}", name="Fake H100",
                              memory_used_mb=1024.0 * (8 * i % 70), memory_total_mb=80 * 1024.0,
                              utilization=float(10 * i % 100), n_processes=0) for i in range(n))
 
@@ -194,10 +194,11 @@ def check_gpu_preset(cfg, env: dict[str, str], monkeypatch) -> None:
         return
     import os
 
-    import gpu_utils.run_selection as gg
-    from gpu_utils import DeviceQuery, select_gpus_for_run
+    import _fake_nvml
 
-    monkeypatch.setattr(gg, "query_devices", lambda: DeviceQuery(fake_gpus(), "nvitop"))
+    from gpu_utils import select_gpus_for_run
+
+    _fake_nvml.install(monkeypatch, fake_gpus())  # the fake GPUs behind the real nvitop
     for key in ("CUDA_DEVICE_ORDER", "MUJOCO_EGL_DEVICE_ID", "LOCAL_RANK"):
         # setenv first: monkeypatch records nothing for deleting an absent key, and the selection
         # writes these into os.environ (they would leak into later tests, robosuite's EGL included)
@@ -247,10 +248,11 @@ def check_plan_sh(args: list[str], cmd: Command, tmp: Path, monkeypatch) -> str:
 
 
 def check_select_best_gpus(args: list[str], cmd: Command, monkeypatch) -> str:
-    import select_best_gpus
-    from gpu_utils import DeviceQuery
+    import _fake_nvml
 
-    monkeypatch.setattr(select_best_gpus, "query_devices", lambda: DeviceQuery(fake_gpus(), "nvitop"))
+    import select_best_gpus
+
+    _fake_nvml.install(monkeypatch, fake_gpus())
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     code = select_best_gpus.main(list(args))
     assert code == 0, f"{cmd.where}: {cmd.text} exited {code}"

@@ -1,4 +1,6 @@
-"""Scoring, CUDA_VISIBLE_DEVICES mapping and select_gpus_for_run over fake device snapshots (no GPU)."""
+"""Scoring, CUDA_VISIBLE_DEVICES mapping and select_gpus_for_run over fake devices (no GPU): the device
+snapshots are served through the real nvitop by a fake NVML (tests/fake_nvml.py), so nvitop's own parsing of
+CUDA_VISIBLE_DEVICES and its MIG rules run as they do on a GPU machine without a CUDA driver to ask."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import os
 import sys
 import types
 
+import _fake_nvml as fake_nvml
 import pytest
 
 import gpu_utils
@@ -15,9 +18,10 @@ from gpu_utils import (
     GpuSelectionError,
     GpuSnapshot,
     apply_selection,
+    candidate_devices,
     ordinal_in_view,
     parse_visible_devices,
-    physical_to_ordinal,
+    query_devices,
     rank_devices,
     select_devices,
     select_gpus_for_run,
@@ -26,17 +30,19 @@ from gpu_utils import (
 GIB = 1024.0
 
 
+def gpu_uuid(index):
+    return f"GPU-{index:08x}-aaaa-0000-0000-{index:012x}"
+
+
 def gpu(index, used_gb=0.0, util=0.0, total_gb=80.0, uuid=None, procs=0):
-    return GpuSnapshot(index=index, uuid=uuid or f"GPU-{index:x}{index:x}aaaa-0000-0000-0000-00000000000{index}",
-                       name="Fake H100", memory_used_mb=used_gb * GIB, memory_total_mb=total_gb * GIB,
-                       utilization=util, n_processes=procs)
+    return GpuSnapshot(index=index, uuid=uuid or gpu_uuid(index), name="Fake H100", memory_used_mb=used_gb * GIB,
+                       memory_total_mb=total_gb * GIB, utilization=util, n_processes=procs)
 
 
 def mig(parent, mig_index, used_gb=0.0, total_gb=10.0):
-    return GpuSnapshot(index=parent, uuid=f"MIG-{parent}{mig_index}bbbbbb-1111-2222-3333-444444444444",
-                       name="Fake A100", memory_used_mb=used_gb * GIB, memory_total_mb=total_gb * GIB,
-                       utilization=None, n_processes=0, mig_index=mig_index,
-                       parent_uuid=f"GPU-{parent}parent-0000")
+    return GpuSnapshot(index=parent, uuid=f"MIG-{parent:04x}{mig_index:04x}-bbbb-2222-3333-444444444444",
+                       name="Fake A100 MIG 1g.10gb", memory_used_mb=used_gb * GIB, memory_total_mb=total_gb * GIB,
+                       utilization=None, n_processes=0, mig_index=mig_index, parent_uuid=gpu_uuid(parent))
 
 
 EIGHT = [gpu(0, 70, 90), gpu(1, 40, 10), gpu(2, 8, 0), gpu(3, 60, 100),
@@ -54,9 +60,10 @@ def env(monkeypatch):
     return monkeypatch
 
 
-def fake_query(monkeypatch, devices, backend="nvitop", error=None):
-    monkeypatch.setattr(gpu_utils.run_selection, "query_devices",
-                        lambda: DeviceQuery(tuple(devices), backend=backend, error=error))
+def fake_machine(monkeypatch, devices):
+    """These devices behind the real nvitop (a fake NVML, no CUDA driver); the query reads them back as given."""
+    fake_nvml.install(monkeypatch, devices)
+    assert query_devices().devices == tuple(devices)
 
 
 # ---------------------------------------------------------------- scoring and ranking
@@ -99,42 +106,70 @@ def test_bad_arguments_raise(kwargs):
         rank_devices(EIGHT, **kwargs)
 
 
-# ---------------------------------------------------------------- CUDA_VISIBLE_DEVICES mapping
+# ---------------------------------------------------------------- CUDA_VISIBLE_DEVICES mapping (nvitop's parser)
 
-def test_parse_visible_devices_indices_order_and_cuda_semantics(caplog):
-    assert parse_visible_devices(None, EIGHT) == EIGHT
-    assert parse_visible_devices("", EIGHT) == []
-    assert [d.index for d in parse_visible_devices("5,4", EIGHT)] == [5, 4]
+def test_index_lists_order_and_cuda_semantics(monkeypatch, caplog):
+    fake_machine(monkeypatch, EIGHT)
+    assert parse_visible_devices(None, EIGHT) == EIGHT and parse_visible_devices("", EIGHT) == []
+    assert parse_visible_devices("5,4", EIGHT) == [EIGHT[5], EIGHT[4]]
     with caplog.at_level(logging.WARNING):
-        # like CUDA: stop at the first entry naming no device (or a duplicate)
-        assert [d.index for d in parse_visible_devices("1,9,2", EIGHT)] == [1]
-        assert [d.index for d in parse_visible_devices("1,2,1,3", EIGHT)] == [1, 2]
-    assert "names no device" in caplog.text
+        assert parse_visible_devices("1,9,2", EIGHT) == [EIGHT[1]]  # CUDA stops at an entry naming no device
+    assert "a process sees 1 device(s) for its 3 entries (GPU 1)" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
+        assert parse_visible_devices("1,2,1,3", EIGHT) == []  # a duplicate: CUDA shows nothing
+    assert "a process sees 0 device(s) for its 4 entries (none)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # the usual ways to hide GPUs: no warning
         assert parse_visible_devices("-1", EIGHT) == [] and parse_visible_devices("3,-1,4", EIGHT) == [EIGHT[3]]
+        assert parse_visible_devices("NoDevFiles", EIGHT) == []
     assert caplog.text == ""
 
 
-def test_uuid_list_full_and_abbreviated():
-    view = parse_visible_devices(f"{EIGHT[6].uuid},{EIGHT[3].uuid[:10]}", EIGHT)
-    assert [d.index for d in view] == [6, 3]
-    ambiguous = [gpu(0, uuid="GPU-abc1-0"), gpu(1, uuid="GPU-abc2-0")]
-    assert parse_visible_devices("GPU-abc", ambiguous) == []
+def test_uuid_lists(monkeypatch):
+    fake_machine(monkeypatch, EIGHT)
+    assert parse_visible_devices(f"{EIGHT[6].uuid},{EIGHT[3].uuid}", EIGHT) == [EIGHT[6], EIGHT[3]]
+    assert parse_visible_devices(f" {EIGHT[2].uuid} ", EIGHT) == [EIGHT[2]]
+    # indices and UUIDs in one list: CUDA reads the first kind and stops at the other
+    assert parse_visible_devices(f"4,{EIGHT[5].uuid}", EIGHT) == [EIGHT[4]]
+    # an abbreviated UUID is the CUDA driver's to resolve (nvitop asks it); with no driver it names nothing
+    assert parse_visible_devices(EIGHT[3].uuid[:12], EIGHT) == []
 
 
-def test_physical_to_ordinal_both_ways():
-    assert physical_to_ordinal(5, "4,5") == 1
-    assert physical_to_ordinal(4, "4,5") == 0
-    assert physical_to_ordinal(3, None) == 3
+MIXED = [gpu(0, 70, 90), mig(1, 0, used_gb=9), mig(1, 1, used_gb=1), mig(1, 2, used_gb=5), gpu(2, 40, 10)]
+
+
+def test_mig_uuids_and_a_gpu_in_mig_mode_show_one_instance(monkeypatch):
+    fake_machine(monkeypatch, MIXED)
+    assert parse_visible_devices(MIXED[2].uuid, MIXED) == [MIXED[2]]
+    # two MIG instances listed: a process sees the first only (the hand parser gave it cuda:0 and cuda:1)
+    assert parse_visible_devices(f"{MIXED[3].uuid},{MIXED[1].uuid}", MIXED) == [MIXED[3]]
+    assert parse_visible_devices(f"{MIXED[3].uuid},{MIXED[0].uuid}", MIXED) == [MIXED[3]]
+    # a GPU in MIG mode by index (alone or among others): its first instance, and nothing beside it
+    assert parse_visible_devices("1", MIXED) == [MIXED[1]]
+    assert parse_visible_devices("0,1,2", MIXED) == [MIXED[1]]
+    assert parse_visible_devices("2,0", MIXED) == [MIXED[4], MIXED[0]]
+    # unset: what CUDA shows a process on this machine; the selection may still choose any leaf device
+    assert parse_visible_devices(None, MIXED) == [MIXED[1]]
+    assert candidate_devices(None, MIXED) == MIXED
+    assert candidate_devices("2,0", MIXED) == [MIXED[4], MIXED[0]]
+
+
+def test_a_selection_holds_one_mig_instance_at_most_and_nothing_beside_it():
+    assert select_devices(MIXED, 1) == [MIXED[2]]  # the best device, a MIG instance
+    assert select_devices(MIXED, 2) == [MIXED[4], MIXED[0]]  # several: full GPUs only
+    assert select_devices(MIXED, 0) == [MIXED[4], MIXED[0]]
+    only_mig = MIXED[1:4]
+    assert select_devices(only_mig, 0) == [MIXED[2]] and select_devices(only_mig, 3) == [MIXED[2]]
+    full_gpu_full = [gpu(0, used_gb=79), mig(1, 0, used_gb=1)]
+    assert select_devices(full_gpu_full, 0, min_free_memory_gb=5) == [full_gpu_full[1]]  # no full GPU fits
+
+
+def test_ordinal_in_view(monkeypatch):
+    fake_machine(monkeypatch, EIGHT)
     view = parse_visible_devices("4,5", EIGHT)
-    assert ordinal_in_view(EIGHT[5], view) == 1
-    assert view[1] is EIGHT[5]
-    with pytest.raises(ValueError):
-        physical_to_ordinal(3, "4,5")
-    with pytest.raises(ValueError):
-        physical_to_ordinal(3, "GPU-1234")
-    with pytest.raises(ValueError):
+    assert ordinal_in_view(EIGHT[5], view) == 1 and ordinal_in_view(EIGHT[4], view) == 0
+    with pytest.raises(ValueError, match="GPU 0 .* is not visible"):
         ordinal_in_view(EIGHT[0], view)
 
 
@@ -142,7 +177,7 @@ def test_physical_to_ordinal_both_ways():
 
 def test_preset_4_5_chooses_physical_5_and_maps_it(env, caplog):
     env.setenv("CUDA_VISIBLE_DEVICES", "4,5")
-    fake_query(env, EIGHT)
+    fake_machine(env, EIGHT)
     with caplog.at_level(logging.INFO, logger="gpu_utils"):
         assert select_gpus_for_run(num_gpus=1) == [0]
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
@@ -151,12 +186,12 @@ def test_preset_4_5_chooses_physical_5_and_maps_it(env, caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "chose GPU 5" in lines[0] and "cuda:0" in lines[0]
     # a process that kept the original view would use cuda:1 for the same GPU
-    assert physical_to_ordinal(5, "4,5") == 1
+    assert ordinal_in_view(EIGHT[5], parse_visible_devices("4,5", EIGHT)) == 1
 
 
 def test_preset_with_cuda_already_initialised_keeps_view_and_returns_its_ordinal(env, caplog):
     env.setenv("CUDA_VISIBLE_DEVICES", "4,5")
-    fake_query(env, EIGHT)
+    fake_machine(env, EIGHT)
     fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(is_initialized=lambda: True))
     env.setitem(sys.modules, "torch", fake_torch)
     with caplog.at_level(logging.WARNING):
@@ -168,36 +203,49 @@ def test_preset_with_cuda_already_initialised_keeps_view_and_returns_its_ordinal
 
 def test_uuid_preset_is_respected_and_written_back_as_physical_index(env):
     env.setenv("CUDA_VISIBLE_DEVICES", f"{EIGHT[0].uuid},{EIGHT[7].uuid},{EIGHT[1].uuid}")
-    fake_query(env, EIGHT)
+    fake_machine(env, EIGHT)
     assert select_gpus_for_run(num_gpus=2) == [0, 1]
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "7,1"
     assert os.environ["MUJOCO_EGL_DEVICE_ID"] == "7"
 
 
-def test_mig_devices_are_chosen_by_uuid_with_parent_egl_device(env):
+def test_mig_devices_are_chosen_by_uuid_with_parent_egl_device(env, caplog):
     devices = [gpu(0, 70, 90), mig(1, 0, used_gb=9), mig(1, 1, used_gb=1), mig(1, 2, used_gb=5)]
-    fake_query(env, devices)
+    fake_machine(env, devices)
     assert select_gpus_for_run(num_gpus=1) == [0]
     assert os.environ["CUDA_VISIBLE_DEVICES"] == devices[2].uuid
     assert os.environ["MUJOCO_EGL_DEVICE_ID"] == "1"
     # a MIG UUID preset restricts the choice to that instance
-    env.setenv("CUDA_VISIBLE_DEVICES", devices[1].uuid[:12])
+    env.setenv("CUDA_VISIBLE_DEVICES", devices[1].uuid)
     assert select_gpus_for_run(num_gpus=0) == [0]
     assert os.environ["CUDA_VISIBLE_DEVICES"] == devices[1].uuid
-    # a physical index of a MIG-mode GPU means its instances
-    assert [d.mig_index for d in parse_visible_devices("1", devices)] == [0, 1, 2]
+    # two GPUs asked for on a machine of MIG instances: one instance, never two UUIDs in the variable
+    only_mig = [mig(0, 0, used_gb=9), mig(0, 1, used_gb=1), mig(0, 2, used_gb=5)]
+    fake_machine(env, only_mig)
+    env.delenv("CUDA_VISIBLE_DEVICES")
+    with caplog.at_level(logging.WARNING):
+        assert select_gpus_for_run(num_gpus=2) == [0]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == only_mig[1].uuid
+    assert "only 1 visible GPU(s) fit (a process sees one MIG instance at most" in caplog.text
+
+
+def test_selection_off_on_a_mig_machine_reports_what_cuda_shows(env, caplog):
+    fake_machine(env, MIXED)
+    with caplog.at_level(logging.INFO, logger="gpu_utils"):
+        assert select_gpus_for_run(auto_select=False) == [0]  # one MIG instance, not the five leaf devices
+    assert "using the 1 visible GPU(s)" in caplog.text and "CUDA_VISIBLE_DEVICES" not in os.environ
 
 
 def test_auto_select_off_changes_nothing(env):
     env.setenv("CUDA_VISIBLE_DEVICES", "6,3,2")
-    fake_query(env, EIGHT)
+    fake_machine(env, EIGHT)
     assert select_gpus_for_run(auto_select=False) == [0, 1, 2]
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "6,3,2"
     assert "MUJOCO_EGL_DEVICE_ID" not in os.environ and "CUDA_DEVICE_ORDER" not in os.environ
 
 
 def test_fewer_fitting_than_asked_and_none_fitting(env, caplog):
-    fake_query(env, EIGHT)
+    fake_machine(env, EIGHT)
     with caplog.at_level(logging.WARNING):
         assert select_gpus_for_run(num_gpus=6, min_free_memory_gb=50) == [0, 1, 2, 3]
     assert "only 4" in caplog.text
@@ -229,13 +277,13 @@ def test_bad_arguments_raise_even_without_a_gpu(env, kwargs):
 
 def test_empty_preset_hides_all_gpus(env):
     env.setenv("CUDA_VISIBLE_DEVICES", "")
-    fake_query(env, EIGHT)
+    fake_machine(env, EIGHT)
     assert select_gpus_for_run() == []
 
 
 def test_apply_selection_edits_only_the_given_environ():
     environ = {"CUDA_VISIBLE_DEVICES": "4,5", "MUJOCO_EGL_DEVICE_ID": "4"}
-    view = parse_visible_devices("4,5", EIGHT)
+    view = [EIGHT[4], EIGHT[5]]
     assert apply_selection([EIGHT[5], EIGHT[4]], view, environ, cuda_already_initialized=False) == [0, 1]
     assert environ == {"CUDA_VISIBLE_DEVICES": "5,4", "MUJOCO_EGL_DEVICE_ID": "5",
                        "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
@@ -262,7 +310,7 @@ def test_egl_device_is_matched_as_an_entry_not_a_substring(caplog):
 def test_ranks_of_a_distributed_launch_do_not_choose(env, caplog):
     env.setenv("LOCAL_RANK", "1")
     env.setenv("CUDA_VISIBLE_DEVICES", "6,2")
-    fake_query(env, EIGHT)
+    fake_machine(env, EIGHT)
     with caplog.at_level(logging.INFO, logger="gpu_utils"):
         assert select_gpus_for_run(num_gpus=1) == [0, 1]
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "6,2" and "MUJOCO_EGL_DEVICE_ID" not in os.environ
@@ -270,9 +318,9 @@ def test_ranks_of_a_distributed_launch_do_not_choose(env, caplog):
 
 
 def test_index_preset_on_mixed_gpus_without_pci_order_warns(env, caplog):
-    mixed = [gpu(0), GpuSnapshot(1, "GPU-1", "Other GPU", 0.0, 1000.0, 0.0, 0)]
+    mixed = [gpu(0), GpuSnapshot(1, gpu_uuid(1), "Other GPU", 0.0, 1000.0, 0.0, 0)]
     env.setenv("CUDA_VISIBLE_DEVICES", "1,0")
-    fake_query(env, mixed)
+    fake_machine(env, mixed)
     with caplog.at_level(logging.WARNING):
         assert select_gpus_for_run() == [0]
     assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in caplog.text
@@ -288,8 +336,7 @@ def test_verify_compares_torch_uuids_with_the_chosen_devices(env, capsys):
 
     assert verify.same_uuid("05aaaa-0000", "GPU-05aaaa-0000") and verify.same_uuid("MIG-ab", "mig-AB")
     assert not verify.same_uuid("05aaaa-0000", "GPU-04aaaa-0000")
-    fake_query(env, EIGHT)
-    env.setattr(verify, "query_devices", lambda: DeviceQuery(tuple(EIGHT), backend="nvitop"))
+    fake_machine(env, EIGHT)
     env.setattr(verify, "torch_view", lambda: [("Fake H100", EIGHT[5].uuid[4:])])
     assert verify.main(["-n", "1"]) == 0
     assert "cuda:0  torch: Fake H100" in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""gpu_utils.devices: the query layer over fake nvitop / nvidia-ml-py modules, and the real one here."""
+"""gpu_utils.devices: the query layer over a fake nvitop module, over the real nvitop on a fake NVML, and the
+real one here."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import sys
 import types
 from pathlib import Path
 
-import pytest
+import _fake_nvml
 
-from gpu_utils import query_devices
+from gpu_utils import GpuSnapshot, query_devices
 from gpu_utils.devices import quiet_nvml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,85 +19,33 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------- the query layer (fake NVML)
 
-class FakeNVMLError(Exception):
+class FakeLibraryNotFound(Exception):
     pass
 
 
-class FakeLibraryNotFound(FakeNVMLError):
-    pass
+def test_real_nvitop_over_a_fake_nvml_reads_gpus_and_mig_instances(monkeypatch):
+    gib = 1024.0
+    devices = [
+        GpuSnapshot(0, "GPU-0000aaaa-1111-2222-3333-444444444444", "Fake H100", 8 * gib, 80 * gib, 35.0, 2),
+        GpuSnapshot(1, "MIG-0001bbbb-1111-2222-3333-444444444444", "Fake A100 MIG 1g.10gb", 1 * gib, 10 * gib, None,
+                    1, mig_index=0, parent_uuid="GPU-0001aaaa-1111-2222-3333-444444444444"),
+        GpuSnapshot(1, "MIG-0001cccc-1111-2222-3333-444444444444", "Fake A100 MIG 1g.10gb", 0.0, 10 * gib, None,
+                    0, mig_index=1, parent_uuid="GPU-0001aaaa-1111-2222-3333-444444444444"),
+    ]
+    _fake_nvml.install(monkeypatch, devices)
+    query = query_devices()
+    assert query.backend == "nvitop" and query.error is None and query.devices == tuple(devices)
+    assert [d.cuda_id for d in query.devices] == ["0", devices[1].uuid, devices[2].uuid]
 
 
-def fake_pynvml(gpus, mig_parent=None, fail_init=False):
-    """A module with the nvidia-ml-py functions query_devices uses, over (used, total, util, pids)."""
-    mod = types.ModuleType("pynvml")
-    mod.NVMLError, mod.NVML_DEVICE_MIG_ENABLE = FakeNVMLError, 1
-    mod.calls = []
-
-    def init():
-        if fail_init:
-            raise FakeLibraryNotFound("NVML Shared Library Not Found")
-        mod.calls.append("init")
-
-    def mem(h):
-        return types.SimpleNamespace(used=h["used"] * 2**20, total=h["total"] * 2**20)
-
-    def util(h):
-        if h.get("mig"):
-            raise FakeNVMLError("Not Supported")
-        return types.SimpleNamespace(gpu=h["util"], memory=0)
-
-    def mig_handle(h, j):
-        if j >= len(h["migs"]):
-            raise FakeNVMLError("Not Found")
-        return h["migs"][j]
-
-    handles = [dict(i=i, used=u, total=t, util=ut, pids=p, uuid=f"GPU-{i}-fake", migs=[]) for i, (u, t, ut, p) in
-               enumerate(gpus)]
-    if mig_parent is not None:
-        handles[mig_parent]["migs"] = [dict(used=100, total=5000, util=0, pids=[], uuid=f"MIG-{j}-fake", mig=True)
-                                       for j in range(2)]
-    mod.nvmlInit, mod.nvmlShutdown = init, lambda: mod.calls.append("shutdown")
-    mod.nvmlDeviceGetCount = lambda: len(handles)
-    mod.nvmlDeviceGetHandleByIndex = lambda i: handles[i]
-    mod.nvmlDeviceGetName = lambda h: b"Fake GPU"
-    mod.nvmlDeviceGetUUID = lambda h: h["uuid"]
-    mod.nvmlDeviceGetMemoryInfo, mod.nvmlDeviceGetUtilizationRates = mem, util
-    mod.nvmlDeviceGetComputeRunningProcesses = lambda h: [types.SimpleNamespace(pid=p) for p in h["pids"]]
-    mod.nvmlDeviceGetGraphicsRunningProcesses = lambda h: [types.SimpleNamespace(pid=p) for p in h["pids"][:1]]
-    mod.nvmlDeviceGetMigMode = lambda h: (1, 1) if h["migs"] else (0, 0)
-    mod.nvmlDeviceGetMaxMigDeviceCount = lambda h: 7
-    mod.nvmlDeviceGetMigDeviceHandleByIndex = mig_handle
-    return mod
-
-
-def test_nvitop_missing_falls_back_to_pynvml(monkeypatch):
-    fake = fake_pynvml([(1000, 8000, 12, [11, 12]), (0, 8000, 0, [])], mig_parent=1)
+def test_no_nvitop_is_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "nvitop", None)  # import nvitop -> ImportError
-    monkeypatch.setitem(sys.modules, "pynvml", fake)
     query = query_devices()
-    assert query.backend == "pynvml" and query.error is None and query.has_gpu
-    full, m0, m1 = query.devices
-    assert (full.index, full.uuid, full.name, full.memory_used_mb, full.utilization, full.n_processes) == \
-        (0, "GPU-0-fake", "Fake GPU", 1000, 12.0, 2)
-    assert full.memory_percent == pytest.approx(12.5) and not full.is_mig
-    assert (m0.index, m0.mig_index, m0.uuid, m0.parent_uuid, m0.utilization) == (1, 0, "MIG-0-fake", "GPU-1-fake", None)
-    assert m1.cuda_id == "MIG-1-fake" and full.cuda_id == "0"
-    assert fake.calls == ["init", "shutdown"]
-
-
-def test_nvml_missing_gives_a_no_driver_result_and_no_stderr(monkeypatch, capfd):
-    monkeypatch.setitem(sys.modules, "nvitop", None)
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([], fail_init=True))
-    query = query_devices()
-    assert query.devices == () and query.backend is None and not query.has_gpu
-    assert query.error == "NVML Shared Library Not Found"
-    monkeypatch.setitem(sys.modules, "pynvml", None)
-    assert "nvidia-ml-py not installed" in query_devices().error
-    assert capfd.readouterr().err == ""
+    assert query.devices == () and query.backend is None and query.error.startswith("nvitop not installed")
 
 
 def test_real_query_on_this_machine_never_raises_or_prints(capfd):
-    """Whatever this machine has, the real nvitop/pynvml path returns a result and stays quiet."""
+    """Whatever this machine has, the real nvitop path returns a result and stays quiet."""
     query = query_devices()
     assert query.has_gpu or query.reason
     printed = capfd.readouterr()
@@ -176,13 +125,11 @@ def test_nvitop_backend_reads_gpus_and_mig_instances(monkeypatch):
     assert m1.cuda_id == "MIG-1-1" and full.cuda_id == "0"
 
 
-def test_nvitop_without_driver_falls_back_to_pynvml(monkeypatch, capfd):
+def test_nvitop_without_driver_is_a_no_gpu_result_and_no_stderr(monkeypatch, capfd):
     monkeypatch.setitem(sys.modules, "nvitop", fake_nvitop([], fail=True))
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([(0, 1000, 0, [])]))
     query = query_devices()
-    assert query.backend == "pynvml" and [d.uuid for d in query.devices] == ["GPU-0-fake"]
-    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([], fail_init=True))
-    assert query_devices().error == "NVML Shared Library Not Found"
+    assert query.devices == () and query.backend is None and not query.has_gpu
+    assert query.error == "NVML Shared Library Not Found" == query.reason
     assert capfd.readouterr().err == ""
 
 

@@ -1,4 +1,5 @@
-"""select_best_gpus.py: outputs over fake devices in-process, and the real CLI on this machine."""
+"""select_best_gpus.py: outputs over fake devices in-process (served through the real nvitop by a fake NVML,
+tests/_fake_nvml.py), and the real CLI on this machine."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import _fake_nvml
 import pytest
 
 import select_best_gpus
@@ -18,9 +20,16 @@ GIB = 1024.0
 
 
 def gpu(index, used_gb, util, total_gb=80.0):
-    return GpuSnapshot(index=index, uuid=f"GPU-{index}0000000-aaaa", name="Fake H100",
+    return GpuSnapshot(index=index, uuid=f"GPU-{index}0000000-aaaa-bbbb-cccc-dddddddddddd", name="Fake H100",
                        memory_used_mb=used_gb * GIB, memory_total_mb=total_gb * GIB, utilization=util,
                        n_processes=1)
+
+
+def mig(parent, mig_index, used_gb, total_gb=10.0):
+    return GpuSnapshot(index=parent, uuid=f"MIG-{parent}{mig_index}000000-aaaa-bbbb-cccc-dddddddddddd",
+                       name="Fake A100 MIG 1g.10gb", memory_used_mb=used_gb * GIB, memory_total_mb=total_gb * GIB,
+                       utilization=None, n_processes=0, mig_index=mig_index,
+                       parent_uuid=f"GPU-{parent}0000000-aaaa-bbbb-cccc-dddddddddddd")
 
 
 # scores: 0: 0.7*50+0.3*80 = 59   1: 0.7*10+0.3*10 = 10   2: 0.7*30+0.3*30 = 30   3: 0.7*5 = 3.5
@@ -31,7 +40,8 @@ DEVICES = (gpu(0, 40, 80), gpu(1, 8, 10), gpu(2, 24, 30), gpu(3, 4, 0))
 def fake_gpus(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.setattr(select_best_gpus, "query_devices", lambda: DeviceQuery(DEVICES, "nvitop"))
+    _fake_nvml.install(monkeypatch, DEVICES)
+    assert query_devices() == DeviceQuery(DEVICES, "nvitop")
     return monkeypatch
 
 
@@ -55,7 +65,7 @@ def test_multi_quiet_all_that_fit_and_n(fake_gpus, capsys):
 def test_quiet_respects_a_preset_allocation(fake_gpus, capsys):
     fake_gpus.setenv("CUDA_VISIBLE_DEVICES", "0,2")
     assert run_main(capsys, "single", "-q")[1] == "2\n"
-    fake_gpus.setenv("CUDA_VISIBLE_DEVICES", "GPU-00000000,GPU-10000000")
+    fake_gpus.setenv("CUDA_VISIBLE_DEVICES", f"{DEVICES[0].uuid},{DEVICES[1].uuid}")
     assert run_main(capsys, "multi", "-q")[1] == "1,0\n"
 
 
@@ -63,10 +73,21 @@ def test_weights_change_the_choice(fake_gpus, capsys):
     # util only: 3 (0%) < 1 (10%); memory only: 3 (5%) < 1 (10%); pick between 0 and 2 via a preset
     fake_gpus.setenv("CUDA_VISIBLE_DEVICES", "0,2")
     assert run_main(capsys, "single", "-q", "--memory-weight", "1", "--util-weight", "0")[1] == "2\n"
-    heavy_mem_idle = (gpu(0, 70, 0), gpu(2, 10, 100))
-    fake_gpus.setattr(select_best_gpus, "query_devices", lambda: DeviceQuery(heavy_mem_idle, "pynvml"))
+    heavy_mem_idle = (gpu(0, 70, 0), gpu(1, 79, 100), gpu(2, 10, 100))
+    _fake_nvml.install(fake_gpus, heavy_mem_idle)
     assert run_main(capsys, "single", "-q", "--memory-weight", "0", "--util-weight", "1")[1] == "0\n"
     assert run_main(capsys, "single", "-q")[1] == "2\n"   # defaults: 49 vs 37
+
+
+def test_mig_instances_are_chosen_alone(fake_gpus, capsys):
+    instances = (mig(0, 0, 6), mig(0, 1, 1), mig(0, 2, 3))
+    _fake_nvml.install(fake_gpus, instances)
+    assert run_main(capsys, "single", "-q") == (0, f"{instances[1].uuid}\n", "")
+    assert run_main(capsys, "multi", "-q") == (0, f"{instances[1].uuid}\n", "")  # all that fit: one instance
+    code, out, err = run_main(capsys, "multi", "-n", "2", "-q")
+    assert (code, out) == (1, "") and "a process sees one MIG instance at most" in err
+    fake_gpus.setenv("CUDA_VISIBLE_DEVICES", f"{instances[2].uuid},{instances[1].uuid}")  # CUDA shows the first
+    assert run_main(capsys, "multi", "-q") == (0, f"{instances[2].uuid}\n", "")
 
 
 def test_json_parses_and_is_complete(fake_gpus, capsys):

@@ -12,7 +12,10 @@ alone logs nothing):
   (``pretrained`` / ``random``);
 * ``episodes`` = a table with one row per evaluation (the scalars of its ``logs.json`` record);
 * ``media/video`` and ``media/eef_plot`` = each evaluation's executed-vs-goal video and end-effector
-  plot, logged at step ``eval_index`` (a slider in the panel), and ``media/success`` = the success plot.
+  plot, logged at step ``eval_index`` (a slider in the panel), and ``media/success`` = the success plot;
+* an input artifact: the checkpoint it planned with, ``checkpoint-<training run id>`` (built again from
+  the checkpoint's files, so it is the version the training run logged: the lineage graph reads
+  dataset -> training run -> checkpoint -> evaluation; :mod:`utils.wandb_artifacts`).
 
 ``planning.merge --by goal_H`` logs one more run (``job_type`` = ``horizon_study``) with the table
 and the success-vs-goal_H plot. ``wandb.log_to_training_run=true`` also writes
@@ -30,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from utils.wandb_artifacts import checkpoint_artifact, use_artifact
 from utils.wandb_mode import resolve_mode
 
 log = logging.getLogger(__name__)
@@ -97,6 +101,7 @@ def log_evaluation(wcfg: dict, out_dir: Path, info: dict, summary: dict, records
     import wandb
 
     try:
+        use_checkpoint(run, info)
         run.summary.update({**scalars(summary), "encoder": encoder_label(info)})
         recs = sorted(records, key=lambda r: r["eval_index"])
         run.log({"episodes": episode_table(recs)}, step=0)
@@ -117,6 +122,20 @@ def log_evaluation(wcfg: dict, out_dir: Path, info: dict, summary: dict, records
         raise
     run.finish()
     return run.id
+
+
+def use_checkpoint(run, info: dict) -> str | None:
+    """Declare the evaluated checkpoint (``info["checkpoint"]``) an input of ``run``, as the artifact of the
+    training run whose wandb id ``info["train_run"]`` holds; its name, or None when there is nothing to link
+    (a run trained with wandb disabled, a checkpoint no longer on disk)."""
+    ckpt, train_id = info.get("checkpoint"), (info.get("train_run") or {}).get("wandb_id")
+    if not ckpt or not train_id or not Path(ckpt).is_dir():
+        log.info("wandb: the checkpoint is not linked to this evaluation (%s)",
+                 "no checkpoint dir on disk" if train_id else "its training run has no wandb run")
+        return None
+    art = checkpoint_artifact(ckpt, train_id, info.get("model_step"))
+    use_artifact(run, art)
+    return art.name
 
 
 def log_horizon_study(wcfg: dict, out_dir: Path, rows: list[dict], key: str, plot: Path | None,

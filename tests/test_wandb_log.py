@@ -123,3 +123,31 @@ def test_log_to_training_run_writes_its_summary(tiny_trained_run, tmp_path):
     assert len(resumed) == 1
     assert resumed[0].summary["eval/replay/gH5/success"] == summary["success_rate"]
     assert resumed[0].summary["eval/replay/gH5/model_step"] == summary["model_step"]
+
+
+def test_lineage_dataset_training_checkpoint_evaluation(tiny_lift_dataset, tmp_path):
+    """An offline training run uses its dataset and logs its checkpoints; an offline evaluation of it uses the
+    checkpoint's artifact, the very version the training run logged (same name and digest): on wandb the
+    lineage graph reads dataset -> training run -> checkpoint -> evaluation."""
+    from tests.conftest import TINY_TRAIN_OVERRIDES, run_cli
+
+    run_dir = tmp_path / "run"
+    run_cli(["train_robomimic_compress.py", "env=demo_lift", f"env.data_path={tiny_lift_dataset}", "debug=true",
+             "encoder.pretrained=false", "action_prior.train=false", *OFFLINE, f"hydra.run.dir={run_dir}",
+             *TINY_TRAIN_OVERRIDES])
+    (train,) = offline_runs(run_dir)
+    assert (train.group, train.job_type) == ("demo_lift", "train")  # the group its evaluations use
+    (dataset,) = [a for a in train.artifacts if a["type"] == "dataset"]
+    assert dataset["used"] and "meta.json" in dataset["entries"]
+    assert not any(p.startswith("feature_cache") for p in dataset["entries"])  # the cache is derived data
+
+    summary = plan_inprocess(run_dir, tmp_path / "plan", ["planner=replay", "progress=false", "n_evals=1",
+                                                          "outputs.videos=false", *OFFLINE])
+    (evaluation,) = offline_runs(tmp_path / "plan")
+    assert evaluation.group == train.group and evaluation.job_type == "plan"
+    name = f"checkpoint-{train.run_id}"
+    (used,) = evaluation.artifact(name, used=True)
+    logged = {a["digest"]: a for a in train.artifact(name, used=False)}
+    assert used["digest"] in logged, "the evaluation used a checkpoint version the training run did not log"
+    assert f"step_{summary['model_step']}" in logged[used["digest"]]["aliases"]
+    assert used["entries"]["model.safetensors"].endswith(f"step_{summary['model_step']:08d}/model.safetensors")

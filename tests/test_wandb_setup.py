@@ -6,6 +6,7 @@ small reader of their record log (LevelDB log format: 7-byte header, 32 KiB bloc
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -97,3 +98,64 @@ def first_id(run: Path) -> str:
     ids = {p.name.split("-")[-1] for p in run.glob("wandb/offline-run-*")}
     assert len(ids) == 1, ids  # both segments are the same wandb run
     return ids.pop()
+
+
+# ---------------------------------------------------------------- group, job type and lineage (in-process, offline)
+
+def fake_dataset(root: Path) -> Path:
+    (root / "obses").mkdir(parents=True)
+    (root / "obses" / "episode_00000.mp4").write_bytes(b"frames")
+    (root / "meta.json").write_text('{"env_name": "Lift", "n_episodes": 1, "source_sha256": "abc", "extra": {}}')
+    (root / "feature_cache" / "enc").mkdir(parents=True)
+    (root / "feature_cache" / "enc" / "features.npy").write_bytes(b"derived")
+    return root
+
+
+def test_the_training_run_sits_in_its_evaluations_group_and_uses_its_dataset(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from tests.wandb_offline import offline_runs
+    from training.wandb_setup import init_wandb, run_group
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    data, run_dir = fake_dataset(tmp_path / "demo" / "lift" / "dino_wm"), tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run_info.json").write_text(json.dumps({"dataset_path": str(data)}))
+    cfg_wandb = OmegaConf.create({"project": "dino-wm-robomimic", "name": "demo_lift", "mode": "offline"})
+    run = init_wandb(cfg_wandb, run_dir, {"name": "demo_lift"}, None, {"encoder_pretrained": False})
+    run.finish()
+    (read,) = offline_runs(run_dir)
+    assert (read.group, read.job_type, read.name) == ("demo_lift", "train", "demo_lift")
+    (dataset,) = read.artifact("dataset-demo-lift-dino_wm", used=True)
+    assert dataset["type"] == "dataset" and sorted(dataset["entries"]) == ["meta.json", "obses/episode_00000.mp4"]
+    assert dataset["metadata"] == {"path": str(data), "env_name": "Lift", "n_episodes": 1, "source_sha256": "abc"}
+    # the evaluations' group (plan.py): the run's wandb.name, else its name, else the run dir's name
+    assert run_group(OmegaConf.create({"name": None}), {"name": "robomimic_can"}, run_dir) == "robomimic_can"
+    assert run_group(OmegaConf.create({}), {}, run_dir) == "run"
+
+
+def test_each_checkpoint_is_an_artifact_of_the_run_it_names(tmp_path, monkeypatch):
+    import torch
+    import wandb
+
+    from tests.wandb_offline import offline_runs
+    from training.checkpoint import save_checkpoint
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    model = {"w": torch.zeros(2)}
+
+    def save(step, run_id):
+        return save_checkpoint(tmp_path / "run", step, model, {}, {"wandb_run_id": run_id}, {})
+
+    save(1, "nobody")  # no active run: nothing to log to (and no error)
+    run = wandb.init(project="dino-wm-robomimic", mode="offline", dir=str(tmp_path), reinit="finish_previous",
+                     settings=wandb.Settings(console="off", silent=True))
+    save(2, run.id)
+    save(3, "another-run")  # a checkpoint of another run is not logged into this one
+    save(4, run.id)
+    run.finish()
+    logged = offline_runs(tmp_path)[0].artifact(f"checkpoint-{run.id}", used=False)
+    assert [a["metadata"]["step"] for a in logged] == [2, 4]
+    assert [sorted(a["aliases"]) for a in logged] == [["latest", "step_2"], ["latest", "step_4"]]
+    assert sorted(logged[1]["entries"]) == ["model.safetensors", "optim.pt", "train_state.json"]
+    assert logged[1]["entries"]["model.safetensors"].endswith("/run/checkpoints/step_00000004/model.safetensors")

@@ -1,4 +1,6 @@
-"""Read an offline wandb run back (the tests' reader of ``<dir>/wandb/offline-run-*``).
+"""Read an offline wandb run back (the tests' reader of ``<dir>/wandb/offline-run-*``): identity, config,
+summary, history and the artifacts it logged or used (an offline run records a used draft artifact as the
+artifact flagged ``use_after_commit``: ``used`` here).
 
 wandb 0.31 has no Python reader of its ``run-<id>.wandb`` transaction log any more (the Go core
 writes it), so this reads the file format directly: a 7-byte header (``:W&B``, magic, version), then
@@ -57,6 +59,11 @@ class OfflineRun:
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    artifacts: list[dict] = field(default_factory=list)  # logged (used=False) and used (used=True) artifacts
+
+    def artifact(self, name: str, used: bool) -> list[dict]:
+        """The artifact records of ``name`` this run logged (``used=False``) or used (``used=True``)."""
+        return [a for a in self.artifacts if a["name"] == name and a["used"] == used]
 
     def media(self, kind: str) -> list[Path]:
         """Files under ``files/media/<kind>`` (``videos``, ``images``, ``table``)."""
@@ -83,6 +90,11 @@ def read_offline_run(run_dir: Path) -> OfflineRun:
             run.summary.update({_key(i): json.loads(i.value_json) for i in rec.summary.update})
         elif kind == "history":
             run.history.append({_key(i): json.loads(i.value_json) for i in rec.history.item})
+        elif kind == "artifact":
+            a = rec.artifact
+            run.artifacts.append({"name": a.name, "type": a.type, "digest": a.digest, "aliases": list(a.aliases),
+                                  "used": a.use_after_commit, "metadata": json.loads(a.metadata or "{}"),
+                                  "entries": {e.path: e.ref for e in a.manifest.contents}})
     return run
 
 

@@ -135,8 +135,11 @@ fi
 
 STAMP_DIR="$("$PY" -c 'import sys; print(sys.prefix)')"
 STAMP="$STAMP_DIR/.dino_wm_installed"
-EXTRAS="dev,slurm"
-WANT="$(sha256sum <pyproject.toml | cut -c1-16)-cuda$CUDA-$EXTRAS"
+EXTRAS="dev,local,slurm"
+# constraints.txt: the exact versions the suite passed with (refresh: python tools/update_lock.py). It pins
+# everything but torch, whose build (CPU or CUDA) is chosen here.
+LOCK=(-c constraints.txt)
+WANT="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)-cuda$CUDA-$EXTRAS"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]]; then
   say "packages already installed (delete $STAMP to force)"
 else
@@ -144,17 +147,18 @@ else
     say "torch $("$PY" -c 'import torch; print(torch.__version__)') already installed"
   elif [[ "$CUDA" == 1 ]]; then
     say "installing torch (CUDA build)"
-    step torch "$PY" -m pip install "torch==$TORCH_VERSION"
+    step torch "$PY" -m pip install "${LOCK[@]}" "torch==$TORCH_VERSION"
   else
     say "installing torch $TORCH_VERSION (CPU build)"
-    # A local CPU wheel (pip find-links) first; otherwise PyTorch's CPU index.
-    if ! "$PY" -m pip install --no-index "torch==$TORCH_VERSION" >"$LOG_DIR/torch.log" 2>&1; then
-      step torch "$PY" -m pip install "torch==$TORCH_VERSION" --index-url https://download.pytorch.org/whl/cpu \
-        --extra-index-url https://pypi.org/simple
+    # A local CPU wheel (pip find-links) first, alone: its requirements come with the project below, pinned
+    # by the lock; otherwise PyTorch's CPU index.
+    if ! "$PY" -m pip install --no-index --no-deps "torch==$TORCH_VERSION" >"$LOG_DIR/torch.log" 2>&1; then
+      step torch "$PY" -m pip install "${LOCK[@]}" "torch==$TORCH_VERSION" \
+        --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple
     fi
   fi
-  say "installing dino-wm-robomimic and its dependencies"
-  step install "$PY" -m pip install -e ".[$EXTRAS]"
+  say "installing dino-wm-robomimic and its dependencies (versions from constraints.txt)"
+  step install "$PY" -m pip install "${LOCK[@]}" -e ".[$EXTRAS]"
   echo "$WANT" >"$STAMP"
 fi
 

@@ -33,6 +33,11 @@ class PlanError(Exception):
     """Bad input: reported as one line, exit code 2."""
 
 
+class JobStopped(Exception):
+    """The job stopped part-way (a CUDA out-of-memory error): one line, exit code 1; the finished batches are kept
+    and the same command resumes."""
+
+
 def pick_device(cfg: DictConfig) -> str:
     """GPU through gpu_utils (before CUDA is initialised) or CPU; ``device: cpu`` forces the CPU."""
     if str(cfg.device) != "auto":
@@ -67,6 +72,8 @@ def check_settings(cfg: DictConfig) -> None:
             raise PlanError(f"{key}={value!r} must be a whole number >= 1")
     if cfg.goal_source != "dset":
         raise PlanError(f"goal_source {cfg.goal_source!r} is not supported (only 'dset')")
+    if not isinstance(cfg.get("resume", True), bool):
+        raise PlanError(f"resume={cfg.get('resume')!r} must be true or false")
     from utils.wandb_mode import check_mode
 
     try:
@@ -76,7 +83,10 @@ def check_settings(cfg: DictConfig) -> None:
 
 
 def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
-    """The whole evaluation of one (shard of a) planning job; returns the summary."""
+    """The whole evaluation of one (shard of a) planning job; returns the summary.
+
+    A job resumes: the evaluations finished by an earlier launch into ``out_dir`` (``batches/``) are kept and the
+    others planned; a different job's evaluations there are refused in one line (``planning.resume``)."""
     check_settings(cfg)
     ckpt = cfg.ckpt_base_path
     device = pick_device(cfg)
@@ -85,7 +95,7 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
 
     from datasets.robomimic_dset import RobomimicEpisodes
     from envs.robosuite_env import RobosuiteEnv
-    from planning.report import OutputWriter, run_batches, save_results
+    from planning.report import BatchOutOfMemory, OutputWriter, run_batches, save_results
     from training.run_loading import load_world_model
 
     torch.manual_seed(int(cfg.seed))
@@ -106,23 +116,42 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     fs, t0 = int(model.frameskip), int(cfg.history_frames or model.num_hist)
     specs, mine = evaluation_specs(cfg, run, data, fs, t0)
     planner, mpc, settings, described = build_planning(cfg, model, run.normalizer, fs, t0, device)
-    batch = pick_batch_size(cfg, model, planner, len(mine), mpc.budget_steps * fs, data)
+    job = open_job(cfg, out_dir, run, data, mine, described)  # only reads: a refused job leaves the dir as it was
+    todo = [s for s in mine if s.eval_index not in job.finished]
+    batch, estimate = pick_batch_size(cfg, model, planner, len(todo) or 1, mpc.budget_steps * fs, data,
+                                      earlier=job.earlier_batch_size)
+    job.begin(batch, device)  # this launch's first write
+    if job.finished:
+        log.info("resuming: %d of the %d evaluations of this job are finished in %s (batches/), planning the other %d",
+                 len(job.finished), len(mine), out_dir, len(todo))
     log.info("planning %d of %d evaluations (shard %d/%d) with %s on %s, goal_H=%d (%d env steps), %d re-plans, "
-             "%d evaluations at a time", len(mine), len(specs), cfg.shard.index, cfg.shard.count, planner.name, device,
+             "%d evaluations at a time", len(todo), len(specs), cfg.shard.index, cfg.shard.count, planner.name, device,
              cfg.goal_H, cfg.goal_H * fs, mpc.max_iter, batch)
     writer = OutputWriter(out_dir, cfg, planner.name, int(cfg.goal_H), with_imagined=mpc.decode_imagined)
-    records = run_batches(lambda: RobosuiteEnv.from_meta(data.meta, render=True), model, run.normalizer, data, mine,
-                          mpc, settings, device, batch_size=batch, progress=bool(cfg.progress),
-                          on_batch=writer.write_batch)
+
+    def finish_batch(records, traces, goals) -> None:  # videos and plots first, then the batch counts as finished
+        seconds, failed = writer.write_batch(records, traces, goals)
+        path = job.commit(records, batch, device, seconds, failed)
+        log.info("evaluations %s finished (%d of %d): %s", [r["eval_index"] for r in records], len(job.finished),
+                 len(mine), path.relative_to(out_dir))
+
+    try:
+        run_batches(lambda: RobosuiteEnv.from_meta(data.meta, render=True), model, run.normalizer, data, todo, mpc,
+                    settings, device, batch_size=batch, progress=bool(cfg.progress), on_batch=finish_batch)
+    except BatchOutOfMemory as exc:
+        raise JobStopped(out_of_memory_message(exc, device, estimate, len(job.finished), len(mine), out_dir)) from exc
+    records = job.records()
+    failed_before = len(writer.errors)  # those of the batches are in their files (job.output_errors)
     writer.finish(records)
+    errors = [*job.output_errors(), *writer.errors[failed_before:]]
     info = {**run_info(cfg, run, planner.name, fs, data.meta.env_name, device), **described,
             "episode_pool": pool_name(cfg, run, data)}
-    try:
-        summary = save_results(out_dir, cfg, info, records, writer)  # the results first, whatever fails next
+    try:  # the results first, whatever fails next
+        summary = save_results(out_dir, cfg, info, records, job.outputs_seconds(), errors)
     except OSError as exc:
         raise OutputError(f"could not write the results into {out_dir}: {exc}") from exc
-    publish(cfg, out_dir, info, summary, records)
-    writer.raise_if_failed()
+    publish_once(cfg, job, out_dir, info, summary, records)
+    writer.raise_if_failed(errors)
     return summary
 
 
@@ -305,18 +334,84 @@ def load_prior(spec, run_dir: Path, device: str, model_epoch="latest"):
     return prior, identity
 
 
-def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, data) -> int:
-    """``cfg.batch_size`` (auto or a number) checked against the memory available (see planning.memory)."""
+def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, data, earlier: int | None = None):
+    """``cfg.batch_size`` (auto or a number) checked against the memory available (see planning.memory).
+
+    ``earlier``: the batch size of the job's latest earlier launch, which ``auto`` keeps while it fits (a resumed
+    job plans the same evaluations together as an uninterrupted one). Returns (batch size, the memory estimate of
+    a batch size)."""
     from planning import memory
 
     episode = (env_steps + 1) * int(data.meta.image_size) ** 2 * 3 * 4  # trace frames + the video's panels
     rollout = memory.rollout_bytes(model, int(cfg.planner.get("horizon", 1))) if planner.uses_model else 0
     estimate = memory.estimator(memory.resident_bytes(), episode, rollout, int(getattr(planner, "num_samples", 1)),
                                 int(getattr(planner, "chunk_size", 4096)))
+    available = memory.available_bytes()
+    if earlier and str(cfg.batch_size) == "auto":
+        try:
+            return memory.choose_batch_size(int(earlier), n, estimate, available), estimate
+        except ValueError:
+            log.info("the earlier launches' batch_size=%d does not fit now: batch_size=auto", earlier)
     try:
-        return memory.choose_batch_size(cfg.batch_size, n, estimate, memory.available_bytes())
+        return memory.choose_batch_size(cfg.batch_size, n, estimate, available), estimate
     except ValueError as exc:
         raise PlanError(str(exc)) from exc
+
+
+def open_job(cfg: DictConfig, out_dir: Path, run, data, mine: list, described: dict):
+    """The job in ``out_dir`` (``planning.resume.PlanJob``) checked against this launch: its finished
+    evaluations, or a PlanError when the dir holds another job's (nothing is written here)."""
+    from planning.resume import PlanJob, ResumeError, job_identity
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["ckpt_base_path"] = str(Path(str(cfg.ckpt_base_path)).resolve())
+    if cfg.dataset_path:
+        config["dataset_path"] = str(Path(str(cfg.dataset_path)).resolve())
+    identity = job_identity(config, checkpoint=str(Path(run.checkpoint_dir).resolve()),
+                            model_step=getattr(run, "step", None), evaluations=[s.to_dict() for s in mine],
+                            action_prior_sha256=(described.get("action_prior") or {}).get("sha256"),
+                            dataset_sha256=getattr(data.meta, "source_sha256", None))
+    job = PlanJob(out_dir)
+    try:
+        job.check(identity, resume=bool(cfg.get("resume", True)))
+    except ResumeError as exc:
+        raise PlanError(str(exc)) from exc
+    return job
+
+
+def batch_size_after_oom(exc, device: str, estimate) -> tuple[int, float]:
+    """(the largest batch size below the failed one that should fit, the bytes one evaluation needs).
+
+    On a GPU from what it held: bytes allocated before the batch, at most during it and the request that failed,
+    over the batch's evaluations, against the memory this process can have there (free + what torch holds).
+    Otherwise (no CUDA statistics) from ``planning.memory``'s estimate against the available memory."""
+    from planning import memory
+
+    if exc.base is not None and exc.peak is not None:
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        budget = memory.HEADROOM * (free + torch.cuda.memory_reserved(device))
+        per_env = max(1, exc.peak + (exc.wanted or 0) - exc.base) / exc.size
+
+        def need(b: int) -> float:
+            return exc.base + b * per_env
+    else:
+        budget, per_env, need = memory.HEADROOM * memory.available_bytes(), estimate(2) - estimate(1), estimate
+    return max((b for b in range(1, exc.size) if need(b) <= budget), default=0), float(per_env)
+
+
+def out_of_memory_message(exc, device: str, estimate, finished: int, total: int, out_dir: Path) -> str:
+    """The one line of a job stopped by a CUDA out-of-memory error: the batch size that fits, what is kept."""
+    fits, per_env = batch_size_after_oom(exc, device, estimate)
+    kept = f"the {finished} finished evaluations are kept in {out_dir}"
+    head = (f"CUDA out of memory planning {exc.size} evaluations together on {device} (about "
+            f"{per_env / 2 ** 30:.1f} GB each)")
+    if fits:
+        return (f"{head}: batch_size={fits} should fit; rerun the same command with batch_size={fits} to plan the "
+                f"other {total - finished} ({kept})")
+    return (f"{head}: not even batch_size=1 fits in the memory free there; free the GPU or plan on the CPU "
+            f"(device=cpu), the same command resumes ({kept})")
 
 
 def run_info(cfg: DictConfig, run, planner: str, fs: int, env_name: str, device: str) -> dict:
@@ -359,6 +454,21 @@ def publish(cfg: DictConfig, out_dir: Path, info: dict, summary: dict, records: 
                           f"{out_dir}") from exc
 
 
+def publish_once(cfg: DictConfig, job, out_dir: Path, info: dict, summary: dict, records: list[dict]) -> None:
+    """:func:`publish`, unless an earlier launch of this job logged its result in the same wandb mode (a rerun of
+    a finished job); recorded in job.json once it is logged."""
+    from utils.wandb_mode import resolve_mode
+
+    mode = resolve_mode(cfg.wandb.get("mode"))
+    logs = int(cfg.shard.count) <= 1 and mode != "disabled"
+    if logs and job.logged_to_wandb(mode):
+        log.info("wandb: this result was logged by an earlier launch (mode %s): not logged again", mode)
+        return
+    publish(cfg, out_dir, info, summary, records)
+    if logs:
+        job.mark_logged_to_wandb(mode)
+
+
 def result_line(summary: dict) -> str:
     """The one line plan.py prints: what planned, the rate with its interval, n and the distinct episodes."""
     enc = "" if summary.get("encoder_pretrained") is not False else " [RANDOM frozen encoder]"
@@ -378,14 +488,18 @@ def main(cfg: DictConfig) -> None:
     started = time.time()  # what this launch writes is newer (a refused one leaves no run dir behind)
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
+    from planning.resume import log_sizes, restore_launch_files
+
+    logs_before = log_sizes(out_dir)  # plan.log as the earlier launches of a job left it
     try:
         summary = run_plan(cfg, out_dir)
-    except (PlanError, OutputError) as exc:  # bad input: exit 2; an output not written (results saved): exit 1
+    except (PlanError, OutputError, JobStopped) as exc:  # bad input: exit 2; results saved, the job did not end: 1
         print(f"plan.py: error: {exc}", file=sys.stderr)
-        if isinstance(exc, PlanError):  # refused before any result: no run directory left behind
+        if isinstance(exc, PlanError):  # refused: no new run directory left behind, a job's dir as it was
             from utils.run_dirs import remove_refused_run_dir
 
-            remove_refused_run_dir(out_dir, started)
+            if not remove_refused_run_dir(out_dir, started):
+                restore_launch_files(out_dir, logs_before)
         if str(hc.mode) == "RunMode.MULTIRUN":  # one bad sweep point (e.g. a goal_H too long) must not end the sweep
             return
         sys.exit(2 if isinstance(exc, PlanError) else 1)

@@ -86,13 +86,14 @@ say "training (feature cache first) -> $TRAIN_RUN"
 # random actions, the dataset's own actions (replay) and doing nothing (hold) are the baselines.
 CEM=cem; command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 || CEM=cem_cpu
 PLAN_DIRS=()
+RESUME=true; [[ "$FORCE_PLAN" == 1 ]] && RESUME=false  # an unfinished job resumes; --replan starts its dir over
 for planner in "$CEM" prior random replay hold; do
   dir="$PLAN_OUT/$(basename "$TRAIN_RUN")_${planner}_gH${GOAL_H}"
   PLAN_DIRS+=("$dir")
   if [[ -f "$dir/summary.json" && "$FORCE_PLAN" == 0 ]]; then say "planning with $planner: already done ($dir)"; continue; fi
   say "planning with $planner -> $dir"
   "$PY" plan.py --config-name=plan_projected_latent "ckpt_base_path=$TRAIN_RUN" "planner=$planner" \
-    "n_evals=$N_EVALS" "goal_H=$GOAL_H" "hydra.run.dir=$dir" "${PLAN_ARGS[@]}" \
+    "n_evals=$N_EVALS" "goal_H=$GOAL_H" "hydra.run.dir=$dir" "resume=$RESUME" "${PLAN_ARGS[@]}" \
     || { echo "run_demo.sh: planning with $planner failed (see the message above)" >&2; exit 1; }
 done
 

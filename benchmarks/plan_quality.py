@@ -15,8 +15,10 @@ are reused with another seed when there are fewer: each cell says how many disti
 95 % interval counts those). Columns: ``cem`` (the world model alone), ``cem_prior`` (CEM seeded by the
 behaviour-cloned action prior), ``prior`` (the prior alone), ``random``, ``hold`` (do nothing) and ``replay``
 (the demonstration's own actions); on a machine without CUDA the CEM budgets are ``cem_cpu`` / ``cem_prior_cpu``. A goal_H longer than the episodes allow is reported
-and skipped. Finished cells (their summary.json exists) are not rerun, so an interrupted benchmark
-resumes. At the end ``planning.merge --by goal_H`` writes ``goal_H_table.{md,csv,json}`` and
+and skipped. Finished cells (their summary.json exists) are not rerun, and an interrupted cell resumes
+inside the cell: its plan.py job keeps the evaluations it finished (``batches/``) and plans the rest, so rerunning
+the same command after a kill or preemption loses at most the batch in progress. A cell that holds evaluations
+planned with other settings stops the benchmark in one line (use another ``--out``). At the end ``planning.merge --by goal_H`` writes ``goal_H_table.{md,csv,json}`` and
 ``success_vs_goal_H.png`` into ``--out``; the table is printed with the wall time.
 
 Metrics per cell: task success (the env's own check after the last step), goal reached (object within
@@ -97,11 +99,22 @@ def cell_dir(out: Path, planner: str, goal_h: int) -> Path:
     return out / f"{planner}_gH{goal_h}"
 
 
+class CellError(Exception):
+    """A cell whose earlier evaluations plan.py refused to resume (other settings): one line, exit code 2."""
+
+
 def run_cell(args: argparse.Namespace, out: Path, planner: str, goal_h: int) -> str:
-    """Run one plan.py job unless it already finished; returns "done", "cached" or "skipped: <reason>"."""
+    """Run one plan.py job unless it already finished; returns "done", "cached", "resumed" (an interrupted cell
+    finished: plan.py planned only what its earlier launch left) or "skipped: <reason>"."""
+    from planning.resume import JOB_FILE, finished_evaluations
+
     d = cell_dir(out, planner, goal_h)
     if (d / "summary.json").is_file():
         return "cached"
+    earlier = (d / JOB_FILE).is_file()
+    if earlier:
+        log.info("%s goal_H=%d: resuming the cell (%d of %d evaluations finished earlier)", planner, goal_h,
+                 len(finished_evaluations(d)), args.n)
     media = [] if args.videos else ["outputs.videos=false", "outputs.plots=false"]
     cmd = [sys.executable, str(ROOT / "plan.py"), f"--config-name={args.config_name}",
            f"ckpt_base_path={args.run.resolve()}", f"planner={planner}", f"n_evals={args.n}", f"goal_H={goal_h}",
@@ -112,11 +125,14 @@ def run_cell(args: argparse.Namespace, out: Path, planner: str, goal_h: int) -> 
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ})
     if proc.returncode == 2:  # bad cell (e.g. goal_H longer than the episodes): one line, go on
         reason = (proc.stderr.strip().splitlines() or ["exit 2"])[-1]
+        if earlier:  # the cell's earlier evaluations: planned with other settings (or another checkpoint)
+            raise CellError(f"cell {d.name}: {reason}")
         return f"skipped: {reason}"
     if proc.returncode != 0:
-        raise RuntimeError(f"plan.py failed for {planner} goal_H={goal_h} (exit {proc.returncode}):\n"
+        raise RuntimeError(f"plan.py failed for {planner} goal_H={goal_h} (exit {proc.returncode}; the cell's "
+                           f"finished evaluations are kept in {d}, the same command resumes it):\n"
                            f"{proc.stderr[-3000:]}")
-    return "done"
+    return "resumed" if earlier else "done"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     for goal_h in horizons:
         for planner in planners:
             t = time.perf_counter()
-            st = run_cell(args, out, planner, goal_h)
+            try:
+                st = run_cell(args, out, planner, goal_h)
+            except CellError as exc:
+                print(f"plan_quality: error: {exc}", file=sys.stderr)
+                return 2
             status[f"{planner}_gH{goal_h}"] = st
             log.info("%-10s goal_H=%-3d %s (%.0f s)", planner, goal_h, st, time.perf_counter() - t)
             if st.startswith("skipped"):

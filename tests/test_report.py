@@ -1,11 +1,13 @@
 """Planning report: evaluation in batches (envs always closed), outputs per batch, results saved even when
-an output cannot be written (then one-line OutputError)."""
+an output cannot be written (then one-line OutputError), a CUDA out-of-memory error in a batch reported with what
+the batches before it finished."""
 
 import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 import planning.report as report
@@ -32,13 +34,15 @@ def _record(i, success=True):
 def test_writer_writes_videos_and_plots_and_records_their_paths(tmp_path):
     w = report.OutputWriter(tmp_path, _cfg(), "cem", 5, with_imagined=False)
     recs = [_record(0), _record(1, False)]
-    w.write_batch(recs, [_trace(), _trace()], [np.zeros((16, 16, 3), np.uint8)] * 2)
+    seconds, failed = w.write_batch(recs, [_trace(), _trace()], [np.zeros((16, 16, 3), np.uint8)] * 2)
+    assert seconds > 0 and failed == []
     w.finish(recs)
     assert recs[0]["video"] == "videos/eval_000_ep7.mp4" and recs[1]["eef_plot"] == "plots/eef_eval_001_ep7.png"
     assert (tmp_path / recs[0]["video"]).stat().st_size > 0 and (tmp_path / "plots" / "success.png").is_file()
     w.raise_if_failed()  # nothing failed
-    summary = report.save_results(tmp_path, _cfg(), {"planner": "cem"}, recs, w)
+    summary = report.save_results(tmp_path, _cfg(), {"planner": "cem"}, recs, 1.5, w.errors)
     logs = json.loads((tmp_path / "logs.json").read_text())
+    assert logs["timings"]["outputs_seconds"] == 1.5
     assert summary["success_rate"] == 0.5 and [e["eval_index"] for e in logs["episodes"]] == [0, 1]
     assert logs["output_errors"] == [] and json.loads((tmp_path / "summary.json").read_text()) == summary
 
@@ -47,13 +51,18 @@ def test_a_failed_output_skips_the_rest_saves_the_results_and_raises_one_line(tm
     (tmp_path / "videos").write_text("a file where the videos dir should be")
     w = report.OutputWriter(tmp_path, _cfg(), "cem", 5, with_imagined=False)
     recs = [_record(0), _record(1)]
-    w.write_batch(recs, [_trace(), _trace()], [np.zeros((16, 16, 3), np.uint8)] * 2)
+    _, failed = w.write_batch(recs, [_trace(), _trace()], [np.zeros((16, 16, 3), np.uint8)] * 2)
     assert len(w.errors) == 1 and w.skipped == 3 and "video" not in recs[0] and "eef_plot" not in recs[0]
-    report.save_results(tmp_path, _cfg(), {"planner": "cem"}, recs, w)
+    assert failed == w.errors  # what this batch could not write (recorded with the batch)
+    assert w.write_batch([_record(2)], [_trace()], [np.zeros((16, 16, 3), np.uint8)])[1] == []  # skipped, not failed
+    report.save_results(tmp_path, _cfg(), {"planner": "cem"}, recs, w.seconds, w.errors)
     assert json.loads((tmp_path / "logs.json").read_text())["output_errors"] == w.errors
     with pytest.raises(OutputError) as exc:
         w.raise_if_failed()
-    assert "\n" not in str(exc.value) and "3 later video(s)/plot(s) skipped" in str(exc.value)
+    assert "\n" not in str(exc.value) and "5 later video(s)/plot(s) skipped" in str(exc.value)
+    with pytest.raises(OutputError, match="could not write an earlier launch's video"):
+        report.OutputWriter(tmp_path, _cfg(), "cem", 5, with_imagined=False).raise_if_failed(
+            ["an earlier launch's video"])
 
 
 class _Env:
@@ -83,3 +92,24 @@ def test_run_batches_batches_closes_every_env_and_reports_each_batch(monkeypatch
         report.run_batches(_Env, None, None, None, [SimpleNamespace(eval_index=0, seed=99)] * 2, None, None, "cpu",
                            batch_size=2, progress=False)
     assert _Env.closed == 7  # closed on the failure too
+
+
+def test_a_cuda_out_of_memory_error_is_reported_after_the_finished_batches(monkeypatch):
+    seen = []
+
+    def fake_evaluate(model, normalizer, data, envs, specs, mpc, settings, device):
+        if specs[0].eval_index == 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB. GPU 0 has a total "
+                                              "capacity of 79.19 GiB")
+        return [_record(s.eval_index) for s in specs], SimpleNamespace(traces=[None] * len(specs)), [None] * len(specs)
+
+    monkeypatch.setattr(report, "evaluate_batch", fake_evaluate)
+    _Env.closed = 0
+    with pytest.raises(report.BatchOutOfMemory) as exc:
+        report.run_batches(_Env, None, None, None, [SimpleNamespace(eval_index=i, seed=i) for i in range(4)], None,
+                           None, "cpu", batch_size=2, progress=False,
+                           on_batch=lambda r, t, g: seen.append([x["eval_index"] for x in r]))
+    assert seen == [[0, 1]] and _Env.closed == 4  # the first batch went through on_batch; every env closed
+    e = exc.value
+    assert (e.size, e.finished, e.wanted) == (2, 2, int(1.5 * 2 ** 30))
+    assert e.base is None and e.peak is None  # no CUDA statistics on a CPU device

@@ -257,9 +257,10 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
         raise PlanError(f"eval.success_metric={cfg.eval.success_metric!r} is not one of task, goal")
     try:
         reader = model.read_state if getattr(model, "reads_state", False) else None
+        ctg = load_learned_cost(cfg, device) if float(cfg.objective.get("cost_to_go_weight", 0) or 0) > 0 else None
         objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
                                 if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0),
-                                state_reader=reader)
+                                state_reader=reader, cost_to_go=ctg)
     except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
         raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
     try:
@@ -297,6 +298,18 @@ def planning_description(cfg: DictConfig, planner, mpc, prior_info: dict | None)
     chooser = ("world model" if planner.uses_model and prior_info is None else
                "action prior + world model" if planner.uses_model else "baseline (no model)")
     return {"planner_settings": settings, "action_prior": prior_info, "actions_chosen_by": chooser}
+
+
+def load_learned_cost(cfg: DictConfig, device: str):
+    """The run's learned cost-to-go (``RUN/cost_to_go``) for ``objective.cost_to_go_weight`` > 0; PlanError when
+    it has none or it is damaged."""
+    from models.cost_to_go import CTG_DIR, load_cost_to_go
+
+    path = Path(str(cfg.ckpt_base_path)).resolve() / CTG_DIR
+    try:
+        return load_cost_to_go(path, device)
+    except (FileNotFoundError, ValueError) as exc:
+        raise PlanError(f"objective.cost_to_go_weight={cfg.objective.cost_to_go_weight}: {exc}") from exc
 
 
 def load_prior(spec, run_dir: Path, device: str, model_epoch="latest"):

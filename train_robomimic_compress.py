@@ -178,14 +178,25 @@ def _train(cfg: DictConfig, run_dir: Path) -> None:
         sys.exit(2)
     if code:
         sys.exit(code)
-    if cfg.get("action_prior") and cfg.action_prior.train and int(os.environ.get("RANK", "0")) == 0:
-        import torch
+    if int(os.environ.get("RANK", "0")) == 0:
+        fit_learned_heads(cfg, run_dir)
+    log.info("run dir: %s%s", run_dir, " (multi-process)" if is_multiprocess() else "")
 
+
+def fit_learned_heads(cfg: DictConfig, run_dir: Path) -> None:
+    """After the world model, on its frozen latents: the learned cost-to-go (``cost_to_go.train``) and the action
+    prior (``action_prior.train``), on the device training ran on (the selected GPU when CUDA is there)."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if cfg.get("cost_to_go") and cfg.cost_to_go.train:
+        from training.cost_to_go import fit_after_training
+
+        fit_after_training(run_dir, int(cfg.cost_to_go.steps), device)
+    if cfg.get("action_prior") and cfg.action_prior.train:
         from training.action_prior import fit_after_training
 
-        # the device training ran on (the Accelerator's rule: the selected GPU when CUDA is there, else the CPU)
-        fit_after_training(run_dir, int(cfg.action_prior.steps), "cuda" if torch.cuda.is_available() else "cpu")
-    log.info("run dir: %s%s", run_dir, " (multi-process)" if is_multiprocess() else "")
+        fit_after_training(run_dir, int(cfg.action_prior.steps), device)
 
 
 if __name__ == "__main__":

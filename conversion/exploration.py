@@ -9,7 +9,8 @@ steps (one planning step of the model), drawn as a planner's search draws them: 
 data's action mean and std, the gripper open or closed. What the camera sees is recorded like a demonstration.
 
 Branch episodes are appended to a converted dataset directory (``meta.json`` ``explore_sources``: the
-source episode of each branch, -1 for the demonstrations). They go to the split of their source episode, so
+source episode of each branch, -1 for the demonstrations; ``explore_starts``: the frame of it the branch started
+from). They go to the split of their source episode, so
 no test episode's scene is ever trained on (``datasets.robomimic_dset.split_episodes``), and they are never
 planning goals or action-prior data.
 
@@ -104,7 +105,7 @@ def explore(data, settings: ExploreSettings, progress: bool = True) -> list[tupl
                 start = int(rng.integers(0, data.seq_len(ep)))
                 acts = random_chunks(rng, mean, std, settings.chunks, settings.chunk_steps, env.action_low,
                                      env.action_high)
-                out.append((ep, run_branch(env, data, ep, start, acts)))
+                out.append((ep, {**run_branch(env, data, ep, start, acts), "start": start}))
     finally:
         env.close()
     return out
@@ -152,7 +153,8 @@ def write_with_branches(data, branches: list[tuple[int, dict]], out_dir: Path, s
                                           "demo_keys": list(meta.demo_keys) + [
                                               f"explore_{meta.demo_keys[s]}_{k}" for k, (s, _) in enumerate(branches)],
                                           "model_files": files,
-                                          "explore_sources": explore_sources(meta) + [s for s, _ in branches]})
+                                          "explore_sources": explore_sources(meta) + [s for s, _ in branches],
+                                          "explore_starts": [-1] * n + [int(b["start"]) for _, b in branches]})
         new_meta.extra = {**meta.extra, "exploration": {"branches": settings.branches, "chunks": settings.chunks,
                                                         "chunk_steps": settings.chunk_steps, "seed": settings.seed}}
         new_meta.save(tmp)

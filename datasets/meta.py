@@ -87,6 +87,7 @@ class DatasetMeta:
     # per episode: the demonstration an exploration branch was taken from (conversion/exploration.py), -1 for
     # a demonstration; empty: every episode is a demonstration
     explore_sources: list[int] = field(default_factory=list)
+    explore_starts: list[int] = field(default_factory=list)  # per episode: the source frame a branch starts at, or -1
 
     def is_exploration(self, episode: int) -> bool:
         """True for an exploration branch (never a planning goal, never action-prior data)."""

@@ -12,6 +12,7 @@ import logging
 
 import torch
 
+from planning import gripper_schedules as gs
 from planning.base import (
     PlanContext,
     PlanResult,
@@ -56,6 +57,11 @@ class CEMPlanner:
             (iCEM's coloured noise): 0 white, 2 smooth (consecutive steps move together, as arm motions do).
         return_best: return the lowest-cost candidate seen in any iteration instead of the final mean (a mean
             of elites that grasp at different steps grasps at none).
+        gripper_switches: with a binary gripper (``ctx.gripper``), search the gripper as a discrete choice: every
+            candidate follows an open / close schedule with at most this many switches from the current command,
+            drawn from a categorical distribution refitted to the elites (:mod:`planning.gripper_schedules`).
+            0: the gripper is one more Gaussian dimension, snapped to open / close.
+        schedule_smoothing: weight of the old categorical distribution in each refit (0: the elites' only).
         cuda_graph: on a GPU, record the second iteration of every re-plan as a CUDA graph and replay it
             for the rest (:mod:`planning.cuda_graph`): one launch per iteration instead of hundreds from
             Python. Not with a predictor compiled in a CUDA-graph mode (``model.rollout_graphs``). The
@@ -68,7 +74,8 @@ class CEMPlanner:
     def __init__(self, model, objective: LatentGoalObjective, name: str = "cem", horizon: int = 5,
                  num_samples: int = 300, topk: int = 30, opt_steps: int = 30, var_scale: float = 1.0,
                  min_std: float = 0.05, chunk_size: int = 4096, warm_start: bool = True, action_repeat: bool = False,
-                 keep_elites: int = 0, noise_beta: float = 0.0, return_best: bool = False, cuda_graph: bool = True):
+                 keep_elites: int = 0, noise_beta: float = 0.0, return_best: bool = False, gripper_switches: int = 0,
+                 schedule_smoothing: float = 0.3, cuda_graph: bool = True):
         if not 0 < topk <= num_samples:
             raise ValueError(f"need 0 < topk <= num_samples, got topk={topk}, num_samples={num_samples}")
         if opt_steps < 0:
@@ -82,6 +89,10 @@ class CEMPlanner:
             raise ValueError(f"need 0 <= planner.keep_elites <= min(topk, num_samples - 1) and noise_beta >= 0, got "
                              f"{keep_elites}, {noise_beta}")
         self.keep_elites, self.noise_beta, self.return_best = int(keep_elites), float(noise_beta), bool(return_best)
+        if gripper_switches not in (0, 1, 2) or not 0 <= schedule_smoothing < 1:
+            raise ValueError(f"need planner.gripper_switches in 0, 1, 2 and 0 <= schedule_smoothing < 1, got "
+                             f"{gripper_switches}, {schedule_smoothing}")
+        self.gripper_switches, self.schedule_smoothing = int(gripper_switches), float(schedule_smoothing)
         self.cuda_graph, self._graph_checked = bool(cuda_graph), False
 
     def initial_mean(self, ctx: PlanContext, a_dim: int, device) -> torch.Tensor:
@@ -111,14 +122,18 @@ class CEMPlanner:
         return None
 
     def iteration(self, ctx: PlanContext, z_obs: torch.Tensor | None, anchor: torch.Tensor | None,
-                  state: tuple[torch.Tensor, ...], eps: torch.Tensor):
-        """One CEM iteration: (state, eps [B, N, h, a]) -> (state, costs [B, N]).
+                  grip: GripperSearch | None, state: tuple[torch.Tensor, ...], x: torch.Tensor):
+        """One CEM iteration: (state, x) -> (state, costs [B, N]).
 
-        ``state`` = (mu, sigma [B, h, a], best [B, h, a], best_cost [B], elites [B, keep_elites, h, a]): the
-        distribution, the lowest-cost candidate so far and the elites carried over (they replace the last
-        samples). A pure function of device tensors (no host sync, no random numbers): on a GPU it is recorded
-        once and replayed as a CUDA graph (:mod:`planning.cuda_graph`)."""
-        mu, sigma, best, best_cost, kept = state
+        ``x`` [B, N, h * a + 1]: this iteration's Gaussian noise [B, N, h, a] flattened, then one uniform per
+        sample for its gripper schedule (one tensor, so that the iterations are replayed over one input).
+        ``state`` = (mu, sigma [B, h, a], best [B, h, a], best_cost [B], elites [B, keep_elites, h, a], schedule
+        probabilities [B, C], the elites' schedules [B, keep_elites]): the distributions, the lowest-cost candidate
+        so far and the elites carried over (they replace the last samples). A pure function of device tensors (no
+        host sync, no random numbers): on a GPU it is recorded once and replayed as a CUDA graph
+        (:mod:`planning.cuda_graph`)."""
+        mu, sigma, best, best_cost, kept, probs, kept_idx = state
+        eps, u = x[..., :-1].unflatten(-1, mu.shape[1:]), x[..., -1]
         low, high = self._reduce(ctx.action_low), self._reduce(ctx.action_high)
         samples = mu.unsqueeze(1) + sigma.unsqueeze(1) * eps  # [B, N, h, a]
         samples[:, 0] = mu
@@ -129,6 +144,13 @@ class CEMPlanner:
         if ctx.gripper is not None:
             samples = ctx.gripper.snap(samples)
         samples = self._reduce(samples)
+        idx = None
+        if grip is not None:
+            idx = gs.sample(probs, u)  # [B, N]
+            idx[:, 0] = probs.argmax(-1)
+            if self.keep_elites:
+                idx[:, idx.shape[1] - self.keep_elites:] = kept_idx
+            samples = grip.apply(samples, idx)
         costs = evaluate_candidates(self.model, self.objective, ctx, self._expand(samples), self.chunk_size,
                                     z_obs=z_obs)  # [B, N]
         extra = self.anchor_cost(samples, anchor)
@@ -139,11 +161,15 @@ class CEMPlanner:
         mu = elite.mean(dim=1)
         sigma = elite.std(dim=1, unbiased=False).clamp_min(self.min_std) if self.topk > 1 \
             else torch.full_like(mu, self.min_std)
+        if idx is not None:
+            elite_idx = torch.gather(idx, 1, top)
+            probs, kept_idx = gs.refit(probs, elite_idx, self.schedule_smoothing, floor=0.02), \
+                elite_idx[:, : self.keep_elites]
         first = torch.gather(costs, 1, top[:, :1])[:, 0]  # [B]
         better = first < best_cost
         best = torch.where(better[:, None, None], elite[:, 0], best)
         best_cost = torch.where(better, first, best_cost)
-        return (mu, sigma, best, best_cost, elite[:, : self.keep_elites]), costs
+        return (mu, sigma, best, best_cost, elite[:, : self.keep_elites], probs, kept_idx), costs
 
     def coloured(self, eps: torch.Tensor) -> torch.Tensor:
         """``eps`` [..., h, a] standard normal -> noise with power ~ 1/f^noise_beta along ``h``, each step still of
@@ -161,19 +187,28 @@ class CEMPlanner:
 
     @torch.no_grad()
     def plan(self, ctx: PlanContext) -> PlanResult:
-        """Plan ``ctx.horizon`` actions for every episode of ``ctx``; returns the final mean sequence (or the best
-        candidate seen, ``return_best``)."""
+        """Plan ``ctx.horizon`` actions for every episode of ``ctx``; returns the final mean sequence (with the
+        most likely gripper schedule) or the best candidate seen (``return_best``)."""
         device = ctx.z_goal.device
         ctx = context_on(ctx, device)  # bounds, pinned dims, gripper levels: no copies inside the iterations
         mu, sigma, anchor = self.start(ctx, device)
+        h, b = ctx.horizon, ctx.batch_size
         # every iteration's noise at once, in the order per-iteration draws would give: one host -> device copy
         eps = self.coloured(per_episode_noise_steps(ctx.generators, self.opt_steps,
-                                                    (self.num_samples, ctx.horizon, mu.shape[-1]), device))
+                                                    (self.num_samples, h, mu.shape[-1]), device))
+        grip = GripperSearch.build(self, ctx, mu) if self.gripper_switches and ctx.gripper is not None else None
+        u = per_episode_noise_steps(ctx.generators, self.opt_steps, (self.num_samples,), device) if grip else \
+            eps.new_zeros(*eps.shape[:3])
+        x = torch.cat([eps.flatten(-2), torch.special.ndtr(u)[..., None]], dim=-1)  # normal -> uniform for schedules
         z_obs = encode_context(self.model, ctx)
-        step = functools.partial(self.iteration, ctx, z_obs, anchor)
-        state = (mu, sigma, mu.clone(), torch.full(mu.shape[:1], float("inf"), device=device),
-                 mu.unsqueeze(1).expand(-1, self.keep_elites, -1, -1).clone())
-        mu, sigma, best, best_cost, _ = self._iterate(step, state, eps)
+        step = functools.partial(self.iteration, ctx, z_obs, anchor, grip)
+        probs = grip.probs if grip else mu.new_ones(b, 1)
+        state = (mu, sigma, mu.clone(), torch.full((b,), float("inf"), device=device),
+                 mu.unsqueeze(1).expand(-1, self.keep_elites, -1, -1).clone(), probs,
+                 probs.argmax(-1, keepdim=True).expand(-1, self.keep_elites).clone())
+        mu, sigma, best, best_cost, _, probs, _ = self._iterate(step, state, x)
+        if grip is not None:
+            mu = grip.apply(mu[:, None], probs.argmax(-1, keepdim=True))[:, 0]
         chosen = torch.where(torch.isfinite(best_cost)[:, None, None], best, mu) if self.return_best else mu
         actions = self._expand(chosen) if ctx.gripper is None else ctx.gripper.snap(self._expand(chosen))
         z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, actions, z_obs=z_obs)
@@ -195,3 +230,43 @@ class CEMPlanner:
             log.warning("CEM iterations run eagerly from now on (planner.cuda_graph=false skips the attempt): "
                         "%s", why)
         return state
+
+
+class GripperSearch:
+    """The discrete gripper search of one re-plan (``CEMPlanner(gripper_switches > 0)``): the schedule table, the
+    gripper entries of a searched action and their open / close values, each episode's current command.
+
+    Attributes: table bool [C, h]; dims bool [a]; open / close [a] normalised levels; closed_now bool [B]; probs
+    [B, C] the starting distribution (uniform, half of it on the previous plan's schedule when warm-started)."""
+
+    def __init__(self, table, dims, open_level, close_level, closed_now, probs):
+        self.table, self.dims, self.open, self.close = table, dims, open_level, close_level
+        self.closed_now, self.probs = closed_now, probs
+
+    @classmethod
+    def build(cls, planner: CEMPlanner, ctx: PlanContext, mu: torch.Tensor) -> GripperSearch:
+        device, h = mu.device, mu.shape[1]
+        table = gs.schedule_table(h, planner.gripper_switches, device=device)
+        dims = planner._reduce(ctx.gripper.dims.float()) > 0.5  # [a]
+        open_level, close_level = planner._reduce(ctx.gripper.open), planner._reduce(ctx.gripper.close)
+        first = int(dims.nonzero()[0])
+        if ctx.hold_actions is not None:
+            now = planner._reduce(ctx.hold_actions.to(device))[:, first]  # [B]
+            closed_now = (now - close_level[first]).abs() < (now - open_level[first]).abs()
+        else:
+            closed_now = torch.zeros(mu.shape[0], dtype=torch.bool, device=device)
+        warm = None
+        if planner.warm_start and ctx.init_actions is not None:  # the previous plan's schedule, shifted
+            prev = planner._reduce(ctx.init_actions.to(device))[:, :h, first]  # [B, h0]
+            prev = torch.cat([prev, prev[:, -1:].expand(-1, h - prev.shape[1])], dim=1) if prev.shape[1] < h else prev
+            closed = (prev - close_level[first]).abs() < (prev - open_level[first]).abs()
+            warm = gs.index_of(closed != closed_now[:, None], table)
+        probs = gs.initial_probs(table, warm) if warm is not None else \
+            gs.initial_probs(table, None).expand(mu.shape[0], -1).clone()
+        return cls(table, dims, open_level, close_level, closed_now, probs)
+
+    def apply(self, samples: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """``samples`` [B, N, h, a] with their gripper entries set by schedules ``idx`` [B, N]."""
+        closed = self.table[idx] != self.closed_now[:, None, None]  # [B, N, h]: the command is "close"
+        value = torch.where(closed[..., None], self.close, self.open)  # [B, N, h, a]
+        return torch.where(self.dims, value, samples)

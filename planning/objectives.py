@@ -20,7 +20,12 @@ pulls it towards the ground-truth low-dim state with InfoNCE. The objective ther
   state units. It sees where the task shows (object pose, object relative to the gripper, gripper opening)
   however few pixels the object covers.
 
-    cost = latent_term + alpha * aligned_term + state_weight * state_term
+* ``cost_to_go`` (``cost_to_go_weight`` > 0, a *learned cost on latents*, ``models.cost_to_go``): the predicted
+  planning steps from the last predicted latent to the goal, learned from the data's trajectories (states only).
+  It is what lets a plan that approaches the object score better than one that stops at the goal pose without
+  it; it reads the last step only, whatever ``mode``.
+
+    cost = latent_term + alpha * aligned_term + state_weight * state_term + cost_to_go_weight * cost_to_go
 
 No simulator is touched here: the objective only sees latents.
 """
@@ -43,10 +48,13 @@ class LatentGoalObjective:
         state_weight: weight of the learned state term (0: off).
         state_reader: latents [..., P, D] -> normalised state [..., S] (the world model's ``read_state``);
             required when ``state_weight`` > 0.
+        cost_to_go_weight: weight of the learned cost-to-go term (0: off); cost_to_go: ``(z [B, P, D], z_goal
+            [B, P, D]) -> [B]`` planning steps (``RUN/cost_to_go``), required when the weight is > 0.
     """
 
     def __init__(self, mode: str = "last", discount: float = 1.0, alpha: float = 0.0,
-                 alignment_dim: int | None = None, state_weight: float = 0.0, state_reader=None):
+                 alignment_dim: int | None = None, state_weight: float = 0.0, state_reader=None,
+                 cost_to_go_weight: float = 0.0, cost_to_go=None):
         if mode not in ("last", "all"):
             raise ValueError(f"objective mode must be 'last' or 'all', got {mode!r}")
         if not 0.0 < discount <= 1.0 and mode == "all":
@@ -56,6 +64,10 @@ class LatentGoalObjective:
         self.alpha = float(alpha)
         self.alignment_dim = int(alignment_dim or 0)
         self.state_weight, self.state_reader = float(state_weight), state_reader
+        self.cost_to_go_weight, self.cost_to_go = float(cost_to_go_weight), cost_to_go
+        if self.cost_to_go_weight < 0 or (self.cost_to_go_weight > 0 and cost_to_go is None):
+            raise ValueError(f"cost_to_go_weight={cost_to_go_weight} needs to be >= 0, and > 0 needs the run's learned "
+                             "cost-to-go (python -m training.cost_to_go RUN)")
         if self.state_weight < 0 or (self.state_weight > 0 and state_reader is None):
             raise ValueError(f"state_weight={state_weight} needs to be >= 0, and > 0 needs a world model that reads "
                              "states from its latents (read_state)")
@@ -94,7 +106,11 @@ class LatentGoalObjective:
     def __call__(self, z_pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:
         """Weighted cost [B] of predicted latents ``z_pred`` [B, h, P, D] against ``z_goal``."""
         if self.mode == "last":  # only the last step has weight: the others are not compared at all
-            return self.per_step(z_pred[:, -1:], z_goal)[:, 0]
-        per_step = self.per_step(z_pred, z_goal)
-        w = self.step_weights(per_step.shape[1], device=per_step.device).to(per_step.dtype)
-        return per_step @ w
+            cost = self.per_step(z_pred[:, -1:], z_goal)[:, 0]
+        else:
+            per_step = self.per_step(z_pred, z_goal)
+            cost = per_step @ self.step_weights(per_step.shape[1], device=per_step.device).to(per_step.dtype)
+        if self.cost_to_go_weight > 0:
+            goal = z_goal[:, -1] if z_goal.dim() == 4 else z_goal
+            cost = cost + self.cost_to_go_weight * self.cost_to_go(z_pred[:, -1].float(), goal.float())
+        return cost

@@ -48,6 +48,7 @@ def test_add_exploration_appends_branches_that_start_at_the_demonstration(tiny_l
     after = RobomimicEpisodes(out)
     n = len(before)
     assert meta.n_episodes == 2 * n and meta.explore_sources == [-1] * n + list(range(n))
+    assert meta.explore_starts[:n] == [-1] * n and all(0 <= s < before.seq_len(i) for i, s in enumerate(meta.explore_starts[n:]))
     assert [after.meta.is_exploration(i) for i in range(2 * n)] == [False] * n + [True] * n
     assert DatasetMeta.load(out).extra["exploration"]["chunk_steps"] == 3
     for i in range(n):  # the demonstrations unchanged
@@ -59,8 +60,7 @@ def test_add_exploration_appends_branches_that_start_at_the_demonstration(tiny_l
         assert after.seq_len(b) == 6
         acts = after.actions[b, :6].numpy()
         assert np.all(acts[:3] == acts[0]) and np.all(acts[3:] == acts[3])
-        start = int(np.argmin([np.abs(after.sim_states[b, 0].numpy() - before.sim_states[src, t].numpy()).max()
-                               for t in range(before.seq_len(src))]))
+        start = meta.explore_starts[b]
         assert np.abs(after.sim_states[b, 0, 1:].numpy() - before.sim_states[src, start, 1:].numpy()).max() < 1e-6
         assert np.abs(after.frames(b)[0].astype(float) - before.frames(src)[start].astype(float)).mean() < 3.0
     with pytest.raises(ValueError, match="already holds exploration branches"):

@@ -69,3 +69,53 @@ class OraclePrior:
     def __call__(self, z, z_goal, steps_left):
         self.seen.append(steps_left.tolist())
         return ((z_goal - z).flatten(1) / steps_left[:, None]) @ self.pinv
+
+
+class GraspToyModel:
+    """A toy pick-and-place with a grasp that only a precise gripper schedule achieves (latent rollout API).
+
+    Latent [B, T, 1, 6] = (arm x, arm y, object x, object y, holding, gripper closed). Actions [A = 3] =
+    (dx, dy, gripper): the arm moves by 0.3 x (dx, dy); the gripper is closed where its command is > 0. The object
+    is grasped only when the gripper *closes* (open at the previous step, closed now) with the arm within 0.15 of
+    it; while held and closed it moves with the arm; opening drops it. Closing early, late or beside the object
+    holds nothing, as with a real gripper.
+    """
+
+    frameskip, num_hist, action_dim = 1, 1, 3
+
+    def __init__(self):
+        self.calls = 0
+
+    def encode_obs(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return obs["proprio"].unsqueeze(2)  # [B, T, 1, 6]
+
+    def rollout(self, obs_0, act):
+        return self.rollout_latents(self.encode_obs(obs_0), act)
+
+    def rollout_latents(self, z_obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        frames, z = list(z_obs.unbind(1)), z_obs[:, -1, 0]
+        for k in range(z_obs.shape[1] - 1, act.shape[1]):
+            arm = z[:, :2] + 0.3 * act[:, k, :2].clamp(-1, 1)
+            closed = (act[:, k, 2] > 0).float()
+            near = ((arm - z[:, 2:4]).norm(dim=-1) < 0.15).float()
+            grasp = closed * (1 - z[:, 5]) * near
+            hold = torch.maximum(grasp, z[:, 4] * closed)
+            obj = torch.where(hold[:, None] > 0, arm, z[:, 2:4])
+            z = torch.cat([arm, obj, hold[:, None], closed[:, None]], dim=-1)
+            frames.append(z[:, None])
+        return torch.stack(frames, dim=1)
+
+
+def grasp_context(batch: int = 2, horizon: int = 6, seed: int = 0) -> PlanContext:
+    """Arm at the origin with the gripper open, the object at (0.6, 0); the goal: the object held at (0.6, 0.6)."""
+    from planning.base import GripperLevels
+
+    start = torch.tensor([0.0, 0.0, 0.6, 0.0, 0.0, 0.0]).expand(batch, 1, 6).clone()
+    goal = torch.tensor([0.6, 0.6, 0.6, 0.6, 1.0, 1.0]).expand(batch, 1, 1, 6).clone()
+    dims = torch.tensor([False, False, True])
+    return PlanContext(obs_0={"proprio": start}, past_actions=torch.zeros(batch, 0, 3), z_goal=goal, horizon=horizon,
+                       generators=[torch.Generator().manual_seed(seed * 100 + i) for i in range(batch)],
+                       action_low=-torch.ones(3), action_high=torch.ones(3),
+                       hold_actions=torch.tensor([0.0, 0.0, -1.0]).expand(batch, 3).clone(),
+                       gripper=GripperLevels(dims=dims, open=-torch.ones(3), close=torch.ones(3)))

@@ -22,7 +22,7 @@ INTEGERS: dict[str, int] = {
     "training.log_every": 1, "training.val_every": 1, "training.save_every": 1, "training.num_workers": 0,
     "training.seed": 0, "num_hist": 1, "num_pred": 1, "frameskip": 1, "img_size": PATCH, "projected_dim": 1,
     "alignment_dim": 1, "action_emb_dim": 1, "proprio_emb_dim": 1, "predictor.depth": 1, "predictor.heads": 1,
-    "action_prior.steps": 1, "training.test_seed": 0,
+    "action_prior.steps": 1, "training.test_seed": 0, "cost_to_go.steps": 1,
 }  # num_gpus and min_free_memory_gb: checked by the GPU selection (gpu_utils), which says what it needs
 # key -> (lowest, highest, whether the lowest itself is allowed); None: unbounded
 NUMBERS: dict[str, tuple[float | None, float | None, bool]] = {
@@ -37,7 +37,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "encoder.feature_key": tuple(FEATURE_KEYS),
 }
 FLAGS = ("debug", "training.resume", "training.grad_checkpointing", "model.decoder", "model.residual",
-         "model.target_stop_grad", "action_prior.train", "gpu.auto_select")
+         "model.target_stop_grad", "action_prior.train", "cost_to_go.train", "gpu.auto_select")
 
 
 class BadSetting(ValueError):

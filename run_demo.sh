@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole job on the offline demo data, in one command:
-#   set-up -> scripted Lift demos -> convert -> feature cache -> train (+ action prior) -> plan (CEM, prior,
-#   random, replay, hold) -> summary
+#   set-up -> scripted Lift demos (+ exploration branches) -> convert -> feature cache -> train (+ learned
+#   cost-to-go, action prior) -> plan on test episodes (cem, cem_prior, prior, random, hold, replay) -> summary
 #
 #   ./run_demo.sh                     with the pretrained DINOv2 ViT-S/14 (weights must be reachable)
 #   ./run_demo.sh --random-encoder    with a random frozen encoder (no weights needed; labelled everywhere)
@@ -22,8 +22,9 @@ Usage: ./run_demo.sh [--random-encoder] [--weights PATH] [--n-evals N] [--goal-h
 
 Runs the whole pipeline on offline demo data generated in robosuite (no network needed):
 set-up, 24 scripted Lift demos, conversion, DINOv2 feature cache, training (CPU: a few minutes),
-planning with CEM (seeded by the goal-conditioned action prior) beside the prior alone and the
-random, replay and do-nothing (hold) baselines, and a summary table.
+planning with the world model's CEM (cem) beside CEM seeded by the behaviour-cloned action prior (cem_prior),
+the prior alone and the random, do-nothing (hold) and replay baselines, on the run's test episodes, and a
+summary table.
 
   --random-encoder     use a random frozen DINOv2 ViT-S/14 (encoder.pretrained=false); every output
                        says so. Without it the official weights are needed (see README, "DINOv2 weights").
@@ -34,7 +35,7 @@ random, replay and do-nothing (hold) baselines, and a summary table.
   --train-arg X        extra Hydra override for training (repeatable)
   --plan-arg X         extra Hydra override for planning (repeatable)
 Outputs: outputs/demo/train (training run; outputs/demo/train_random_encoder with --random-encoder),
-  plan_outputs/demo/<run>_<planner>_gH<H>/ for planner cem (cem_cpu without a GPU), prior, random, replay, hold,
+  plan_outputs/demo/<run>_<planner>_gH<H>/ for planner cem, cem_prior, prior, random, hold, replay,
   and plan_outputs/demo/demo_summary.{md,json} (the table printed at the end).
 EOF
 }
@@ -78,16 +79,17 @@ DATA="${DINO_WM_DATA_ROOT:-$ROOT/data}/demo/lift/dino_wm"
 TRAIN_RUN="$OUT/train"
 [[ "$PRETRAINED" == false ]] && TRAIN_RUN="$OUT/train_random_encoder"
 say "training (feature cache first) -> $TRAIN_RUN"
-"$PY" train_robomimic_compress.py env=demo_lift "env.data_path=$DATA" \
+# test_ratio 0.2: 5 of the 24 demos are test episodes, so the default 4 evaluations plan on 4 distinct ones
+"$PY" train_robomimic_compress.py env=demo_lift "env.data_path=$DATA" training.test_ratio=0.2 \
   "encoder.pretrained=$PRETRAINED" training.resume=true "hydra.run.dir=$TRAIN_RUN" "${TRAIN_ARGS[@]}" \
   || { echo "run_demo.sh: training failed (see the message above; with no DINOv2 weights reachable use --weights PATH or --random-encoder, README \"DINOv2 weights\")" >&2; exit 1; }
 
-# CEM budget: the full one (300 samples x 30 iterations) on a GPU, a small one (planner/cem_cpu.yaml) on CPU;
-# random actions, the dataset's own actions (replay) and doing nothing (hold) are the baselines.
-CEM=cem; command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 || CEM=cem_cpu
+# cem: the world model alone (CEM's full budget: 300 samples x 30 iterations, ~2 s per re-plan on 2 CPU cores at
+# 56 px); cem_prior: CEM seeded by the behaviour-cloned action prior; prior: the prior alone; random actions,
+# doing nothing (hold) and the dataset's own actions (replay) are the baselines.
 PLAN_DIRS=()
 RESUME=true; [[ "$FORCE_PLAN" == 1 ]] && RESUME=false  # an unfinished job resumes; --replan starts its dir over
-for planner in "$CEM" prior random replay hold; do
+for planner in cem cem_prior prior random hold replay; do
   dir="$PLAN_OUT/$(basename "$TRAIN_RUN")_${planner}_gH${GOAL_H}"
   PLAN_DIRS+=("$dir")
   if [[ -f "$dir/summary.json" && "$FORCE_PLAN" == 0 ]]; then say "planning with $planner: already done ($dir)"; continue; fi

@@ -199,7 +199,8 @@ def _simulator_checks(f, info: SourceInfo, env) -> str:
 
 def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agentview",
             image_size: int | None = None, filter_key: str | None = None, overwrite: bool = False,
-            lossless: bool = False, progress: bool = True, allow_unknown_env: bool = False) -> DatasetMeta:
+            lossless: bool = False, progress: bool = True, allow_unknown_env: bool = False,
+            explore_branches: int = 2) -> DatasetMeta:
     """Convert ``input_path`` (robomimic hdf5) into the dataset directory ``output_dir``.
 
     Args:
@@ -211,6 +212,9 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
         allow_unknown_env: if ``env_args`` names what robosuite does not know (or the env does not
             build), convert without the simulator checks (see ``conversion/env_checks.py``) instead
             of refusing; files whose frames or vectors come from the simulator still need it.
+        explore_branches: exploration branches per demonstration (``conversion.exploration``: random action
+            chunks from demonstration states, the simulator's answer to actions the demos never take; 0: none).
+            They need the simulator; with ``allow_unknown_env`` and no env they are skipped with a warning.
     Raises:
         InputError: bad input or output path (message names file, demo and key); nothing is written then.
     """
@@ -234,7 +238,8 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
 
             def fill(tmp: Path) -> DatasetMeta:
                 found = _convert_into(tmp, f, info, env, camera, size, from_file, layout, lossless, progress)
-                return _meta(info, camera, size, found, **fields)
+                meta = _meta(info, camera, size, found, **fields)
+                return _explore(tmp, meta, explore_branches if env is not None else 0, progress)
 
             meta = _write_output(output_dir, fill)
         finally:
@@ -243,6 +248,16 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
     log.info("wrote %d episodes (%d frames, %dx%d %s frames) to %s", meta.n_episodes, meta.n_frames,
              size, size, meta.extra["frames_source"], output_dir)
     return meta
+
+
+def _explore(tmp: Path, meta: DatasetMeta, branches: int, progress: bool) -> DatasetMeta:
+    """``meta`` saved in ``tmp``, then ``branches`` exploration branches per demonstration appended there."""
+    meta.save(tmp)
+    if branches <= 0:
+        return meta
+    from conversion.exploration import ExploreSettings, add_exploration
+
+    return add_exploration(tmp, tmp, ExploreSettings(branches=branches), progress=progress)
 
 
 def _input_sha256(path: Path) -> str:
@@ -263,23 +278,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--filter-key", default=None, help="convert only the demos in mask/<key> (e.g. train)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     parser.add_argument("--lossless", action="store_true", help="store exact uint8 frames (.npy) instead of mp4")
+    parser.add_argument("--explore-branches", type=int, default=2, metavar="N",
+                        help="exploration branches per demonstration: from a seeded random frame the simulator steps "
+                             "4 chunks of random actions (5 env steps each) and records what the camera sees, so the "
+                             "world model also learns what actions the demos never take do (default 2; 0: none; "
+                             "python -m conversion.exploration adds them to a converted dataset later)")
     parser.add_argument("--allow-unknown-env", action="store_true",
                         help="convert even if env_args names an env, robot or controller type this robosuite "
                              "does not know, or the env does not build: SKIPS the simulator checks (action "
                              "width and range, state width against the env, obs/object against the simulator); "
                              "files whose frames or vectors need the simulator still fail")
     args = parser.parse_args(argv)
+    if args.explore_branches < 0:
+        parser.error("--explore-branches must be >= 0")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         meta = convert(args.input, args.output, args.camera, args.image_size, args.filter_key,
-                       args.overwrite, args.lossless, allow_unknown_env=args.allow_unknown_env)
+                       args.overwrite, args.lossless, allow_unknown_env=args.allow_unknown_env,
+                       explore_branches=args.explore_branches)
     except InputError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)
         return 130
-    print(f"converted {meta.n_episodes} episodes ({meta.n_frames} frames) to {args.output}")
+    n_branches = sum(s >= 0 for s in meta.explore_sources)
+    print(f"converted {meta.n_episodes - n_branches} episodes + {n_branches} exploration branches "
+          f"({meta.n_frames} frames) to {args.output}")
     return 0
 
 

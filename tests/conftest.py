@@ -56,7 +56,7 @@ def tiny_lift_dataset(tiny_lift_hdf5, tmp_path_factory) -> Path:
     from convert_robomimic_to_dino_wm import convert
 
     out = tmp_path_factory.mktemp("tiny_converted") / "lift"
-    convert(input_path=tiny_lift_hdf5, output_dir=out, camera="agentview")
+    convert(input_path=tiny_lift_hdf5, output_dir=out, camera="agentview", explore_branches=0)
     return out
 
 

@@ -85,7 +85,7 @@ def test_states_only_file_renders_frames_close_to_the_recorded_ones(tiny_lift_hd
     with h5py.File(src, "r+") as f:  # a states-only file has no low-dim obs either
         for name in f["data"]:
             del f[f"data/{name}/obs"]
-    meta = convert(src, tmp_path / "out", image_size=TINY_IMAGE_SIZE, progress=False)
+    meta = convert(src, tmp_path / "out", image_size=TINY_IMAGE_SIZE, progress=False, explore_branches=0)
     assert meta.extra["frames_source"] == "rendered" and meta.image_size == TINY_IMAGE_SIZE
     with h5py.File(tiny_lift_hdf5, "r") as f:
         for i, name in enumerate(meta.demo_keys):
@@ -99,15 +99,16 @@ def test_states_only_file_renders_frames_close_to_the_recorded_ones(tiny_lift_hd
 def test_options_filter_key_image_size_lossless_camera_overwrite(tiny_lift_hdf5, tmp_path):
     out = tmp_path / "d"
     meta = convert(tiny_lift_hdf5, out, camera="robot0_eye_in_hand", image_size=32, filter_key="train",
-                   lossless=True, progress=False)
+                   lossless=True, progress=False, explore_branches=0)
     assert meta.filter_key == "train" and meta.demo_keys == ["demo_0", "demo_1"] and meta.lossless
     assert meta.camera_names[0] == "robot0_eye_in_hand" and meta.image_size == 32
     frames = read_video(video_path(out, 0))
     assert frames.shape[1:] == (32, 32, 3) and (out / "obses" / "episode_00000.npy").is_file()
     with pytest.raises(InputError, match="exists"):
-        convert(tiny_lift_hdf5, out, progress=False)
-    meta2 = convert(tiny_lift_hdf5, out, overwrite=True, progress=False)
-    assert meta2.n_episodes == 3 and not meta2.lossless and video_path(out, 2).is_file()
+        convert(tiny_lift_hdf5, out, progress=False, explore_branches=0)
+    meta2 = convert(tiny_lift_hdf5, out, overwrite=True, progress=False)  # the defaults: 2 exploration branches each
+    assert meta2.n_episodes == 9 and not meta2.lossless and video_path(out, 8).is_file()
+    assert meta2.explore_sources == [-1] * 3 + [0, 0, 1, 1, 2, 2] and meta2.demo_keys[3] == "explore_demo_0_0"
     assert not (out / "obses" / "episode_00000.npy").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]  # no tmp / old dirs left
 
@@ -121,7 +122,7 @@ def test_old_controller_config_in_env_args_converts_and_builds(tiny_lift_hdf5, t
         f["data"].attrs["env_args"] = json.dumps(args)
 
     src = _copy_without(tiny_lift_hdf5, tmp_path / "old.hdf5", edit=edit)
-    meta = convert(src, tmp_path / "out", progress=False)
+    meta = convert(src, tmp_path / "out", progress=False, explore_branches=0)
     assert meta.env_kwargs["controller_configs"]["type"] == "OSC_POSE"
     env = RobosuiteEnv.from_meta(meta, render=False)
     env.close()
@@ -136,7 +137,7 @@ def test_interrupt_leaves_no_output(tiny_lift_hdf5, tmp_path, monkeypatch):
     monkeypatch.setattr(conv, "write_video", boom)
     before = (tiny_lift_hdf5.stat().st_mtime_ns, conv.sha256_of(tiny_lift_hdf5))
     with pytest.raises(KeyboardInterrupt):
-        convert(tiny_lift_hdf5, tmp_path / "out", progress=False)
+        convert(tiny_lift_hdf5, tmp_path / "out", progress=False, explore_branches=0)
     assert list(tmp_path.iterdir()) == []
     assert (tiny_lift_hdf5.stat().st_mtime_ns, conv.sha256_of(tiny_lift_hdf5)) == before  # input untouched
 
@@ -268,7 +269,7 @@ def test_issue_6_truncated_hdf5_is_one_line(tiny_lift_hdf5, tmp_path, capsys):
 def test_the_size_check_reads_the_converted_camera(tiny_lift_hdf5, tmp_path):
     src = _copy_without(tiny_lift_hdf5, tmp_path / "in.hdf5",
                         edit=BAD["4_non_square_main_camera"][0])  # agentview 64x48, eye-in-hand 64x64
-    meta = convert(src, tmp_path / "out", camera="robot0_eye_in_hand", filter_key="valid", progress=False)
+    meta = convert(src, tmp_path / "out", camera="robot0_eye_in_hand", filter_key="valid", progress=False, explore_branches=0)
     assert meta.image_size == TINY_IMAGE_SIZE and read_video(video_path(tmp_path / "out", 0)).shape[1:3] == (64, 64)
 
 
@@ -383,7 +384,7 @@ def test_images_without_low_dim_obs_get_vectors_from_the_simulator(tiny_lift_hdf
                 del f[f"data/{name}/obs/{key}"]
 
     src = _copy_without(tiny_lift_hdf5, tmp_path / "images_only.hdf5", edit=edit)
-    convert(src, tmp_path / "out", filter_key="valid", progress=False)
+    convert(src, tmp_path / "out", filter_key="valid", progress=False, explore_branches=0)
     ref = DatasetMeta.load(tiny_lift_dataset)
     i_ref = ref.demo_keys.index("demo_2")
     t = int(_load(tiny_lift_dataset, "seq_lengths")[i_ref])

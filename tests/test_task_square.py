@@ -68,7 +68,8 @@ def square_dataset(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("square")
     write_square_file(root / "square.hdf5")
-    convert(root / "square.hdf5", root / "dino_wm", camera="agentview", image_size=IMAGE_SIZE, progress=False)
+    convert(root / "square.hdf5", root / "dino_wm", camera="agentview", image_size=IMAGE_SIZE, progress=False,
+            explore_branches=0)
     return root / "dino_wm"
 
 

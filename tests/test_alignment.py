@@ -43,10 +43,20 @@ def test_temperature_is_clamped():
 
 
 def test_readout_maps_aligned_dims_to_the_state_affinely():
+    """Both readouts are affine in the patches' aligned dims: [B, P, a] -> [B, state_dim]."""
     torch.manual_seed(2)
-    head = StateReadout(alignment_dim=4, state_dim=6)
-    z = torch.randn(2, 3, 4)
-    out = head(z)
-    assert out.shape == (2, 3, 6)
-    zero = head(torch.zeros(4))
-    torch.testing.assert_close(head(2 * z) - zero, 2 * (out - zero))
+    z = torch.randn(2, 3, 4)  # [B, P, alignment_dim]
+    for head in (StateReadout(alignment_dim=4, state_dim=6), StateReadout(alignment_dim=4, state_dim=6, n_patches=3)):
+        out = head(z)
+        assert out.shape == (2, 6)
+        zero = head(torch.zeros(3, 4))
+        torch.testing.assert_close(head(2 * z) - zero, 2 * (out - zero))
+
+
+def test_patch_readout_sees_where_the_object_is_and_the_mean_readout_does_not():
+    torch.manual_seed(0)
+    left, right = torch.zeros(1, 3, 4), torch.zeros(1, 3, 4)
+    left[0, 0, 0], right[0, 2, 0] = 1.0, 1.0  # the same feature on another patch: equal patch means
+    mean_head, patch_head = StateReadout(4, 6), StateReadout(4, 6, n_patches=3)
+    torch.testing.assert_close(mean_head(left), mean_head(right))
+    assert not torch.allclose(patch_head(left), patch_head(right))

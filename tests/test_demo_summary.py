@@ -12,6 +12,7 @@ def _plan_dir(root, name, planner, rate, step=10):
     d.mkdir()
     (d / "summary.json").write_text(json.dumps({
         "planner": planner, "success_rate": rate, "n_evals": 4, "mean_final_latent_dist": 0.5,
+        "actions_chosen_by": f"{planner}: how", "success_ci95": [rate / 2, 1.0], "n_distinct_episodes": 3,
         "mean_final_object_dist": 0.01, "goal_reached_rate": rate, "mean_planning_seconds": 12.0,
         "encoder_pretrained": False, "model_step": step, "checkpoint": "/runs/train/checkpoints/step_00000010"}))
     return d
@@ -24,11 +25,12 @@ def test_table_lists_every_planner_and_writes_files(tmp_path, capsys):
 
     assert main(["--train-run", str(tmp_path / "train"), "--elapsed", "600", *map(str, dirs)]) == 0
     out = capsys.readouterr().out
-    assert "| cem | 0.75 | 0.75 | 4 | 0.500 | 0.010 | 12.0 |" in out and "| random | 0.00 | 0.00 | 4 |" in out
+    assert "| cem | cem: how | 0.75 | 0.38-1.00 | 0.75 | 4 | 3 | 0.500 | 0.010 | 12.0 |" in out, out
+    assert "| random | random: how | 0.00 | 0.00-1.00 | 0.00 | 4 | 3 |" in out
     assert "RANDOM frozen" in out and "step_00000010 (step 10)" in out and "10.0 min" in out
     saved = json.loads((plans / "demo_summary.json").read_text())
     assert [r["planner"] for r in saved["planners"]] == ["cem", "random"] and saved["train_step"] == 10
-    assert (plans / "demo_summary.md").read_text().startswith("| planner | success rate |")
+    assert (plans / "demo_summary.md").read_text().startswith("| planner | actions chosen by | success rate | 95% interval |")
     assert sorted(p.name for p in plans.iterdir()) == ["cem", "demo_summary.json", "demo_summary.md", "random"]
 
 

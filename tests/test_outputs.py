@@ -25,7 +25,7 @@ def test_summary_rates_and_means():
     assert s["goal_reached_rate"] == 0.5 and s["success_any_rate"] == 1.0 and s["goal_is_success_rate"] == 1.0
     assert s["mean_final_object_dist"] == pytest.approx(0.03)
     assert s["planning_seconds_total"] == 4.0 and s["planning_seconds_per_replan"] == 0.5
-    assert summarize([], {})["success_rate"] == 0.0
+    assert summarize([], {})["success_rate"] is None  # nothing rated: no rate, not a zero
 
 
 def test_write_json_is_atomic_and_handles_numpy(tmp_path):

@@ -257,7 +257,8 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
         raise PlanError(f"eval.success_metric={cfg.eval.success_metric!r} is not one of task, goal")
     try:
         reader = model.read_state if getattr(model, "reads_state", False) else None
-        ctg = load_learned_cost(cfg, device) if float(cfg.objective.get("cost_to_go_weight", 0) or 0) > 0 else None
+        ctg, ctg_info = (load_learned_cost(cfg, device) if float(cfg.objective.get("cost_to_go_weight", 0) or 0) > 0
+                         else (None, None))
         objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
                                 if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0),
                                 state_reader=reader, cost_to_go=ctg)
@@ -283,7 +284,7 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
     settings = EvalSettings(frameskip=fs, history_frames=t0, success_metric=cfg.eval.success_metric,
                             goal_tolerance=float(cfg.eval.goal_tolerance),
                             gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))
-    return planner, mpc, settings, planning_description(cfg, planner, mpc, prior_info)
+    return planner, mpc, settings, {**planning_description(cfg, planner, mpc, prior_info), "learned_cost": ctg_info}
 
 
 def planning_description(cfg: DictConfig, planner, mpc, prior_info: dict | None) -> dict:
@@ -301,15 +302,18 @@ def planning_description(cfg: DictConfig, planner, mpc, prior_info: dict | None)
 
 
 def load_learned_cost(cfg: DictConfig, device: str):
-    """The run's learned cost-to-go (``RUN/cost_to_go``) for ``objective.cost_to_go_weight`` > 0; PlanError when
-    it has none or it is damaged."""
-    from models.cost_to_go import CTG_DIR, load_cost_to_go
+    """The run's learned cost-to-go (``RUN/cost_to_go``) for ``objective.cost_to_go_weight`` > 0, and its identity
+    (path, sha256 of its weights: a refit one is another job); PlanError when it has none or it is damaged."""
+    import hashlib
+
+    from models.cost_to_go import CTG_DIR, WEIGHTS_FILE, load_cost_to_go
 
     path = Path(str(cfg.ckpt_base_path)).resolve() / CTG_DIR
     try:
-        return load_cost_to_go(path, device)
+        model = load_cost_to_go(path, device)
     except (FileNotFoundError, ValueError) as exc:
         raise PlanError(f"objective.cost_to_go_weight={cfg.objective.cost_to_go_weight}: {exc}") from exc
+    return model, {"path": str(path), "sha256": hashlib.sha256((path / WEIGHTS_FILE).read_bytes()).hexdigest()}
 
 
 def load_prior(spec, run_dir: Path, device: str, model_epoch="latest"):
@@ -383,6 +387,7 @@ def open_job(cfg: DictConfig, out_dir: Path, run, data, mine: list, described: d
     identity = job_identity(config, checkpoint=str(Path(run.checkpoint_dir).resolve()),
                             model_step=getattr(run, "step", None), evaluations=[s.to_dict() for s in mine],
                             action_prior_sha256=(described.get("action_prior") or {}).get("sha256"),
+                            learned_cost_sha256=(described.get("learned_cost") or {}).get("sha256"),
                             dataset_sha256=getattr(data.meta, "source_sha256", None))
     job = PlanJob(out_dir)
     try:

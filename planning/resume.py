@@ -58,18 +58,21 @@ def result_settings(config: dict) -> dict:
 
 
 def job_identity(config: dict, *, checkpoint: str, model_step: Any, evaluations: list[dict],
-                 action_prior_sha256: str | None = None, dataset_sha256: str | None = None) -> dict:
+                 action_prior_sha256: str | None = None, dataset_sha256: str | None = None,
+                 learned_cost_sha256: str | None = None) -> dict:
     """What two launches must share to be one job.
 
     Args:
         config: the resolved planning config (paths made absolute by the caller).
         checkpoint: the checkpoint directory planned with; model_step: its training step.
         evaluations: this job's (shard's) evaluation specs as dicts (eval_index, episode, start, goal, seed).
-        action_prior_sha256 / dataset_sha256: the prior's weights and the dataset's source file, when there are.
+        action_prior_sha256 / dataset_sha256 / learned_cost_sha256: the prior's weights, the dataset's source file
+            and the learned cost-to-go's weights, when there are (a refit prior or cost is another job).
     """
     settings = result_settings(config)
     return {"config_sha256": _sha256(settings), "config": settings, "checkpoint": str(checkpoint),
             "model_step": model_step, "action_prior_sha256": action_prior_sha256, "dataset_sha256": dataset_sha256,
+            "learned_cost_sha256": learned_cost_sha256,
             "seed": config.get("seed"), "n_evals": config.get("n_evals"), "shard": config.get("shard"),
             "evaluations_sha256": _sha256(evaluations), "eval_indices": [int(e["eval_index"]) for e in evaluations]}
 

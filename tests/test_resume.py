@@ -35,9 +35,9 @@ def _config(**changes):
     return cfg
 
 
-def _identity(cfg=None, checkpoint="/runs/r/checkpoints/step_00000005", step=5, evals=EVALS):
+def _identity(cfg=None, checkpoint="/runs/r/checkpoints/step_00000005", step=5, evals=EVALS, cost=None):
     return job_identity(cfg or _config(), checkpoint=checkpoint, model_step=step, evaluations=evals,
-                        action_prior_sha256=None, dataset_sha256="abc")
+                        action_prior_sha256=None, dataset_sha256="abc", learned_cost_sha256=cost)
 
 
 def _record(i):
@@ -55,6 +55,7 @@ def test_how_the_job_runs_is_not_its_identity_what_it_computes_is():
         "planner.num_samples 8 -> 16"]
     assert differences(_identity(), _identity(checkpoint="/runs/r/checkpoints/step_00000009", step=9)) == [
         "checkpoint /runs/r/checkpoints/step_00000005 -> /runs/r/checkpoints/step_00000009", "model_step 5 -> 9"]
+    assert differences(_identity(cost="aa"), _identity(cost="bb")) == ["learned_cost_sha256 aa -> bb"]  # refit cost
     many = differences(_identity(), _identity(_config(seed=1, goal_H=3, n_evals=5, **{"outputs.videos": False})))
     assert many == ["seed 0 -> 1", "n_evals 4 -> 5", "goal_H 2 -> 3", "1 more"]  # three shown, then a count
 

@@ -130,6 +130,9 @@ class DinoEncoder(nn.Module):
     """
 
     name = "dinov2_vits14"
+    patch_size = PATCH_SIZE  # read by the settings check and the cache tool through the factory's registry
+    feature_keys = FEATURE_KEYS
+    emb_dim = EMBED_DIM
 
     def __init__(self, model: Dinov2Model, img_size: int = 196, feature_key: str = "x_norm_patchtokens",
                  pretrained: bool = True, weights_source: str = ""):

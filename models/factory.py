@@ -2,26 +2,36 @@
 
 Training turns its Hydra config into these specs (``training/model_config.py``); a planning run
 rebuilds them from the config frozen in its run dir the same way.
+
+Encoders are picked by name from a registry (:data:`ENCODERS`, filled by :func:`register_encoder`): the name's
+builder makes the encoder from an :class:`EncoderSpec`, and its class tells the settings check and the cache tool,
+before anything is built, what they check (``patch_size``, ``feature_keys``, ``emb_dim``: see
+``models/image_encoder.py``). Nothing outside this file and the encoder's own module names an encoder's specifics.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from models.alignment import StateAlignment, StateReadout
 from models.decoder import PatchDecoder
 from models.dino import DinoEncoder, build_dino_encoder
 from models.encoders import ActionEncoder, ProprioEncoder
+from models.image_encoder import ImageEncoder
 from models.projection import Projection
 from models.visual_world_model import VWorldModel
 from models.vit import ViTPredictor
 
+DEFAULT_ENCODER = "dinov2_vits14"  # what a config without ``encoder.name`` (a run saved before the key) means
+
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """The frozen encoder: which one (``name``), weights (pretrained / seeded random / a file), input size, output."""
+    """The frozen encoder: which one (``name``), weights (pretrained / seeded random / a file), input size, output.
+    Each encoder's builder reads the fields it uses (``num_layers``, ``weights_path``: DINOv2's)."""
 
-    name: str = "dinov2_vits14"
+    name: str = DEFAULT_ENCODER
     pretrained: bool = True
     weights_path: str | None = None
     img_size: int = 196
@@ -71,7 +81,32 @@ class WorldModelSpec:
             raise ValueError(f"alignment_dim={self.alignment_dim} must be in 1..projected_dim={self.projected_dim}")
 
 
-ENCODERS = ("dinov2_vits14",)  # the names build_encoder knows (conf/encoder/<name>.yaml)
+@dataclass(frozen=True)
+class RegisteredEncoder:
+    """One entry of :data:`ENCODERS`: the encoder's class (read before building: ``patch_size``, ``feature_keys``,
+    ``emb_dim``) and its builder (an :class:`EncoderSpec` -> the frozen encoder, an instance of ``cls``)."""
+
+    cls: type
+    build: Callable[[EncoderSpec], ImageEncoder]
+
+
+ENCODERS: dict[str, RegisteredEncoder] = {}  # name (``encoder.name``, conf/encoder/<name>.yaml) -> its entry
+CLASS_ATTRIBUTES = ("patch_size", "feature_keys", "emb_dim")  # what the checks read of a class
+
+
+def register_encoder(name: str, cls: type, build: Callable[[EncoderSpec], ImageEncoder]) -> None:
+    """Make ``encoder.name=<name>`` build ``build(spec)`` (an instance of ``cls`` whose ``name`` is ``name``).
+    Registering a name again with the same class replaces its builder; with another class raises ValueError."""
+    missing = [a for a in CLASS_ATTRIBUTES if not hasattr(cls, a)]
+    if missing:
+        raise TypeError(f"encoder class {cls.__name__} lacks {', '.join(missing)} (models/image_encoder.py)")
+    if not (isinstance(cls.patch_size, int) and cls.patch_size >= 1 and cls.feature_keys
+            and all(isinstance(k, str) for k in cls.feature_keys)):
+        raise TypeError(f"encoder class {cls.__name__}: patch_size must be an int >= 1 and feature_keys a "
+                        f"non-empty tuple of names, got {cls.patch_size!r}, {cls.feature_keys!r}")
+    if name in ENCODERS and ENCODERS[name].cls is not cls:
+        raise ValueError(f"encoder {name!r} is registered already (class {ENCODERS[name].cls.__name__})")
+    ENCODERS[name] = RegisteredEncoder(cls, build)
 
 
 def check_encoder_name(name: str) -> None:
@@ -81,16 +116,33 @@ def check_encoder_name(name: str) -> None:
                          "a new one is added in models/factory.py (README: Add an encoder)")
 
 
-def build_encoder(spec: EncoderSpec) -> DinoEncoder:
+def encoder_class(name: str) -> type:
+    """The class of the encoder ``name`` (its ``patch_size``, ``feature_keys``, ``emb_dim``); ValueError for a name
+    the registry lacks."""
+    check_encoder_name(name)
+    return ENCODERS[name].cls
+
+
+def build_encoder(spec: EncoderSpec) -> ImageEncoder:
     """The frozen encoder described by ``spec`` (raises ValueError for a name it does not know)."""
     check_encoder_name(spec.name)
+    encoder = ENCODERS[spec.name].build(spec)
+    if getattr(encoder, "name", None) != spec.name:
+        raise ValueError(f"the builder of encoder {spec.name!r} made one named {getattr(encoder, 'name', None)!r}")
+    return encoder
+
+
+def _build_dino(spec: EncoderSpec) -> DinoEncoder:
     return build_dino_encoder(pretrained=spec.pretrained, weights_path=spec.weights_path or None,
                               img_size=spec.img_size, feature_key=spec.feature_key, seed=spec.seed,
                               num_layers=spec.num_layers)
 
 
+register_encoder("dinov2_vits14", DinoEncoder, _build_dino)
+
+
 def build_world_model(spec: WorldModelSpec, proprio_dim: int, state_dim: int, action_dim: int,
-                      encoder: DinoEncoder | None = None) -> VWorldModel:
+                      encoder: ImageEncoder | None = None) -> VWorldModel:
     """VWorldModel from ``spec`` and the dataset's dims (``encoder``: reuse one already built from
     ``spec.encoder``, e.g. the one that filled the feature cache)."""
     encoder = encoder if encoder is not None else build_encoder(spec.encoder)

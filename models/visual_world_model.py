@@ -1,4 +1,5 @@
-"""VWorldModel: frozen DINOv2 features + proprio -> 64-D projected latent; ViT predictor with actions.
+"""VWorldModel: frozen image-encoder features (DINOv2 by default) + proprio -> 64-D projected latent; ViT
+predictor with actions.
 
 Latent layout per patch token: ``[projected (projected_dim) | action embedding (action_emb_dim)]``.
 """
@@ -12,8 +13,8 @@ from torch import Tensor, nn
 
 from models.alignment import StateAlignment, StateReadout
 from models.decoder import PatchDecoder
-from models.dino import DinoEncoder
 from models.encoders import ActionEncoder, ProprioEncoder
+from models.image_encoder import ImageEncoder
 from models.projection import Projection
 from models.vit import ViTPredictor
 
@@ -26,10 +27,10 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 class VWorldModel(nn.Module):
     """DINO world model with an 80-D token (64 projected + 16 action).
 
-    Shapes: B batch, T frames, P patches, E = 384 encoder width, A = action_dim * frameskip.
+    Shapes: B batch, T frames, P patches, E = encoder width (``encoder.emb_dim``), A = action_dim * frameskip.
     """
 
-    def __init__(self, encoder: DinoEncoder, proprio_encoder: ProprioEncoder, action_encoder: ActionEncoder,
+    def __init__(self, encoder: ImageEncoder, proprio_encoder: ProprioEncoder, action_encoder: ActionEncoder,
                  projection: Projection, predictor: ViTPredictor, alignment: StateAlignment,
                  num_hist: int, num_pred: int, frameskip: int, action_dim: int, alignment_dim: int,
                  state_readout: StateReadout | None = None, decoder: PatchDecoder | None = None,

@@ -1,14 +1,17 @@
 """Imports flow one way. Every project .py file's imports (module level and inside functions) are read
-with ``ast`` and checked against the layer rules below; the README's "How it works" draws the same graph.
+with ``ast`` and checked against the layer rules below; the README's "How it works" draws the same graph
+(``A ^ B``: B may import A and what A may import). The rules are exactly the edges the code has: an import
+they do not allow fails, and so does an allowed edge no file uses.
 
-    utils, tasks (nothing from the project: file helpers | the task registry)   gpu_utils (nothing)
-      ^
-    datasets     envs          (side by side: data formats | simulator)
-      ^    \\      ^   \\
-    models  \\     |    conversion   (robomimic hdf5 -> dataset dir: datasets + envs)
-      ^      planning          (on a small world-model protocol: no models, no training)
-    training
-      ^
+              tasks          utils   gpu_utils    (nothing from the project; every package but tasks and
+                ^                                  gpu_utils uses utils, not drawn; only entry points use gpu_utils)
+         +------+-------+
+      datasets        envs        models           (side by side: data formats | simulator | networks)
+       ^  ^  ^          ^            ^
+       |  |  +------ conversion      |             (robomimic hdf5 -> dataset dir: datasets + envs)
+       |  planning                   |             (on a small world-model protocol: no models, training or envs)
+       +---------- training ---------+             (owns the run dir)
+                      ^
     entry points: plan.py, train_robomimic_compress.py, convert_robomimic_to_dino_wm.py,
     select_best_gpus.py, benchmarks/, tests/   (the composition root: may import anything)
 """
@@ -25,8 +28,8 @@ from tests.conftest import ROOT
 PACKAGES = ("utils", "tasks", "gpu_utils", "datasets", "envs", "conversion", "models", "training", "planning")
 ENTRY_POINTS = ("plan", "train_robomimic_compress", "convert_robomimic_to_dino_wm", "select_best_gpus",
                 "benchmarks", "tests")
-# what each package may import from the project (besides itself); everything else of PACKAGES and
-# every entry point is forbidden
+# what each package imports from the project (besides itself), exactly: everything else of PACKAGES and every
+# entry point is forbidden, and an edge listed here that no file uses fails test_every_allowed_edge_is_used
 ALLOWED = {
     "utils": set(),
     "tasks": set(),
@@ -34,9 +37,9 @@ ALLOWED = {
     "datasets": {"utils", "tasks"},
     "envs": {"utils", "tasks"},
     "conversion": {"utils", "tasks", "datasets", "envs"},
-    "models": {"utils", "datasets"},
-    "training": {"utils", "tasks", "gpu_utils", "datasets", "models"},
-    "planning": {"utils", "tasks", "datasets", "envs"},
+    "models": {"utils"},
+    "training": {"utils", "tasks", "datasets", "models"},
+    "planning": {"utils", "tasks", "datasets"},
 }
 
 
@@ -87,10 +90,26 @@ def _all_violations() -> list[tuple[str, str, str]]:
     return out
 
 
+def used_edges() -> dict[str, set[str]]:
+    """package -> the other packages its files import."""
+    out: dict[str, set[str]] = {pkg: set() for pkg in PACKAGES}
+    for p in project_files():
+        rel = p.relative_to(ROOT).as_posix()
+        layer = rel.split("/")[0]
+        out[layer] |= {m.split(".")[0] for m in imported_modules(p.read_text(), rel)} & (set(PACKAGES) - {layer})
+    return out
+
+
 def test_no_forbidden_import_in_the_project():
     bad = [v for rel, mod, v in _all_violations()]
     assert not bad, "imports running back up the layers:\n" + "\n".join(bad)
 
+
+def test_every_allowed_edge_is_used():
+    """The rules are the code's graph, not a looser one: no package is allowed an import it does not make."""
+    used = used_edges()
+    unused = {pkg: sorted(ALLOWED[pkg] - used[pkg]) for pkg in PACKAGES if ALLOWED[pkg] - used[pkg]}
+    assert not unused, f"allowed but not imported (drop them from ALLOWED and the README's diagram): {unused}"
 
 
 def test_every_package_is_checked_and_has_files():
@@ -110,6 +129,10 @@ def test_every_package_is_checked_and_has_files():
     ("conversion/x.py", "from envs.robosuite_env import RobosuiteEnv\nfrom datasets import meta\n", False),
     ("utils/x.py", "from datasets import meta\n", True),
     ("gpu_utils/x.py", "from utils import progress\n", True),
+    ("models/x.py", "from datasets.feature_cache import cache_dir\n", True),  # models read no data format
+    ("models/x.py", "from utils.errors import first_line\n", False),
+    ("training/x.py", "from gpu_utils import selection\n", True),  # the entry points select GPUs
+    ("planning/x.py", "from envs.robosuite_env import RobosuiteEnv\n", True),  # plan.py hands it the env
     ("training/x.py", "import plan\n", True),  # packages never import an entry point
     ("training/sub/x.py", "from ...planning import base\n", True),  # relative import, resolved
     ("plan.py", "from training.run_loading import load_world_model\n", False),  # the composition root

@@ -16,8 +16,7 @@ cd "$ROOT"
 
 DEMO=0; RUN_TESTS=0; CUDA=0; DRY_RUN=0; TASKS=""; DTYPES="ph"; DEMO_EPISODES="${DEMO_EPISODES:-24}"; DEMO_TASK="${DEMO_TASK:-lift}"
 DATA_ROOT="${DINO_WM_DATA_ROOT:-$ROOT/data}"; PYTEST_ARGS=(); POSITIONAL=(); TASKS_FLAG=0
-KNOWN_TASKS="lift can square transport tool_hang"   # = datasets/download_robomimic.py TASKS
-KNOWN_DTYPES="ph mh mg"                             # = datasets/download_robomimic.py DATASET_TYPES
+KNOWN_DTYPES="ph mh mg"   # = datasets/download_robomimic.py DATASET_TYPES; the tasks: the registry (python -m tasks)
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
 
 usage() {
@@ -31,9 +30,10 @@ Options:
   --demo                 generate the offline demo dataset (scripted Lift demos in robosuite, no
                          network) into data/demo/lift/ and convert it to data/demo/lift/dino_wm
   --demo-episodes N      successful demo episodes to generate (default 24)
-  --demo-task TASK       scripted task for --demo: lift (default) or can -> data/demo/<task>/dino_wm
-  --tasks LIST           robomimic tasks to download and convert, e.g. can,lift (needs network);
-                         known: lift, can, square, transport, tool_hang
+  --demo-task TASK       scripted task for --demo (default lift): one with a scripted policy
+                         (python -m tasks --scripted) -> data/demo/<task>/dino_wm
+  --tasks LIST           robomimic tasks to download and convert, e.g. can,lift (needs network): registered
+                         tasks with files on the hub (python -m tasks --on-hub)
   --dataset-types LIST   robomimic dataset types for --tasks (default ph; known: ph, mh, mg)
   DATASET_TYPES [TASKS]  the positional form of the two above (the older spelling), e.g.
                          ./setup_and_prepare.sh "ph,mh" "can,lift,square" (TASKS default: can)
@@ -75,25 +75,49 @@ if (( ${#POSITIONAL[@]} > 0 )); then
   (( TASKS_FLAG == 0 )) || fail_args "give the dataset types and tasks either positionally or with --dataset-types/--tasks, not both"
   DTYPES="${POSITIONAL[0]}"; TASKS="${POSITIONAL[1]:-can}"
 fi
-# check_names WHAT LIST KNOWN: lower-case LIST (Square -> square) into REPLY, or stop on an unknown name
-check_names() {
-  local what="$1" list known="$3" name out=()
+# split_names WHAT LIST: lower-case LIST (Square -> square), comma-separated, into REPLY; stop when it names nothing
+split_names() {
+  local what="$1" list name out=()
   list="$(tr '[:upper:]' '[:lower:]' <<<"$2")"
   IFS=',' read -ra names <<<"$list"
-  for name in "${names[@]}"; do
-    [[ -z "$name" ]] && continue
-    [[ " $known " == *" $name "* ]] || fail_args "unknown robomimic $what '$name' (known: ${known// /, })"
-    out+=("$name")
-  done
+  for name in "${names[@]}"; do [[ -n "$name" ]] && out+=("$name"); done
   (( ${#out[@]} > 0 )) || fail_args "no robomimic $what given"
   REPLY="$(IFS=','; echo "${out[*]}")"
 }
+# check_known WHAT LIST KNOWN: stop on a name of the comma-separated LIST that KNOWN (space-separated) lacks
+check_known() {
+  local what="$1" known="$3" name
+  IFS=',' read -ra names <<<"$2"
+  for name in "${names[@]}"; do
+    [[ " $known " == *" $name "* ]] || fail_args "unknown robomimic $what '$name' (known: $(echo $known | sed 's/ /, /g'))"
+  done
+}
+# registry [--scripted|--on-hub]: the registered task names (tasks/builtin.py, the one list of tasks) into REPLY,
+# read with `python -m tasks` by the project's interpreter, or $PYTHON / python3 before there is one; false when
+# none can read it yet (a fresh machine: the names are checked after the install)
+registry() {
+  local py
+  for py in "$ROOT/.venv/bin/python" "${CONDA_PREFIX:+$CONDA_PREFIX/bin/python}" "${PYTHON:-python3}"; do
+    [[ -n "$py" ]] && command -v "$py" >/dev/null 2>&1 || continue
+    REPLY="$("$py" -m tasks "$@" 2>/dev/null | tr '\n' ' ')" && [[ -n "${REPLY// /}" ]] && return 0
+  done
+  return 1
+}
+# check_task_names: --tasks and --demo-task against the registry (false when it cannot be read yet)
+TASKS_CHECKED=0
+check_task_names() {
+  registry --scripted || return 1
+  [[ " $REPLY " == *" $DEMO_TASK "* ]] \
+    || fail_args "--demo-task must be a task with a scripted policy ($(echo $REPLY | sed 's/ / or /g')), got '$DEMO_TASK'"
+  if [[ -n "$TASKS" ]]; then registry --on-hub || return 1; check_known task "$TASKS" "$REPLY"; fi
+  TASKS_CHECKED=1
+}
 if [[ -n "$TASKS" || "$TASKS_FLAG" == 1 ]]; then
-  check_names task "$TASKS" "$KNOWN_TASKS"; TASKS="$REPLY"
-  check_names "dataset type" "$DTYPES" "$KNOWN_DTYPES"; DTYPES="$REPLY"
+  split_names task "$TASKS"; TASKS="$REPLY"
+  split_names "dataset type" "$DTYPES"; DTYPES="$REPLY"; check_known "dataset type" "$DTYPES" "$KNOWN_DTYPES"
 fi
-[[ "$DEMO_TASK" == lift || "$DEMO_TASK" == can ]] || fail_args "--demo-task must be lift or can, got '$DEMO_TASK'"
 [[ "$DEMO_EPISODES" =~ ^[1-9][0-9]*$ ]] || fail_args "--demo-episodes must be a whole number >= 1, got '$DEMO_EPISODES'"
+check_task_names || true  # now where an interpreter reads the registry already, else after the install
 if [[ "$DRY_RUN" == 1 ]]; then
   echo "install: $([[ -n "${CONDA_PREFIX:-}" && "${CONDA_DEFAULT_ENV:-base}" != "base" ]] && echo "conda env ${CONDA_DEFAULT_ENV}" || echo .venv), torch $TORCH_VERSION $([[ "$CUDA" == 1 ]] && echo CUDA || echo CPU) build"
   [[ "$DEMO" == 1 ]] && echo "demo: $DEMO_EPISODES scripted $DEMO_TASK episodes -> $DATA_ROOT/demo/$DEMO_TASK/dino_wm"
@@ -104,6 +128,7 @@ if [[ "$DRY_RUN" == 1 ]]; then
     done; done
   fi
   [[ "$RUN_TESTS" == 1 ]] && echo "tests: pytest -q ${PYTEST_ARGS[*]}"
+  [[ "$TASKS_CHECKED" == 1 ]] || echo "tasks: checked against the registry (python -m tasks) after the install"
   exit 0
 fi
 
@@ -160,6 +185,10 @@ else
   say "installing dino-wm-robomimic and its dependencies (versions from constraints.txt)"
   step install "$PY" -m pip install "${LOCK[@]}" -e ".[$EXTRAS]"
   echo "$WANT" >"$STAMP"
+fi
+
+if [[ "$TASKS_CHECKED" == 0 ]] && ! check_task_names; then
+  echo "setup_and_prepare.sh: cannot read the task registry with $PY -m tasks after the install" >&2; exit 1
 fi
 
 # ---------------------------------------------------------------- headless rendering

@@ -27,8 +27,12 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import to_absolute_path
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from tasks.registry import all_tasks
+
+# the task choices --help lists: the registry's (conf/hydra/help/train.yaml)
+OmegaConf.register_new_resolver("registered_tasks", lambda: " | ".join(t.name for t in all_tasks()), replace=True)
 log = logging.getLogger("train_robomimic_compress")
 
 
@@ -84,7 +88,7 @@ def _config_of_resumed_run(cfg: DictConfig, run_dir: Path, overrides: list[str])
 def _refuse_bad_settings(cfg: DictConfig) -> None:
     """Exit 2 with one line for a value that would fail later, before anything is written."""
     from models.factory import check_encoder_name
-    from training.model_config import encoder_spec
+    from training.model_config import apply_task, encoder_spec
     from training.settings_check import check_training_settings
     from utils.torch_compile import compile_mode
     from utils.wandb_mode import check_mode
@@ -95,6 +99,7 @@ def _refuse_bad_settings(cfg: DictConfig) -> None:
         log.error("training.compile: %s", e)
         sys.exit(2)
     try:
+        apply_task(cfg)  # task= is a registered task; a null alignment_dim becomes the task's
         check_training_settings(cfg)
         check_encoder_name(encoder_spec(cfg).name)
         check_mode(cfg.wandb.get("mode"))

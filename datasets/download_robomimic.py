@@ -24,18 +24,21 @@ from tasks.registry import all_tasks
 log = logging.getLogger(__name__)
 
 REPO_ID = "amandlek/robomimic"
-HUB_ONLY = ("transport", "tool_hang")  # on the hub, not registered tasks here (two arms / no layout yet)
+HUB_ONLY = ("transport", "tool_hang")  # hub folders to download only: not registered tasks (two arms / no layout yet)
 DATASET_TYPES = ("ph", "mh", "mg")
 DEFAULT_FILE = "demo_v15.hdf5"
 STAGING = ".hf_download"  # hf_hub_download's local_dir inside the destination: the hub's folders + its metadata
 
 
 def hub_tasks() -> tuple[str, ...]:
-    """Task folders this downloader knows: the registered tasks' ``download_name``s, then ``HUB_ONLY``."""
-    return (*[t.download_name for t in all_tasks() if t.download_name], *HUB_ONLY)
+    """Tasks this downloader knows: the registered tasks with files on the hub (a ``download_name``), then
+    ``HUB_ONLY``."""
+    return (*[t.name for t in all_tasks() if t.download_name], *HUB_ONLY)
 
 
-TASKS = hub_tasks()  # the same as hub_tasks(), kept for older imports
+def hub_folder(task: str) -> str:
+    """The hub folder of ``task`` (``v1.5/<folder>/``): a registered task's ``download_name``, else the name."""
+    return next((t.download_name for t in all_tasks() if t.name == task and t.download_name), task)
 
 
 class DownloadError(RuntimeError):
@@ -43,13 +46,13 @@ class DownloadError(RuntimeError):
 
 
 def hub_filename(task: str, dataset_type: str = "ph", filename: str = DEFAULT_FILE) -> str:
-    """Path of the file inside the hub repo, e.g. ``v1.5/can/ph/demo_v15.hdf5``."""
-    return f"v1.5/{task}/{dataset_type}/{filename}"
+    """Path of ``task``'s file inside the hub repo, e.g. ``v1.5/can/ph/demo_v15.hdf5``."""
+    return f"v1.5/{hub_folder(task)}/{dataset_type}/{filename}"
 
 
 def download(task: str, dataset_type: str = "ph", dest_dir: str | Path | None = None,
              filename: str = DEFAULT_FILE) -> Path:
-    """Download ``v1.5/<task>/<dataset_type>/<filename>`` to ``dest_dir/<filename>``.
+    """Download ``v1.5/<hub folder of task>/<dataset_type>/<filename>`` to ``dest_dir/<filename>``.
 
     ``dest_dir`` defaults to ``data/robomimic/<task>/<dataset_type>``.
 
@@ -61,7 +64,7 @@ def download(task: str, dataset_type: str = "ph", dest_dir: str | Path | None = 
     if dataset_type not in DATASET_TYPES:
         raise DownloadError(f"unknown dataset type {dataset_type!r}; choose one of {', '.join(DATASET_TYPES)}")
     if not filename.endswith(".hdf5") or "/" in filename or "\\" in filename:
-        raise DownloadError(f"filename {filename!r} is not an hdf5 file name of v1.5/{task}/{dataset_type}/ "
+        raise DownloadError(f"filename {filename!r} is not an hdf5 file name of v1.5/{hub_folder(task)}/{dataset_type}/ "
                             f"(e.g. {DEFAULT_FILE})")
     dest_dir = Path("data/robomimic") / task / dataset_type if dest_dir is None else Path(dest_dir)
     if dest_dir.exists() and not dest_dir.is_dir():
@@ -109,7 +112,8 @@ def _fetch(name: str, local_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Download a robomimic hdf5 file from the Hugging Face hub.")
-    parser.add_argument("--task", required=True, choices=hub_tasks(), help="robomimic task")
+    parser.add_argument("--task", required=True, choices=hub_tasks(),
+                        help="a registered task with hub files (python -m tasks --on-hub), or a hub-only folder")
     parser.add_argument("--dataset-type", default="ph", choices=DATASET_TYPES, help="ph (default), mh or mg")
     parser.add_argument("--dest", default=None, type=Path,
                         help="directory to put the file in (default data/robomimic/<task>/<type>)")

@@ -53,6 +53,8 @@ class Task:
             task has no scripted policy (it can be converted and planned on, not generated).
         policy_goal: ``f(robosuite env) -> [3]`` target point of the phases anchored at ``"goal"``.
         success: ``f(robosuite env) -> bool``; None: robosuite's own ``env._check_success()``.
+        alignment_dim: the leading ``state`` dims training aligns with the latent by default (InfoNCE; the
+            training config's ``alignment_dim: null``): the object pose, pos 3 + quat 4.
     """
 
     name: str
@@ -67,6 +69,7 @@ class Task:
     scripted_phases: tuple[Phase, ...] = ()
     policy_goal: Callable[[Any], np.ndarray] | None = None
     success: Callable[[Any], bool] | None = None
+    alignment_dim: int = OBJECT_POSE_DIM
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower() or not self.name.isidentifier():
@@ -78,6 +81,8 @@ class Task:
             raise ValueError(f"task {self.name!r}: robosuite15_order must be a permutation of 0..{self.object_dim - 1}")
         if self.action_dim < 1 or self.max_steps < 1 or self.hold_steps < 0:
             raise ValueError(f"task {self.name!r}: action_dim and max_steps must be >= 1, hold_steps >= 0")
+        if not 1 <= self.alignment_dim <= self.object_dim:
+            raise ValueError(f"task {self.name!r}: alignment_dim must be in 1..{self.object_dim} (its object vector)")
 
     @property
     def object_dim(self) -> int:

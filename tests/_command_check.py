@@ -173,8 +173,10 @@ def check_hydra(script: str, args: list[str], env: dict[str, str], monkeypatch):
             cfg = compose(config_name=config, overrides=variant, return_hydra_config=True)
         if script == "train_robomimic_compress.py":
             from training.compat import reconcile_launch_settings
+            from training.model_config import apply_task
 
             reconcile_launch_settings(cfg, variant, env)
+            apply_task(cfg)
             check_gpu_preset(cfg, env, monkeypatch)
     return cfg
 

@@ -80,10 +80,10 @@ def test_setup_positional_form_means_dataset_types_then_tasks_and_knows_square()
                       (("--tasks", "can", "ph"), "either positionally or with --dataset-types/--tasks")):
         proc = dry(*args)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and msg in proc.stderr, proc.stderr
-    from datasets.download_robomimic import DATASET_TYPES, TASKS
+    from datasets.download_robomimic import DATASET_TYPES
 
     text = (ROOT / "setup_and_prepare.sh").read_text()
-    assert f'KNOWN_TASKS="{" ".join(TASKS)}"' in text and f'KNOWN_DTYPES="{" ".join(DATASET_TYPES)}"' in text
+    assert f'KNOWN_DTYPES="{" ".join(DATASET_TYPES)}"' in text and "KNOWN_TASKS" not in text  # tasks: the registry
 
 
 def test_old_demo_generator_command_names_the_new_one():

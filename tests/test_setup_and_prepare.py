@@ -40,3 +40,35 @@ def test_bad_values_stop_before_any_step(tmp_path, script, args, says):
                           ["bash", str(copy), *args], capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and says in proc.stderr, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [script]
+
+
+def _dry_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "setup_and_prepare.sh"), "--dry-run", *args], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+
+
+def test_the_task_names_are_the_registrys():
+    """--tasks takes the registered tasks with hub files, --demo-task the ones with a scripted policy (python -m
+    tasks), and the script lists none itself."""
+    from tasks.registry import all_tasks
+
+    for task in all_tasks():
+        on_hub = _dry_run("--tasks", task.name)
+        assert (on_hub.returncode == 0) == bool(task.download_name), on_hub.stderr
+        demo = _dry_run("--demo", "--demo-task", task.name)
+        assert (demo.returncode == 0) == task.has_policy, demo.stderr
+        if not task.has_policy:
+            scripted = " or ".join(t.name for t in all_tasks() if t.has_policy)
+            assert demo.stderr.count("\n") == 1 and f"a scripted policy ({scripted}), got '{task.name}'" in demo.stderr
+    refused = _dry_run("--tasks", "transport")  # on the hub, but no registered task: nothing to train it with
+    known = ", ".join(t.name for t in all_tasks() if t.download_name)
+    assert refused.returncode == 2 and f"unknown robomimic task 'transport' (known: {known})" in refused.stderr
+
+
+def test_without_an_interpreter_yet_the_names_are_checked_after_the_install(tmp_path):
+    copy = tmp_path / "setup_and_prepare.sh"  # a fresh checkout: no .venv, no python that reads the registry
+    copy.write_text((ROOT / "setup_and_prepare.sh").read_text())
+    proc = subprocess.run(["bash", str(copy), "--dry-run", "--tasks", "lift"], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "PYTHON": "/nonexistent"})
+    assert proc.returncode == 0, proc.stderr
+    assert "tasks: checked against the registry (python -m tasks) after the install" in proc.stdout

@@ -9,10 +9,10 @@ import os
 import numpy as np
 import pytest
 
-from datasets.download_robomimic import hub_tasks
+from datasets.download_robomimic import HUB_ONLY, hub_filename, hub_tasks
 from datasets.state_layout import vector_slices
 from tasks import Task, get_task, known_tasks, task_for_env
-from tasks.registry import TASKS, index_tasks
+from tasks.registry import TASKS, all_tasks, index_tasks
 from tasks.scripted_policy import ScriptedPolicy
 from tasks.state_layout import (
     OBJECT_POSE,
@@ -26,7 +26,7 @@ from tests.conftest import ROOT
 
 TOY = Task(name="toy", env_name="ToyEnv", object_parts=(("toy_pos", 3), ("toy_quat", 4), ("toy_rel", 2)),
            robosuite15_order=(7, 8, 0, 1, 2, 3, 4, 5, 6), action_dim=4, download_name="toy_hub",
-           success=lambda env: env["done"])
+           success=lambda env: env["done"], alignment_dim=3)
 
 
 @pytest.fixture()
@@ -51,14 +51,24 @@ def test_builtin_tasks_and_their_entries():
     assert square.env_name == "NutAssemblySquare" and square.object_dim == 14
     assert lift.has_policy and can.has_policy and not square.has_policy  # Square: converted and planned, not generated
     assert task_for_env("PickPlaceCan") is can and task_for_env("NoSuchEnv") is None
-    assert hub_tasks() == ("lift", "can", "square", "transport", "tool_hang")
+    assert hub_tasks() == (*[t.name for t in all_tasks() if t.download_name], *HUB_ONLY)
+    assert hub_filename("can", "mh") == "v1.5/can/mh/demo_v15.hdf5"
+
+
+def test_python_m_tasks_prints_the_registry(capsys):
+    from tasks.__main__ import main
+
+    for flag, wanted in (([], all_tasks()), (["--scripted"], [t for t in all_tasks() if t.has_policy]),
+                         (["--on-hub"], [t for t in all_tasks() if t.download_name])):
+        assert main(flag) == 0
+        assert capsys.readouterr().out.split("\n") == [t.name for t in wanted] + [""], flag
 
 
 def test_unknown_task_is_one_line_listing_the_known_ones():
     with pytest.raises(ValueError) as exc:
         get_task("stack")
     msg = str(exc.value)
-    assert "\n" not in msg and "'stack'" in msg and "can, lift, square" in msg
+    assert "\n" not in msg and "'stack'" in msg and ", ".join(known_tasks()) in msg
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -66,6 +76,7 @@ def test_unknown_task_is_one_line_listing_the_known_ones():
     ({"object_parts": (("p", 3), ("q", 3))}, "pos 3 \\+ quat 4"),
     ({"robosuite15_order": (0, 1, 2)}, "permutation"),
     ({"action_dim": 0}, "action_dim"),
+    ({"alignment_dim": 8}, "alignment_dim must be in 1..7"),
 ])
 def test_task_entries_are_checked(kwargs, match):
     base = {"name": "t", "env_name": "T", "object_parts": (("p", 3), ("q", 4))}
@@ -100,7 +111,7 @@ def test_a_registered_task_defines_the_vector_layout(toy):
     state_sl, proprio_sl, _ = vector_slices("ToyEnv")
     assert [s.name for s in state_sl[:3]] == ["toy_pos", "toy_quat", "toy_rel"] and state_sl[-1].stop == 18
     assert proprio_sl[0].name == "robot0_eef_pos"
-    assert "toy_hub" in hub_tasks()
+    assert "toy" in hub_tasks() and hub_filename("toy") == "v1.5/toy_hub/ph/demo_v15.hdf5"  # its download_name
     assert toy.is_success({"done": True}) and not toy.is_success({"done": False})
 
 
@@ -156,13 +167,36 @@ def _string_literals(path) -> set[str]:
 
 
 def test_a_task_is_one_registry_entry_plus_one_config_file():
-    """Nothing outside tasks/builtin.py names a task's robosuite env, and every task has its config."""
+    """Nothing outside tasks/builtin.py names a task's robosuite env, and every task has its config, which holds
+    its name only (the rest is the registry's)."""
     code = [p for p in ROOT.rglob("*.py") if not {".venv", "tests", ".git"} & set(p.relative_to(ROOT).parts)]
-    for task in ("Lift", "PickPlaceCan", "NutAssemblySquare"):
-        naming = sorted(str(p.relative_to(ROOT)) for p in code if task in _string_literals(p))
-        assert naming == ["tasks/builtin.py"], (task, naming)
+    for task in all_tasks():
+        naming = sorted(str(p.relative_to(ROOT)) for p in code if task.env_name in _string_literals(p))
+        assert naming == ["tasks/builtin.py"], (task.env_name, naming)
     configs = {p.stem for p in (ROOT / "conf" / "task").glob("*.yaml")}
-    assert configs == {"lift", "can", "square"} == set(known_tasks())
+    assert configs == set(known_tasks())
+    for name in configs:
+        assert _train_config(f"task={name}")["task"] == {"name": name}
+
+
+def test_alignment_dim_comes_from_the_task_unless_set(toy):
+    from omegaconf import OmegaConf
+
+    from training.model_config import apply_task, world_model_spec
+
+    cfg = OmegaConf.create(_train_config())
+    assert cfg.alignment_dim is None and world_model_spec(cfg).alignment_dim == get_task("lift").alignment_dim == 7
+    apply_task(cfg)
+    assert cfg.alignment_dim == 7  # recorded as a number in the run's config
+    cfg.task.name, cfg.alignment_dim = "toy", None
+    apply_task(cfg)
+    assert cfg.alignment_dim == TOY.alignment_dim
+    set_here = OmegaConf.create(_train_config("alignment_dim=4", "task=can"))
+    apply_task(set_here)
+    assert set_here.alignment_dim == 4
+    cfg.task.name = "stack"
+    with pytest.raises(ValueError, match=r"^unknown task 'stack' \(known: "):
+        apply_task(cfg)
 
 
 def _train_config(*overrides: str) -> dict:
@@ -203,7 +237,7 @@ def test_choosing_a_task_or_its_data_never_changes_the_model(task):
 def test_old_env_names_keep_their_data_and_model(env, task, size, data):
     cfg = _train_config(f"env={env}")
     assert _size(cfg) == size and cfg["task"]["name"] == task
-    assert cfg["env"] == {"name": env, "data_path": data, "alignment_dim": 7} and cfg["name"] == env
+    assert cfg["env"] == {"name": env, "data_path": data} and cfg["name"] == env
     assert _size(_train_config(f"env={env}", "preset=cpu_demo")) == CPU  # an explicit preset wins
     assert _size(_train_config(f"env={env}", "preset=gpu_full")) == GPU
 

@@ -5,15 +5,47 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.dino import DinoEncoder
-from models.factory import EncoderSpec, PredictorSpec, WorldModelSpec, build_encoder, build_world_model
+from models.factory import (
+    DEFAULT_ENCODER,
+    EncoderSpec,
+    PredictorSpec,
+    WorldModelSpec,
+    build_encoder,
+    build_world_model,
+)
+from models.image_encoder import ImageEncoder
 from models.visual_world_model import VWorldModel
+from tasks.registry import get_task
+
+
+def configured_task(cfg: Any):
+    """The registered task ``task.name`` names (None for a config without a task: runs saved before the task group);
+    a one-line ValueError naming the known tasks for a name the registry (``tasks/builtin.py``) lacks."""
+    name = (cfg.get("task") or {}).get("name")
+    return None if name is None else get_task(str(name))
+
+
+def alignment_dim(cfg: Any) -> int:
+    """``cfg.alignment_dim``; when it is null, the task's (``Task.alignment_dim``: its object pose width)."""
+    if cfg.get("alignment_dim") is not None:
+        return int(cfg.alignment_dim)
+    task = configured_task(cfg)
+    if task is None:
+        raise ValueError("alignment_dim=null takes the task's, but the config names no task (task=<name>)")
+    return task.alignment_dim
+
+
+def apply_task(cfg: Any) -> None:
+    """Check ``task=`` against the registry and write the task's ``alignment_dim`` where the config leaves it null
+    (so the run records the number it trains with). Raises a one-line ValueError."""
+    configured_task(cfg)
+    cfg.alignment_dim = alignment_dim(cfg)
 
 
 def encoder_spec(cfg: Any) -> EncoderSpec:
     """``cfg.encoder`` and ``cfg.img_size`` -> EncoderSpec."""
     e = cfg.encoder
-    return EncoderSpec(name=str(e.get("name", "dinov2_vits14")), pretrained=bool(e.pretrained), weights_path=e.get("weights_path") or None,
+    return EncoderSpec(name=str(e.get("name", DEFAULT_ENCODER)), pretrained=bool(e.pretrained), weights_path=e.get("weights_path") or None,
                        img_size=int(cfg.img_size), feature_key=str(e.feature_key), seed=int(e.seed),
                        num_layers=int(e.get("num_layers", 12)))
 
@@ -27,7 +59,7 @@ def world_model_spec(cfg: Any) -> WorldModelSpec:
                               grad_checkpointing=bool(cfg.training.get("grad_checkpointing", False)))
     return WorldModelSpec(
         encoder=encoder_spec(cfg), predictor=predictor, projected_dim=int(cfg.projected_dim),
-        alignment_dim=int(cfg.alignment_dim), action_emb_dim=int(cfg.action_emb_dim),
+        alignment_dim=alignment_dim(cfg), action_emb_dim=int(cfg.action_emb_dim),
         proprio_emb_dim=int(cfg.proprio_emb_dim), num_hist=int(cfg.num_hist), num_pred=int(cfg.num_pred),
         frameskip=int(cfg.frameskip), projection_hidden=int(m.projection_hidden),
         init_temperature=float(m.init_temperature), align_weight=float(m.align_weight),
@@ -35,12 +67,12 @@ def world_model_spec(cfg: Any) -> WorldModelSpec:
         target_stop_grad=bool(m.target_stop_grad), residual=bool(m.get("residual", False)))
 
 
-def encoder_from_cfg(cfg: Any) -> DinoEncoder:
+def encoder_from_cfg(cfg: Any) -> ImageEncoder:
     """The frozen encoder a training config describes."""
     return build_encoder(encoder_spec(cfg))
 
 
 def world_model_from_cfg(cfg: Any, proprio_dim: int, state_dim: int, action_dim: int,
-                         encoder: DinoEncoder | None = None) -> VWorldModel:
+                         encoder: ImageEncoder | None = None) -> VWorldModel:
     """The VWorldModel a training config describes, for a dataset of these dims."""
     return build_world_model(world_model_spec(cfg), proprio_dim, state_dim, action_dim, encoder=encoder)

@@ -127,12 +127,13 @@ def test_planning_warns_when_the_prior_was_fitted_on_another_checkpoint(tiny_tra
     info["world_model_checkpoint"] = "step_00000001"
     (other / "config.json").write_text(json.dumps(info))
     with caplog.at_level(logging.WARNING, logger="plan"):
-        assert load_prior("auto", tiny_trained_run, "cpu") is not None  # fitted on the latest: no warning
+        prior, identity = load_prior("auto", tiny_trained_run, "cpu")  # fitted on the latest: no warning
+        assert prior is not None and identity["path"] == str(own) and len(identity["sha256"]) == 64
         assert not [r for r in caplog.records if "fitted on checkpoint" in r.getMessage()]
-        assert load_prior(str(other), tiny_trained_run, "cpu") is not None
+        assert load_prior(str(other), tiny_trained_run, "cpu")[0] is not None
     latest = json.loads((own / "config.json").read_text())["world_model_checkpoint"]
     assert any(f"fitted on checkpoint step_00000001, planning uses {latest}" in r.getMessage() for r in caplog.records)
-    assert load_prior(None, tiny_trained_run, "cpu") is None
+    assert load_prior(None, tiny_trained_run, "cpu") == (None, None)
 
 
 def _refused(capsys, *argv) -> str:

@@ -188,20 +188,28 @@ def _train(cfg: DictConfig, run_dir: Path) -> None:
     log.info("run dir: %s%s", run_dir, " (multi-process)" if is_multiprocess() else "")
 
 
+DEBUG_HEAD_STEPS = 50  # ``debug=true``: the learned heads are fitted this many steps at most (a run that only checks)
+
+
 def fit_learned_heads(cfg: DictConfig, run_dir: Path) -> None:
     """After the world model, on its frozen latents: the learned cost-to-go (``cost_to_go.train``) and the action
-    prior (``action_prior.train``), on the device training ran on (the selected GPU when CUDA is there)."""
+    prior (``action_prior.train``), on the device training ran on (the selected GPU when CUDA is there); a
+    ``debug=true`` run fits each for ``DEBUG_HEAD_STEPS`` steps at most, as its one epoch is short."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def steps(head: DictConfig) -> int:
+        return min(int(head.steps), DEBUG_HEAD_STEPS) if cfg.get("debug") else int(head.steps)
+
     if cfg.get("cost_to_go") and cfg.cost_to_go.train:
         from training.cost_to_go import fit_after_training
 
-        fit_after_training(run_dir, int(cfg.cost_to_go.steps), device)
+        fit_after_training(run_dir, steps(cfg.cost_to_go), device)
     if cfg.get("action_prior") and cfg.action_prior.train:
         from training.action_prior import fit_after_training
 
-        fit_after_training(run_dir, int(cfg.action_prior.steps), device)
+        fit_after_training(run_dir, steps(cfg.action_prior), device)
 
 
 if __name__ == "__main__":

@@ -259,3 +259,19 @@ def test_a_task_that_is_not_the_datas_is_refused(tiny_lift_dataset, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in out, out[-2000:]
     assert out.strip().splitlines()[-1].endswith("holds Lift data (task=lift): give the task of the data")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_debug_run_fits_its_learned_heads_briefly(monkeypatch, tmp_path):
+    from omegaconf import OmegaConf
+
+    import training.action_prior
+    import training.cost_to_go
+    from train_robomimic_compress import DEBUG_HEAD_STEPS, fit_learned_heads
+
+    fitted = []
+    monkeypatch.setattr(training.action_prior, "fit_after_training", lambda _d, n, _dev: fitted.append(("prior", n)))
+    monkeypatch.setattr(training.cost_to_go, "fit_after_training", lambda _d, n, _dev: fitted.append(("ctg", n)))
+    heads = {"action_prior": {"train": True, "steps": 3000}, "cost_to_go": {"train": True, "steps": 2000}}
+    fit_learned_heads(OmegaConf.create({"debug": True, **heads}), tmp_path)
+    fit_learned_heads(OmegaConf.create({"debug": False, **heads}), tmp_path)
+    assert fitted == [("ctg", DEBUG_HEAD_STEPS), ("prior", DEBUG_HEAD_STEPS), ("ctg", 2000), ("prior", 3000)]

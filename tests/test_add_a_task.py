@@ -68,7 +68,7 @@ def test_generate_convert_train_and_plan(tree):
     run_in(copy, ["-m", "envs.generate_demos", "--task", "lift_copy", "--n-episodes", "3", "--output",
                   str(data / "demo.hdf5"), "--cameras", "agentview", "--image-size", "56", "--seed", "0"], env)
     run_in(copy, ["convert_robomimic_to_dino_wm.py", "--input", str(data / "demo.hdf5"), "--output",
-                  str(data / "dino_wm"), "--camera", "agentview"], env)
+                  str(data / "dino_wm"), "--camera", "agentview", "--explore-branches", "0"], env)
     assert json.loads((data / "dino_wm" / "meta.json").read_text())["env_name"] == "LiftCopy"
     run = copy / "outputs" / "run"
     run_in(copy, ["train_robomimic_compress.py", "task=lift_copy", "debug=true", "encoder.pretrained=false",

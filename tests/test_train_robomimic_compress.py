@@ -22,7 +22,8 @@ from training.run_loading import load_world_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["encoder.pretrained=false", "encoder.num_layers=1", "img_size=28", "wandb.mode=disabled",
-        "training.batch_size=4", "training.warmup_steps=2", "training.val_ratio=0.25", "gpu.auto_select=false"]
+        "training.batch_size=4", "training.warmup_steps=2", "training.val_ratio=0.25", "gpu.auto_select=false",
+        "action_prior.train=false"]  # the world model's training only (tests/test_action_prior.py fits priors)
 
 
 def train(data: Path, run: Path, *extra: str, launcher: list[str] | None = None, check: bool = True,

@@ -59,7 +59,7 @@ def train(data: Path, run: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "train_robomimic_compress.py", "env=demo_lift", f"env.data_path={data}",
            f"hydra.run.dir={run}", "encoder.pretrained=false", "encoder.num_layers=1", "img_size=28",
            "wandb.mode=offline", "training.batch_size=4", "training.warmup_steps=2", "training.val_ratio=0.25",
-           "gpu.auto_select=false", "training.log_every=2", "training.save_every=2", *extra]
+           "gpu.auto_select=false", "training.log_every=2", "training.save_every=2", "action_prior.train=false", *extra]
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=400, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

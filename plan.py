@@ -88,31 +88,12 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     A job resumes: the evaluations finished by an earlier launch into ``out_dir`` (``batches/``) are kept and the
     others planned; a different job's evaluations there are refused in one line (``planning.resume``)."""
     check_settings(cfg)
-    ckpt = cfg.ckpt_base_path
     device = pick_device(cfg)
 
-    import torch
-
-    from datasets.robomimic_dset import RobomimicEpisodes
     from envs.robosuite_env import RobosuiteEnv
     from planning.report import BatchOutOfMemory, OutputWriter, run_batches, save_results
-    from training.run_loading import load_world_model
 
-    torch.manual_seed(int(cfg.seed))
-    from safetensors import SafetensorError
-
-    try:
-        run = load_world_model(str(ckpt), model_epoch=cfg.model_epoch, device=device)
-    except FileNotFoundError as exc:  # no such checkpoint (model_epoch), or not a run dir
-        raise PlanError(str(exc)) from exc
-    except (ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # unreadable or mismatched run files
-        raise PlanError(f"cannot load the run {ckpt}: {first_line(exc)}") from exc
-    model = run.model.eval()
-    compile_rollouts(cfg, model, device)
-    try:
-        data = RobomimicEpisodes(cfg.dataset_path or run.dataset_path)
-    except (OSError, ValueError, KeyError) as exc:
-        raise PlanError(f"dataset {cfg.dataset_path or run.dataset_path}: {first_line(exc)}") from exc
+    run, model, data = load_run_and_data(cfg, device)
     fs, t0 = int(model.frameskip), int(cfg.history_frames or model.num_hist)
     specs, mine = evaluation_specs(cfg, run, data, fs, t0)
     planner, mpc, settings, described = build_planning(cfg, model, run.normalizer, fs, t0, device)
@@ -153,6 +134,31 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     publish_once(cfg, job, out_dir, info, summary, records)
     writer.raise_if_failed(errors)
     return summary
+
+
+def load_run_and_data(cfg: DictConfig, device: str):
+    """(the run, its world model in eval mode with its rollouts compiled as ``compile`` says, the dataset planned
+    on: ``dataset_path`` or the run's own); a missing or unreadable run or dataset is a one-line PlanError."""
+    import torch
+    from safetensors import SafetensorError
+
+    from datasets.robomimic_dset import RobomimicEpisodes
+    from training.run_loading import load_world_model
+
+    torch.manual_seed(int(cfg.seed))
+    try:
+        run = load_world_model(str(cfg.ckpt_base_path), model_epoch=cfg.model_epoch, device=device)
+    except FileNotFoundError as exc:  # no such checkpoint (model_epoch), or not a run dir
+        raise PlanError(str(exc)) from exc
+    except (ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # unreadable or mismatched run files
+        raise PlanError(f"cannot load the run {cfg.ckpt_base_path}: {first_line(exc)}") from exc
+    model = run.model.eval()
+    compile_rollouts(cfg, model, device)
+    try:
+        data = RobomimicEpisodes(cfg.dataset_path or run.dataset_path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise PlanError(f"dataset {cfg.dataset_path or run.dataset_path}: {first_line(exc)}") from exc
+    return run, model, data
 
 
 def compile_rollouts(cfg: DictConfig, model, device: str) -> None:

@@ -69,6 +69,20 @@ def describe_device(device: GpuSnapshot, memory_weight: float = DEFAULT_MEMORY_W
             f"score {score_device(device, memory_weight, util_weight):.1f})")
 
 
+def _choose(view: list, num_gpus: int, memory_weight: float, util_weight: float, min_free_memory_gb: float) -> list:
+    """The best-scoring ``num_gpus`` of ``view`` with ``min_free_memory_gb`` free (fewer, with a warning, when
+    fewer fit); GpuSelectionError when none does."""
+    chosen = select_devices(view, num_gpus, memory_weight, util_weight, min_free_memory_gb)
+    if not chosen:
+        raise GpuSelectionError(
+            f"none of the {len(view)} visible GPU(s) has {min_free_memory_gb:g} GiB free: "
+            + "; ".join(f"{d.label} {d.memory_free_mb / 1024:.1f} GiB free" for d in view))
+    if 0 < num_gpus and len(chosen) < num_gpus:
+        logger.warning("asked for %d GPU(s), only %d visible GPU(s) fit%s: using %d", num_gpus, len(chosen),
+                       MIG_NOTE if any(d.is_mig for d in view) else "", len(chosen))
+    return chosen
+
+
 def select_gpus_for_run(num_gpus: int = 1, min_free_memory_gb: float = 0.0, auto_select: bool = True,
                         memory_weight: float = DEFAULT_MEMORY_WEIGHT,
                         util_weight: float = DEFAULT_UTIL_WEIGHT) -> list[int]:
@@ -117,14 +131,7 @@ def select_gpus_for_run(num_gpus: int = 1, min_free_memory_gb: float = 0.0, auto
                     "and its %d GPU(s); choose GPUs before launching", os.environ["LOCAL_RANK"], preset,
                     len(view))
         return list(range(len(view)))
-    chosen = select_devices(view, num_gpus, memory_weight, util_weight, min_free_memory_gb)
-    if not chosen:
-        raise GpuSelectionError(
-            f"none of the {len(view)} visible GPU(s) has {min_free_memory_gb:g} GiB free: "
-            + "; ".join(f"{d.label} {d.memory_free_mb / 1024:.1f} GiB free" for d in view))
-    if 0 < num_gpus and len(chosen) < num_gpus:
-        logger.warning("asked for %d GPU(s), only %d visible GPU(s) fit%s: using %d", num_gpus, len(chosen),
-                       MIG_NOTE if any(d.is_mig for d in view) else "", len(chosen))
+    chosen = _choose(view, num_gpus, memory_weight, util_weight, min_free_memory_gb)
     ordinals = apply_selection(chosen, view)
     logger.info("GPU selection (%s, %d visible): chose %s -> cuda:%s [CUDA_VISIBLE_DEVICES=%s, "
                 "MUJOCO_EGL_DEVICE_ID=%s]", query.backend, len(view),

@@ -176,6 +176,17 @@ class MPC:
         return np.concatenate([eef[None], eef[None] + np.cumsum(steps, axis=0)], axis=0)
 
     @torch.no_grad()
+    def _record_plan(self, tr, i: int, raw_i: np.ndarray, res, ref_cost: torch.Tensor | None) -> None:
+        """Evaluation ``i``'s trace gets this re-plan's commanded eef path (from ``raw_i`` [h * fs, 7]), its plan cost,
+        the demonstration's cost under the same model (the ranking diagnostic) and the planner's per-plan info."""
+        tr.planned_eef.append(self._commanded_path(tr.eef[-1], raw_i))
+        if res.cost is not None:
+            tr.plan_costs.append(float(res.cost[i]))
+        if ref_cost is not None:
+            tr.reference_costs.append(float(ref_cost[i]))
+        for key, value in (res.info or {}).items():
+            tr.plan_info.setdefault(key, []).append(float(value[i]))
+
     def run(self, envs: list, start_obs: list[dict], history: list[dict], z_goal: torch.Tensor,
             generators: list[torch.Generator], reference_actions: np.ndarray | None = None) -> MPCResult:
         """Plan and execute in every env for ``max_iter`` re-plans.
@@ -226,13 +237,7 @@ class MPC:
                 imagined = images_to_uint8(self.model.decode(res.z_pred[:, : self.n_taken]))  # [B, n, H, W, 3]
             n_exec = min(self.n_taken, horizon)
             for i, (env, tr) in enumerate(zip(envs, traces)):
-                tr.planned_eef.append(self._commanded_path(tr.eef[-1], raw[i]))
-                if res.cost is not None:
-                    tr.plan_costs.append(float(res.cost[i]))
-                if ref_cost is not None:
-                    tr.reference_costs.append(float(ref_cost[i]))
-                for key, value in (res.info or {}).items():
-                    tr.plan_info.setdefault(key, []).append(float(value[i]))
+                self._record_plan(tr, i, raw[i], res, ref_cost)
                 last_raw[i] = self._execute(env, tr, raw[i], n_exec, None if imagined is None else imagined[i],
                                             (hist_img[i], hist_prop[i], hist_act[i]))
             done += n_exec

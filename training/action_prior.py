@@ -162,15 +162,12 @@ def fit_after_training(run_dir: str | Path, steps: int, device: str | torch.devi
 
     A prior already fitted with ``steps`` steps on the run's latest checkpoint is kept (a rerun of a finished
     run, e.g. ``run_demo.sh`` again, does not spend the fit twice)."""
-    from training.checkpoint import latest_checkpoint
+    from training.checkpoint import fitted_on_latest
 
     current = Path(run_dir) / PRIOR_DIR / CONFIG_FILE
-    latest = latest_checkpoint(run_dir)
-    if current.is_file() and latest is not None:
-        done = json.loads(current.read_text())
-        if done.get("world_model_checkpoint") == latest.name and done.get("steps") == steps:
-            log.info("action prior: %s is already fitted on %s", current.parent, latest.name)
-            return current.parent
+    if (latest := fitted_on_latest(current, run_dir, steps)) is not None:
+        log.info("action prior: %s is already fitted on %s", current.parent, latest)
+        return current.parent
     out, stats = fit_run_prior(run_dir, steps=steps, device=device)
     log.info("action prior: %s (%s)", out, ", ".join(f"{k} {v:.4f}" for k, v in stats.items()))
     return out

@@ -194,3 +194,13 @@ def load_optim_file(ckpt: Path) -> dict[str, Any]:
 
 def load_train_state(ckpt: Path) -> dict[str, Any]:
     return json.loads((ckpt / STATE_FILE).read_text())
+
+
+def fitted_on_latest(head_config: Path, run_dir: str | Path, steps: int) -> str | None:
+    """The latest checkpoint's name when the learned head whose ``config.json`` is ``head_config`` (the action prior,
+    the cost-to-go) was already fitted on it with ``steps`` steps, else None (fit it again)."""
+    latest = latest_checkpoint(run_dir)
+    if not head_config.is_file() or latest is None:
+        return None
+    done = json.loads(head_config.read_text())
+    return latest.name if done.get("world_model_checkpoint") == latest.name and done.get("steps") == steps else None

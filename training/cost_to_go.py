@@ -19,7 +19,6 @@ Output ``RUN_DIR/cost_to_go/{model.safetensors, config.json}``, written atomical
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -204,15 +203,12 @@ def fit_run_cost_to_go(run_dir: str | Path, steps: int = 3000, device: str = "cp
 def fit_after_training(run_dir: str | Path, steps: int, device: str | torch.device) -> Path:
     """The cost-to-go of a run that has just finished training (kept when already fitted with ``steps`` steps on the
     run's latest checkpoint)."""
-    from training.checkpoint import latest_checkpoint
+    from training.checkpoint import fitted_on_latest
 
     current = Path(run_dir) / CTG_DIR / CONFIG_FILE
-    latest = latest_checkpoint(run_dir)
-    if current.is_file() and latest is not None:
-        done = json.loads(current.read_text())
-        if done.get("world_model_checkpoint") == latest.name and done.get("steps") == steps:
-            log.info("cost-to-go: %s is already fitted on %s", current.parent, latest.name)
-            return current.parent
+    if (latest := fitted_on_latest(current, run_dir, steps)) is not None:
+        log.info("cost-to-go: %s is already fitted on %s", current.parent, latest)
+        return current.parent
     out, stats = fit_run_cost_to_go(run_dir, steps=steps, device=str(device))
     log.info("cost-to-go: %s (%s)", out, ", ".join(f"{k} {v:.3f}" for k, v in stats.items()))
     return out

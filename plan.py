@@ -3,8 +3,8 @@
 
     python plan.py --config-name=plan_projected_latent ckpt_base_path=outputs/.../run n_evals=10 goal_H=5
     python plan.py --config-name=plan_projected_latent ckpt_base_path=RUN planner=random   # or replay
-    python plan.py -m ... goal_H=3,5,8                  # horizon study; then python -m planning.merge --by goal_H DIR
-    python plan.py ... shard.index=0 shard.count=2      # one of 2 shards; python -m planning.merge A B --out OUT
+    python plan.py -m ... goal_H=3,5,8                  # horizon study; then python -m planning.reporting.merge --by goal_H DIR
+    python plan.py ... shard.index=0 shard.count=2      # one of 2 shards; python -m planning.reporting.merge A B --out OUT
 
 Writes ``hydra.run.dir`` (default ``plan_outputs/<timestamp>_<name>_gH<H>/``): logs.json, summary.json,
 videos/eval_XXX_epY.mp4, plots/*.png. See conf/plan.yaml for every key.
@@ -22,7 +22,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from planning.outputs import OutputError
+from planning.reporting.outputs import OutputError
 from utils.errors import first_line
 
 OmegaConf.register_new_resolver("basename", lambda p: Path(str(p)).name if p else "model", replace=True)
@@ -86,12 +86,12 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     """The whole evaluation of one (shard of a) planning job; returns the summary.
 
     A job resumes: the evaluations finished by an earlier launch into ``out_dir`` (``batches/``) are kept and the
-    others planned; a different job's evaluations there are refused in one line (``planning.resume``)."""
+    others planned; a different job's evaluations there are refused in one line (``planning.execution.resume``)."""
     check_settings(cfg)
     device = pick_device(cfg)
 
     from envs.robosuite_env import RobosuiteEnv
-    from planning.report import BatchOutOfMemory, OutputWriter, run_batches, save_results
+    from planning.execution.report import BatchOutOfMemory, OutputWriter, run_batches, save_results
 
     run, model, data = load_run_and_data(cfg, device)
     fs, t0 = int(model.frameskip), int(cfg.history_frames or model.num_hist)
@@ -200,7 +200,7 @@ def episode_pool(cfg: DictConfig, run, data) -> list[int]:
     if not cfg.episodes.get("success_goals_only", True):
         return pool
     from envs.robosuite_env import RobosuiteEnv
-    from planning.evaluator import successful_episodes
+    from planning.execution.evaluator import successful_episodes
 
     checker = RobosuiteEnv.from_meta(data.meta, render=False)
     try:
@@ -231,7 +231,7 @@ def is_foreign_dataset(cfg: DictConfig, run, data) -> bool:
 
 def evaluation_specs(cfg: DictConfig, run, data, fs: int, t0: int) -> tuple[list, list]:
     """(all n_evals evaluation specs, this shard's) from the episode pool."""
-    from planning.episodes import select_episodes, shard
+    from planning.execution.episodes import select_episodes, shard
 
     pool = episode_pool(cfg, run, data)
     try:
@@ -250,14 +250,14 @@ def evaluation_specs(cfg: DictConfig, run, data, fs: int, t0: int) -> tuple[list
 
 def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device: str):
     """(planner, MPC, EvalSettings) from the config; a bad planner setting or an MPC budget that runs
-    past the goal is refused in one line (``planning.base.build_planner``, ``planning.mpc_budget``)."""
+    past the goal is refused in one line (``planning.planners.factory.build_planner``, ``planning.execution.mpc_budget``)."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from planning.base import build_planner
-    from planning.evaluator import EvalSettings
-    from planning.mpc import MPC
-    from planning.mpc_budget import MPCBudget
+    from planning.execution.evaluator import EvalSettings
+    from planning.execution.mpc import MPC
+    from planning.execution.mpc_budget import MPCBudget
+    from planning.planners.factory import build_planner
 
     if cfg.eval.success_metric not in ("task", "goal"):
         raise PlanError(f"eval.success_metric={cfg.eval.success_metric!r} is not one of task, goal")
@@ -358,12 +358,12 @@ def load_prior(spec, run_dir: Path, device: str, model_epoch="latest"):
 
 
 def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, data, earlier: int | None = None):
-    """``cfg.batch_size`` (auto or a number) checked against the memory available (see planning.memory).
+    """``cfg.batch_size`` (auto or a number) checked against the memory available (see planning.execution.memory).
 
     ``earlier``: the batch size of the job's latest earlier launch, which ``auto`` keeps while it fits (a resumed
     job plans the same evaluations together as an uninterrupted one). Returns (batch size, the memory estimate of
     a batch size)."""
-    from planning import memory
+    from planning.execution import memory
 
     episode = (env_steps + 1) * int(data.meta.image_size) ** 2 * 3 * 4  # trace frames + the video's panels
     rollout = memory.rollout_bytes(model, int(cfg.planner.get("horizon", 1))) if planner.uses_model else 0
@@ -382,9 +382,9 @@ def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, dat
 
 
 def open_job(cfg: DictConfig, out_dir: Path, run, data, mine: list, described: dict):
-    """The job in ``out_dir`` (``planning.resume.PlanJob``) checked against this launch: its finished
+    """The job in ``out_dir`` (``planning.execution.resume.PlanJob``) checked against this launch: its finished
     evaluations, or a PlanError when the dir holds another job's (nothing is written here)."""
-    from planning.resume import PlanJob, ResumeError, job_identity
+    from planning.execution.resume import PlanJob, ResumeError, job_identity
 
     config = OmegaConf.to_container(cfg, resolve=True)
     config["ckpt_base_path"] = str(Path(str(cfg.ckpt_base_path)).resolve())
@@ -408,8 +408,8 @@ def batch_size_after_oom(exc, device: str, estimate) -> tuple[int, float]:
 
     On a GPU from what it held: bytes allocated before the batch, at most during it and the request that failed,
     over the batch's evaluations, against the memory this process can have there (free + what torch holds).
-    Otherwise (no CUDA statistics) from ``planning.memory``'s estimate against the available memory."""
-    from planning import memory
+    Otherwise (no CUDA statistics) from ``planning.execution.memory``'s estimate against the available memory."""
+    from planning.execution import memory
 
     if exc.base is not None and exc.peak is not None:
         import torch
@@ -460,12 +460,12 @@ def pool_name(cfg: DictConfig, run, data) -> str:
 
 
 def publish(cfg: DictConfig, out_dir: Path, info: dict, summary: dict, records: list[dict]) -> None:
-    """The evaluation on wandb (not for a shard: ``planning.merge`` logs the merged result once)."""
-    from planning import wandb_log
+    """The evaluation on wandb (not for a shard: ``planning.reporting.merge`` logs the merged result once)."""
+    from planning.reporting import wandb_log
 
     wcfg = OmegaConf.to_container(cfg.wandb, resolve=True)
     if int(cfg.shard.count) > 1:
-        log.info("shard %d/%d: nothing logged to wandb (python -m planning.merge logs the merged result)",
+        log.info("shard %d/%d: nothing logged to wandb (python -m planning.reporting.merge logs the merged result)",
                  cfg.shard.index, cfg.shard.count)
         return
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -512,7 +512,7 @@ def main(cfg: DictConfig) -> None:
     started = time.time()  # what this launch writes is newer (a refused one leaves no run dir behind)
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
-    from planning.resume import log_sizes, restore_launch_files
+    from planning.execution.resume import log_sizes, restore_launch_files
 
     logs_before = log_sizes(out_dir)  # plan.log as the earlier launches of a job left it
     try:

@@ -99,4 +99,4 @@ for planner in cem cem_prior prior random hold replay; do
     || { echo "run_demo.sh: planning with $planner failed (see the message above)" >&2; exit 1; }
 done
 
-"$PY" -m planning.demo_summary --train-run "$TRAIN_RUN" --elapsed "$(( $(date +%s) - T0 ))" "${PLAN_DIRS[@]}"
+"$PY" -m planning.reporting.demo_summary --train-run "$TRAIN_RUN" --elapsed "$(( $(date +%s) - T0 ))" "${PLAN_DIRS[@]}"

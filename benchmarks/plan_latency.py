@@ -27,10 +27,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from planning.base import PlanContext  # noqa: E402
-from planning.cem import CEMPlanner  # noqa: E402
+from planning.execution.observations import precompute_features  # noqa: E402
 from planning.objectives import LatentGoalObjective  # noqa: E402
-from planning.observations import precompute_features  # noqa: E402
+from planning.planners.cem import CEMPlanner  # noqa: E402
+from planning.planners.protocol import PlanContext  # noqa: E402
 
 
 def build_model(overrides: list[str], device: str):

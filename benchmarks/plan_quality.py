@@ -18,7 +18,7 @@ behaviour-cloned action prior), ``prior`` (the prior alone), ``random``, ``hold`
 and skipped. Finished cells (their summary.json exists) are not rerun, and an interrupted cell resumes
 inside the cell: its plan.py job keeps the evaluations it finished (``batches/``) and plans the rest, so rerunning
 the same command after a kill or preemption loses at most the batch in progress. A cell that holds evaluations
-planned with other settings stops the benchmark in one line (use another ``--out``). At the end ``planning.merge --by goal_H`` writes ``goal_H_table.{md,csv,json}`` and
+planned with other settings stops the benchmark in one line (use another ``--out``). At the end ``planning.reporting.merge --by goal_H`` writes ``goal_H_table.{md,csv,json}`` and
 ``success_vs_goal_H.png`` into ``--out``; the table is printed with the wall time.
 
 Metrics per cell: task success (the env's own check after the last step), goal reached (object within
@@ -103,7 +103,7 @@ class CellError(Exception):
 def run_cell(args: argparse.Namespace, out: Path, planner: str, goal_h: int) -> str:
     """Run one plan.py job unless it already finished; returns "done", "cached", "resumed" (an interrupted cell
     finished: plan.py planned only what its earlier launch left) or "skipped: <reason>"."""
-    from planning.resume import JOB_FILE, finished_evaluations
+    from planning.execution.resume import JOB_FILE, finished_evaluations
 
     d = cell_dir(out, planner, goal_h)
     if (d / "summary.json").is_file():
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%-10s goal_H=%-3d %s (%.0f s)", planner, goal_h, st, time.perf_counter() - t)
             if st.startswith("skipped"):
                 break  # the other planners of this goal_H would be skipped for the same reason
-    from planning.merge import main as merge_main
+    from planning.reporting.merge import main as merge_main
 
     done = [cell_dir(out, p, h) for h in horizons for p in planners if (cell_dir(out, p, h) / "summary.json").is_file()]
     if not done:

@@ -3,7 +3,7 @@
 A planner with a proposal distribution (as in TD-MPC's policy-guided MPPI): the prior reads the
 current projected latent, the goal latent and the planning steps left, and returns one normalised
 action chunk. Rolled out through the world model it gives a whole candidate plan that CEM then
-refines and scores with the model (``planning.prior``). It is trained after the world model, on the
+refines and scores with the model (``planning.planners.prior``). It is trained after the world model, on the
 model's own (frozen) latents of the training episodes, with hindsight goals: the frame ``k``
 planning steps later in the same episode (``training.action_prior``).
 

@@ -54,7 +54,7 @@ class VWorldModel(nn.Module):
         """Compile the predictor for planning rollouts (``torch.compile``, in place: parameters and
         ``state_dict`` keys unchanged). Fuses the predictor's small ops into a few kernels. With mode
         ``default`` a planner may record whole iterations as CUDA graphs (CEM does, see
-        :mod:`planning.cuda_graph`); ``reduce-overhead`` replays the predictor's own CUDA graphs instead
+        :mod:`planning.planners.cuda_graph`); ``reduce-overhead`` replays the predictor's own CUDA graphs instead
         (``rollout_graphs``: then a planner must not record its own). The first call of each input shape
         compiles (tens of seconds on a GPU). Compiled rollouts feed the whole window at every step instead of
         reusing a key/value cache (the cache's Python state does not trace, and a reduce-overhead graph's

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from planning.cem import CEMPlanner
 from planning.objectives import LatentGoalObjective
-from planning.random_shooting import RandomActionPlanner, RandomShootingPlanner
+from planning.planners.cem import CEMPlanner
+from planning.planners.random_shooting import RandomActionPlanner, RandomShootingPlanner
 from tests.toy_dynamics import ToyLinearWorldModel, toy_context
 
 H, A = 5, 4
@@ -141,7 +141,7 @@ def test_cem_action_repeat_reduces_the_warm_start_to_step_means():
 def test_cem_binary_gripper_scores_and_returns_only_open_or_close():
     """With ``ctx.gripper`` every scored candidate and the returned plan hold one of the two normalised
     gripper values in the gripper dims, and the other dims stay continuous."""
-    from planning.base import GripperLevels
+    from planning.planners.protocol import GripperLevels
 
     model = ToyLinearWorldModel(action_dim=A)
     ctx = toy_context(model, _optimum(2))
@@ -165,7 +165,7 @@ def test_cem_binary_gripper_scores_and_returns_only_open_or_close():
 
 
 def test_gripper_levels_snap_to_the_nearer_level():
-    from planning.base import GripperLevels
+    from planning.planners.protocol import GripperLevels
 
     g = GripperLevels(dims=torch.tensor([False, True]), open=torch.tensor([0.0, -1.0]), close=torch.tensor([0.0, 2.0]))
     x = torch.tensor([[0.3, 0.4], [0.3, 0.6], [-5.0, -3.0]])
@@ -174,7 +174,7 @@ def test_gripper_levels_snap_to_the_nearer_level():
 
 def _record_on_cpu(monkeypatch, fail: bool = False):
     """CEM's iteration recorded and replayed with the stand-in recorder of tests/test_cuda_graph.py."""
-    from planning import cuda_graph
+    from planning.planners import cuda_graph
     from tests.test_cuda_graph import Recorder
 
     rec = Recorder(fail=fail)
@@ -186,7 +186,7 @@ def _record_on_cpu(monkeypatch, fail: bool = False):
 def test_cem_replayed_iterations_equal_eager_ones_with_a_prior(monkeypatch):
     """The iteration is a pure function of its tensors: replaying it on static buffers (as a CUDA graph
     does) gives the eager plan exactly, with the prior's proposal and weight, and every re-plan records."""
-    from planning.cem_prior import PriorSeededCEMPlanner
+    from planning.planners.cem_prior import PriorSeededCEMPlanner
     from tests.toy_dynamics import LatentToyModel, OraclePrior
 
     model = LatentToyModel(action_dim=A)

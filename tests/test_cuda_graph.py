@@ -1,4 +1,4 @@
-"""planning.cuda_graph: the iterations of a step function, eager or as one recorded graph.
+"""planning.planners.cuda_graph: the iterations of a step function, eager or as one recorded graph.
 
 A CPU has no CUDA graphs, so these tests record with a stand-in of ``torch.cuda.graph`` that keeps its
 contract (recording runs nothing; each replay runs the recorded step on the static buffers and leaves
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from planning import cuda_graph
-from planning.cuda_graph import run_eager, run_steps
+from planning.planners import cuda_graph
+from planning.planners.cuda_graph import run_eager, run_steps
 
 
 def decay_step(state, x):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from planning.demo_summary import main
+from planning.reporting.demo_summary import main
 
 
 def _plan_dir(root, name, planner, rate, step=10):

@@ -36,7 +36,7 @@ def test_a_wrong_override_in_a_documented_command_is_caught(tmp_path, monkeypatc
     with pytest.raises(AssertionError, match="no rule"):
         check_command(parse("./unknown_tool.sh --x", "x"), tmp_path, monkeypatch)
     with pytest.raises(AssertionError, match="--no-such-flag unknown"):
-        check_command(parse("python -m planning.merge --no-such-flag", "x"), tmp_path, monkeypatch)
+        check_command(parse("python -m planning.reporting.merge --no-such-flag", "x"), tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("cmd", README + CONFIG, ids=lambda c: f"{c.where} {c.text.split(' #')[0].strip()[:70]}")

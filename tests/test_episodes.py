@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from planning.episodes import select_episodes, shard
+from planning.execution.episodes import select_episodes, shard
 
 LENGTHS = [31, 40, 12, 55, 33]
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from planning.episodes import EpisodeSpec
-from planning.evaluator import (
+from planning.execution.episodes import EpisodeSpec
+from planning.execution.evaluator import (
     _history,
     _reference_actions,
     goal_observation,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from planning import gripper_schedules as gs
+from planning.planners import gripper_schedules as gs
 
 
 def test_schedule_tables_hold_every_schedule_with_at_most_the_allowed_switches():

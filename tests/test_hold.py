@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from datasets.normalizer import Normalizer
-from planning.hold import HoldPlanner
-from planning.mpc import MPC
+from planning.execution.mpc import MPC
+from planning.planners.hold import HoldPlanner
 from tests.toy_dynamics import ToyLinearWorldModel, toy_context
 
 

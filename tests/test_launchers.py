@@ -21,7 +21,7 @@ def test_local_launcher_runs_two_planning_shards_that_merge_into_one_result(tiny
     assert len(jobs) == 2
     assert sorted(json.loads((j / "summary.json").read_text())["n_evals"] for j in jobs) == [1, 1]
     out = tmp_path / "merged"
-    run_cli(["-m", "planning.merge", str(sweep), "--out", str(out)])
+    run_cli(["-m", "planning.reporting.merge", str(sweep), "--out", str(out)])
     merged = json.loads((out / "summary.json").read_text())
     assert merged["n_evals"] == 2 and merged["planner"] == "replay"
     assert merged["success_rate_all"] == 1.0  # replay reaches the goal (a start already a success is not rated)

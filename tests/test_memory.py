@@ -1,4 +1,4 @@
-"""planning/memory.py: batch_size from the memory available, refusal of a batch that cannot fit."""
+"""planning/execution/memory.py: batch_size from the memory available, refusal of a batch that cannot fit."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import textwrap
 import psutil
 import pytest
 
-from planning import memory
-from planning.memory import AUTO_MAX_BATCH, ENV_BYTES, GiB, MiB, choose_batch_size, estimator
+from planning.execution import memory
+from planning.execution.memory import AUTO_MAX_BATCH, ENV_BYTES, GiB, MiB, choose_batch_size, estimator
 from tests.conftest import ROOT
 
 
@@ -68,7 +68,7 @@ def test_rollout_bytes_bounds_a_real_rollout():
         import torch
         from pathlib import Path
         from benchmarks.plan_latency import build_model
-        from planning.memory import rollout_bytes
+        from planning.execution.memory import rollout_bytes
         def hwm():
             line = next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("VmHWM"))
             return int(line.split()[1]) * 1024

@@ -1,4 +1,4 @@
-"""Merging shard outputs and the table by goal_H (on logs written by planning.outputs)."""
+"""Merging shard outputs and the table by goal_H (on logs written by planning.reporting.outputs)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from planning.merge import main, merge_logs
-from planning.outputs import summarize, write_json
+from planning.reporting.merge import main, merge_logs
+from planning.reporting.outputs import summarize, write_json
 
 
 def _record(i: int, success: bool, dist: float) -> dict:

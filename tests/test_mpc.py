@@ -8,10 +8,10 @@ import numpy as np
 import torch
 
 from datasets.normalizer import Normalizer
-from planning.base import PlanResult
-from planning.cem import CEMPlanner
-from planning.mpc import MPC
+from planning.execution.mpc import MPC
 from planning.objectives import LatentGoalObjective
+from planning.planners.cem import CEMPlanner
+from planning.planners.protocol import PlanResult
 from tests.toy_dynamics import ToyLinearWorldModel
 
 FS, P, D = 2, 2, 4

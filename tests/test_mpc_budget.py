@@ -2,7 +2,7 @@
 
 import pytest
 
-from planning.mpc_budget import MPCBudget
+from planning.execution.mpc_budget import MPCBudget
 
 
 def test_default_budget_ends_at_the_goal():

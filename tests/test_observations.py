@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from datasets.normalizer import Normalizer
-from planning.observations import (
+from planning.execution.observations import (
     action_bounds,
     constant_action_dims,
     images_to_uint8,

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from planning.mpc import EpisodeTrace
-from planning.outputs import episode_frames, summarize, write_json
+from planning.execution.mpc import EpisodeTrace
+from planning.reporting.outputs import episode_frames, summarize, write_json
 
 
 def _rec(i, success, dist, secs=2.0):

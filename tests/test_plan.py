@@ -86,7 +86,7 @@ def test_replay_reaches_the_goals_and_random_does_not(tiny_trained_run, tmp_path
 
 
 def test_two_shards_merged_equal_the_single_job(tiny_trained_run, cem_single, tmp_path):
-    from planning.merge import main as merge_main
+    from planning.reporting.merge import main as merge_main
 
     for k in range(2):
         plan_inprocess(tiny_trained_run, tmp_path / f"shard{k}", [*SMALL_CEM, f"shard.index={k}", "shard.count=2"])
@@ -192,7 +192,7 @@ def test_horizon_study_multirun_and_table(tiny_trained_run, tmp_path):
              "outputs.plots=false", f"hydra.sweep.dir={sweep}"])
     assert (sweep / "replay_gH2_shard0of1" / "summary.json").is_file()
     assert not (sweep / "replay_gH20_shard0of1" / "logs.json").exists()  # 100 env steps: no tiny episode is that long
-    proc = run_cli(["-m", "planning.merge", "--by", "goal_H", str(sweep)])
+    proc = run_cli(["-m", "planning.reporting.merge", "--by", "goal_H", str(sweep)])
     assert "| 2 | replay | " in proc.stdout  # (its start already passes the task's check: the rate says "-")
     rows = json.loads((sweep / "goal_H_table.json").read_text())
     assert [r["goal_H"] for r in rows] == [2] and rows[0]["n_evals"] == 1
@@ -294,7 +294,7 @@ def test_after_a_cuda_out_of_memory_error_the_batch_size_that_fits_comes_from_wh
     import torch
 
     import plan
-    from planning.report import BatchOutOfMemory
+    from planning.execution.report import BatchOutOfMemory
 
     gib = 2 ** 30
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (gib // 2, 80 * gib))

@@ -46,7 +46,7 @@ FINAL_FILES = ("success.png", "logs.json", "summary.json")
 def _serve() -> None:
     """Import once, then for each request line on stdin fork one launch and answer how it ended (one JSON line)."""
     import plan  # noqa: F401  (the imports every launch needs, done once here)
-    import planning.report  # noqa: F401
+    import planning.execution.report  # noqa: F401
     from envs.robosuite_env import RobosuiteEnv  # noqa: F401
     from training.run_loading import load_world_model  # noqa: F401
 
@@ -79,8 +79,8 @@ def _launch(cfg: str, out: str, point: list | None, starts: str, launch: int, pi
 
     import datasets.video_io as video_io
     import plan
-    import planning.base
-    import planning.report as report
+    import planning.execution.report as report
+    import planning.planners.factory
 
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # the launcher's stdout carries the answers
@@ -104,7 +104,7 @@ def _launch(cfg: str, out: str, point: list | None, starts: str, launch: int, pi
         return real_evaluate(model, normalizer, data, envs, specs, *args)
 
     report.evaluate_batch = evaluate
-    real_build = planning.base.build_planner
+    real_build = planning.planners.factory.build_planner
 
     def build(*args, **kwargs):  # plan.py builds the planner inside run_plan: wrap its plan()
         planner = real_build(*args, **kwargs)
@@ -118,7 +118,7 @@ def _launch(cfg: str, out: str, point: list | None, starts: str, launch: int, pi
         planner.plan = plan_once
         return planner
 
-    planning.base.build_planner = build
+    planning.planners.factory.build_planner = build
     real_spawn = video_io.spawn_ffmpeg
 
     def spawn(args, **kwargs):  # kill while ffmpeg encodes a video (it is left on its own, as after kill -9)
@@ -343,8 +343,8 @@ def test_cuda_out_of_memory_in_a_batch_stops_with_the_batch_size_that_fits(tiny_
     from omegaconf import OmegaConf
 
     import plan
-    import planning.memory as memory
-    import planning.report as report
+    import planning.execution.memory as memory
+    import planning.execution.report as report
 
     real, calls = report.evaluate_batch, []
 

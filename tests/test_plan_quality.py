@@ -70,7 +70,7 @@ def test_goals_are_task_success_states_of_generated_demos(tiny_lift_dataset):
     an episode cut to its first frame does not, and is left out of the goal pool."""
     from datasets.robomimic_dset import RobomimicEpisodes
     from envs.robosuite_env import RobosuiteEnv
-    from planning.evaluator import successful_episodes
+    from planning.execution.evaluator import successful_episodes
 
     data = RobomimicEpisodes(tiny_lift_dataset)
     env = RobosuiteEnv.from_meta(data.meta, render=False)

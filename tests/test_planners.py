@@ -1,4 +1,4 @@
-"""The planner contract: every shipped planner (each conf/planner file) satisfies ``planning.base.Planner``
+"""The planner contract: every shipped planner (each conf/planner file) satisfies ``planning.planners.protocol.Planner``
 and is built by ``build_planner``; a misspelt setting or a wrong name fails in one line."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from planning.base import PlanContext, Planner, PlanResult, ReplayContext, build_planner, context_for
 from planning.objectives import LatentGoalObjective
+from planning.planners.factory import build_planner
+from planning.planners.protocol import PlanContext, Planner, PlanResult, ReplayContext, context_for
 from tests.conftest import ROOT
 from tests.toy_dynamics import LatentToyModel, OraclePrior, ToyLinearWorldModel, toy_context
 
@@ -50,14 +51,14 @@ def test_every_planner_file_builds_a_planner_that_plans(path):
 
 
 def test_model_free_planners_are_not_given_the_model():
-    hold = build_planner({"_target_": "planning.hold.HoldPlanner", "name": "hold", "horizon": 2},
+    hold = build_planner({"_target_": "planning.planners.hold.HoldPlanner", "name": "hold", "horizon": 2},
                          model=object(), objective=object())
     assert hold.uses_model is False and not hasattr(hold, "model")
 
 
 def test_unknown_setting_is_one_line_naming_it_and_what_the_planner_takes():
     with pytest.raises(ValueError) as exc:
-        build_planner({"_target_": "planning.random_shooting.RandomActionPlanner", "name": "random",
+        build_planner({"_target_": "planning.planners.random_shooting.RandomActionPlanner", "name": "random",
                        "horizon": 2, "num_sampels": 3})
     msg = str(exc.value)
     assert "\n" not in msg and "num_sampels" in msg and "takes horizon" in msg
@@ -65,7 +66,7 @@ def test_unknown_setting_is_one_line_naming_it_and_what_the_planner_takes():
 
 def test_name_must_match_the_class_and_target_must_import():
     with pytest.raises(ValueError, match="calls itself 'hold'"):
-        build_planner({"_target_": "planning.hold.HoldPlanner", "name": "cem", "horizon": 2})
+        build_planner({"_target_": "planning.planners.hold.HoldPlanner", "name": "cem", "horizon": 2})
     with pytest.raises(ValueError, match="cannot be imported"):
         build_planner({"_target_": "planning.nope.Planner", "name": "x"})
     with pytest.raises(ValueError, match="is not a planner"):
@@ -74,7 +75,7 @@ def test_name_must_match_the_class_and_target_must_import():
 
 def test_constructor_errors_surface_as_value_errors():
     with pytest.raises(ValueError, match="topk"):
-        build_planner({"_target_": "planning.cem.CEMPlanner", "name": "cem", "num_samples": 2, "topk": 5},
+        build_planner({"_target_": "planning.planners.cem.CEMPlanner", "name": "cem", "num_samples": 2, "topk": 5},
                       ToyLinearWorldModel(), LatentGoalObjective())
 
 
@@ -118,18 +119,18 @@ def test_the_world_models_cem_takes_no_action_prior():
     prior (a config that gives one is refused), and the prior-seeded search is another class and name."""
     import inspect
 
-    from planning.cem import CEMPlanner
-    from planning.cem_prior import PriorSeededCEMPlanner
+    from planning.planners.cem import CEMPlanner
+    from planning.planners.cem_prior import PriorSeededCEMPlanner
 
     assert "prior" not in inspect.signature(CEMPlanner).parameters
     for stem in ("cem", "cem_cpu"):
         spec = _spec(ROOT / "conf" / "planner" / f"{stem}.yaml")
-        assert not any("prior" in k for k in spec) and spec["_target_"] == "planning.cem.CEMPlanner"
+        assert not any("prior" in k for k in spec) and spec["_target_"] == "planning.planners.cem.CEMPlanner"
         with pytest.raises(ValueError, match="unknown setting\\(s\\) prior"):
             build_planner({**spec, "prior": "auto"}, LatentToyModel(), LatentGoalObjective())
     for stem in ("cem_prior", "cem_prior_cpu"):
         spec = _spec(ROOT / "conf" / "planner" / f"{stem}.yaml")
-        assert spec["name"] == stem and spec["_target_"] == "planning.cem_prior.PriorSeededCEMPlanner"
+        assert spec["name"] == stem and spec["_target_"] == "planning.planners.cem_prior.PriorSeededCEMPlanner"
     assert issubclass(PriorSeededCEMPlanner, CEMPlanner) and PriorSeededCEMPlanner is not CEMPlanner
     with pytest.raises(ValueError, match="needs a trained action prior"):
         PriorSeededCEMPlanner(LatentToyModel(), LatentGoalObjective(), prior=None)

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from planning.plots import plot_eef_paths, plot_horizon, plot_success, save_figure
+from planning.reporting.plots import plot_eef_paths, plot_horizon, plot_success, save_figure
 
 
 def _records(success: bool):
@@ -23,7 +23,7 @@ def _png(path):
 @pytest.fixture
 def drawn(monkeypatch):
     """What each figure holds when it is saved: per axes, its bar heights and its lines' (x, y) data."""
-    import planning.plots as plots
+    import planning.reporting.plots as plots
 
     figures, save = [], plots.save_figure
 

@@ -1,13 +1,13 @@
-"""planning.prior: proposals rolled out through the model, the prior-only planner, and CEM seeded by it."""
+"""planning.planners.prior: proposals rolled out through the model, the prior-only planner, and CEM seeded by it."""
 
 from __future__ import annotations
 
 import torch
 
-from planning.cem import CEMPlanner
-from planning.cem_prior import PriorSeededCEMPlanner
 from planning.objectives import LatentGoalObjective
-from planning.prior import PriorPlanner, propose
+from planning.planners.cem import CEMPlanner
+from planning.planners.cem_prior import PriorSeededCEMPlanner
+from planning.planners.prior import PriorPlanner, propose
 from tests.toy_dynamics import LatentToyModel, OraclePrior, toy_context
 
 H, A = 4, 4
@@ -59,7 +59,7 @@ def test_prior_weight_keeps_cem_at_the_proposal_when_the_model_cannot_tell_plans
 
 
 def test_proposal_latents_are_the_models_rollout_of_its_actions():
-    from planning.base import encode_context, rollout_predictions
+    from planning.planners.rollout import encode_context, rollout_predictions
 
     model = LatentToyModel(action_dim=A)
     ctx = toy_context(model, torch.zeros(2, H, A), t0=2)  # two history frames: the context grows from there

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from planning.base import rollout_predictions
 from planning.objectives import LatentGoalObjective
-from planning.replay import ReplayPlanner
+from planning.planners.replay import ReplayPlanner
+from planning.planners.rollout import rollout_predictions
 from tests.toy_dynamics import ToyLinearWorldModel, toy_context
 
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import planning.report as report
-from planning.mpc import EpisodeTrace
-from planning.outputs import OutputError
+import planning.execution.report as report
+from planning.execution.mpc import EpisodeTrace
+from planning.reporting.outputs import OutputError
 
 
 def _cfg(videos=True, plots=True):

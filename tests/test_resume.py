@@ -1,4 +1,4 @@
-"""planning.resume: a planning job's identity, its finished batches on disk, what a later launch accepts or refuses
+"""planning.execution.resume: a planning job's identity, its finished batches on disk, what a later launch accepts or refuses
 (and leaves untouched when it refuses), and the dir put back after a refused launch."""
 
 from __future__ import annotations
@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from planning.resume import (
+from planning.execution.resume import (
     BATCH_DIR,
     JOB_FILE,
     PlanJob,
     ResumeError,
+    current_identity,
     differences,
     job_identity,
     log_sizes,
@@ -83,6 +84,21 @@ def test_a_job_commits_batches_and_a_later_launch_finds_them(tmp_path):
     third = PlanJob(tmp_path)
     third.check(_identity())
     assert third.logged_to_wandb("offline") and not third.logged_to_wandb("online")
+
+
+def test_a_job_planned_before_planning_had_rooms_resumes(tmp_path):
+    """A job.json written when the planners were planning/<name>.py names the old ``_target_``: the same job."""
+    new = _identity(_config(**{"planner._target_": "planning.planners.cem.CEMPlanner"}))
+    old = _identity(_config(**{"planner._target_": "planning.cem.CEMPlanner"}))
+    assert old != new and current_identity(old) == new and current_identity(new) == new
+    (tmp_path / JOB_FILE).write_text(json.dumps({"version": 1, "identity": old, "launches": []}))
+    job = PlanJob(tmp_path)
+    job.check(new)
+    job.begin(1, "cpu")
+    assert json.loads((tmp_path / JOB_FILE).read_text())["identity"] == new
+    with pytest.raises(ResumeError, match="planner.num_samples 8 -> 16"):
+        PlanJob(tmp_path).check(_identity(_config(**{"planner._target_": "planning.planners.cem.CEMPlanner",
+                                                     "planner.num_samples": 16})))
 
 
 def test_another_jobs_dir_is_refused_in_one_line_and_left_as_it_was(tmp_path):

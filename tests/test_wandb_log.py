@@ -1,4 +1,4 @@
-"""Planning evaluations on wandb (planning/wandb_log.py through plan.py and planning.merge), read back offline."""
+"""Planning evaluations on wandb (planning/reporting/wandb_log.py through plan.py and planning.reporting.merge), read back offline."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_disabled_writes_nothing(tiny_trained_run, tmp_path):
 
 
 def test_two_shards_merged_are_one_wandb_run(tiny_trained_run, tmp_path):
-    from planning.merge import main as merge_main
+    from planning.reporting.merge import main as merge_main
 
     for k in range(2):
         plan_inprocess(tiny_trained_run, tmp_path / f"shard{k}", [*SMALL_CEM, *OFFLINE, f"shard.index={k}",
@@ -72,7 +72,7 @@ def test_two_shards_merged_are_one_wandb_run(tiny_trained_run, tmp_path):
 
 
 def test_horizon_study_logs_the_table_and_plot(tiny_trained_run, tmp_path):
-    from planning.merge import main as merge_main
+    from planning.reporting.merge import main as merge_main
 
     for h in (2, 3):
         plan_inprocess(tiny_trained_run, tmp_path / "sweep" / f"gH{h}",

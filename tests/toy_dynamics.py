@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
-from planning.base import PlanContext
+from planning.planners.protocol import PlanContext
 
 
 class ToyLinearWorldModel:
@@ -109,7 +109,7 @@ class GraspToyModel:
 
 def grasp_context(batch: int = 2, horizon: int = 6, seed: int = 0) -> PlanContext:
     """Arm at the origin with the gripper open, the object at (0.6, 0); the goal: the object held at (0.6, 0.6)."""
-    from planning.base import GripperLevels
+    from planning.planners.protocol import GripperLevels
 
     start = torch.tensor([0.0, 0.0, 0.6, 0.0, 0.0, 0.0]).expand(batch, 1, 6).clone()
     goal = torch.tensor([0.6, 0.6, 0.6, 0.6, 1.0, 1.0]).expand(batch, 1, 1, 6).clone()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # planning's auto mode: fused kernels without CUDA graphs of their own, because CEM records each re-plan's
-# iterations as one CUDA graph (planning.cuda_graph), which a predictor replaying its own graphs would forbid
+# iterations as one CUDA graph (planning.planners.cuda_graph), which a predictor replaying its own graphs would forbid
 PLANNING_AUTO_MODE = "default"
 _OFF = ("false", "none", "off", "no", "0")
 _ON = ("true", "yes", "on", "1")

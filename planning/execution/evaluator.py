@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from planning.episodes import EpisodeSpec
-from planning.mpc import MPC, MPCResult
-from planning.observations import to_model_obs
+from planning.execution.episodes import EpisodeSpec
+from planning.execution.mpc import MPC, MPCResult
+from planning.execution.observations import to_model_obs
 from tasks.state_layout import eef_position, object_position
 
 log = logging.getLogger(__name__)

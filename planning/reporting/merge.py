@@ -1,16 +1,16 @@
 """Merge planning outputs: shards into one result, or many results into a table by a key.
 
-    python -m planning.merge SHARD_DIR [SHARD_DIR ...] --out OUT      # one logs.json + summary.json
-    python -m planning.merge MULTIRUN_DIR --out OUT                    # every logs.json found below
-    python -m planning.merge --by goal_H MULTIRUN_DIR [--out OUT]      # horizon study table + png
+    python -m planning.reporting.merge SHARD_DIR [SHARD_DIR ...] --out OUT      # one logs.json + summary.json
+    python -m planning.reporting.merge MULTIRUN_DIR --out OUT                    # every logs.json found below
+    python -m planning.reporting.merge --by goal_H MULTIRUN_DIR [--out OUT]      # horizon study table + png
 
-A merged summary is computed by the same ``planning.outputs.summarize`` as a single job, on the
+A merged summary is computed by the same ``planning.reporting.outputs.summarize`` as a single job, on the
 union of the shards' per-episode records, so it equals the single job's (same seeds => same
 evaluations). Shards must agree on the run, goal_H, seed, n_evals and the planner / objective / MPC /
 episode settings; an evaluation found twice is an error; missing evaluations are reported
 (``complete: false``). ``--by`` groups by (planner, KEY), merging the shards of each group.
 
-wandb (``planning.wandb_log``, settings from the jobs' ``wandb`` config, ``--wandb-mode`` overrides the
+wandb (``planning.reporting.wandb_log``, settings from the jobs' ``wandb`` config, ``--wandb-mode`` overrides the
 mode): shards log nothing themselves, so a merge of shards logs the merged evaluation as one run;
 ``--by`` logs each sharded group once the same way, plus one run with the table and its plot.
 """
@@ -25,7 +25,7 @@ import logging
 import sys
 from pathlib import Path
 
-from planning.outputs import LOGS_FILE, SUMMARY_FILE, OutputError, summarize, write_json
+from planning.reporting.outputs import LOGS_FILE, SUMMARY_FILE, OutputError, summarize, write_json
 from utils.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def log_merged(logs: list[dict], sources: list[str], merged: dict, summary: dict
     """Log a merge of shards to wandb as one evaluation run (nothing when the inputs are not shards)."""
     if not any((lg["info"].get("shard") or {}).get("count", 1) > 1 for lg in logs):
         return
-    from planning import wandb_log
+    from planning.reporting import wandb_log
 
     wcfg = wandb_cfg(logs, mode)
     root = {rec["eval_index"]: Path(src) for lg, src in zip(logs, sources) for rec in lg["episodes"]}
@@ -178,7 +178,7 @@ def to_csv(rows: list[dict], key: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m planning.merge", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m planning.reporting.merge", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     p.add_argument("dirs", nargs="+", help="planning output dirs (or a dir holding several, e.g. a multirun dir)")
@@ -203,10 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         _to_wandb(lambda: log_merged(logs, sources, merged, summary, out, args.wandb_mode))
         return 0
     except MergeError as exc:
-        print(f"planning.merge: error: {exc}", file=sys.stderr)
+        print(f"planning.reporting.merge: error: {exc}", file=sys.stderr)
         return 2
     except OutputError as exc:
-        print(f"planning.merge: error: {exc}", file=sys.stderr)
+        print(f"planning.reporting.merge: error: {exc}", file=sys.stderr)
         return 1
 
 
@@ -220,7 +220,7 @@ def _to_wandb(fn) -> None:
 
 def _by_table(args, logs: list[dict], sources: list[str]) -> int:
     """``--by KEY``: the table (md / csv / json), its plot, and the wandb runs."""
-    from planning.plots import plot_horizon
+    from planning.reporting.plots import plot_horizon
 
     rows = table_rows(logs, sources, args.by)
     out = Path(args.out or args.dirs[0])
@@ -236,7 +236,7 @@ def _by_table(args, logs: list[dict], sources: list[str]) -> int:
     print(f"written: {out / stem}.md/.csv/.json and {plot}")
 
     def publish():
-        from planning import wandb_log
+        from planning.reporting import wandb_log
 
         for members, srcs in group_by(logs, sources, args.by):
             merged, summary = merge_logs(members, srcs)

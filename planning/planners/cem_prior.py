@@ -5,7 +5,7 @@ A different planner from the world model's own ``cem``: the action prior is a be
 whatever this planner solves is credited to the prior and the model together, and every output names it
 ``cem_prior`` with the prior's identity (``plan.py`` records its path, sha256, the checkpoint it was fitted on
 and its validation MSE). As in TD-MPC's policy-guided search: every re-plan starts at the prior's proposal
-rolled out through the world model (``planning.prior.propose``) with std ``prior_std``, and each candidate's
+rolled out through the world model (``planning.planners.prior.propose``) with std ``prior_std``, and each candidate's
 latent cost gets ``prior_weight`` x its mean squared distance from the proposal.
 """
 
@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import torch
 
-from planning.base import PlanContext
-from planning.cem import CEMPlanner
 from planning.objectives import LatentGoalObjective
-from planning.prior import propose
+from planning.planners.cem import CEMPlanner
+from planning.planners.prior import propose
+from planning.planners.protocol import PlanContext
 
 
 class PriorSeededCEMPlanner(CEMPlanner):
-    """:class:`~planning.cem.CEMPlanner` started at the action prior's proposal and held near it.
+    """:class:`~planning.planners.cem.CEMPlanner` started at the action prior's proposal and held near it.
 
     Args (besides CEM's):
         prior: the trained prior (``RUN/action_prior``, loaded by ``plan.py``); required.

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from planning.outputs import LOGS_FILE, SUMMARY_FILE, write_json
+from planning.reporting.outputs import LOGS_FILE, SUMMARY_FILE, write_json
 from utils.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,12 @@ JOB_FILE, BATCH_DIR = "job.json", "batches"
 VERSION = 1
 EXECUTION_KEYS = ("batch_size", "device", "gpu", "compile", "progress", "wandb", "name", "resume")
 HYDRA_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
-MEDIA_DIRS = ("videos", "plots")  # where the per-evaluation outputs go (planning.report)
+MEDIA_DIRS = ("videos", "plots")  # where the per-evaluation outputs go (planning.execution.report)
+
+
+# the planner modules of the flat planning/ package before it had rooms (``planning.cem.CEMPlanner``): the job.json
+# of a job planned then names its planner's ``_target_`` there; :func:`current_identity` reads it as today's
+FLAT_PLANNER_MODULES = ("cem", "cem_prior", "prior", "random_shooting", "hold", "replay")
 
 
 class ResumeError(Exception):
@@ -75,6 +80,17 @@ def job_identity(config: dict, *, checkpoint: str, model_step: Any, evaluations:
             "learned_cost_sha256": learned_cost_sha256,
             "seed": config.get("seed"), "n_evals": config.get("n_evals"), "shard": config.get("shard"),
             "evaluations_sha256": _sha256(evaluations), "eval_indices": [int(e["eval_index"]) for e in evaluations]}
+
+
+def current_identity(identity: dict) -> dict:
+    """A recorded identity with a planner ``_target_`` of the flat layout (``planning.cem.CEMPlanner``) given its
+    module of today (``planning.planners.cem.CEMPlanner``) and its ``config_sha256`` recomputed; any other as it is."""
+    planner = (identity.get("config") or {}).get("planner")
+    module, _, cls = str((planner or {}).get("_target_", "")).rpartition(".")
+    if module not in {f"planning.{m}" for m in FLAT_PLANNER_MODULES}:
+        return identity
+    config = {**identity["config"], "planner": {**planner, "_target_": f"planning.planners.{module[9:]}.{cls}"}}
+    return {**identity, "config": config, "config_sha256": _sha256(config)}
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -169,6 +185,7 @@ class PlanJob:
         job = _read_json(self.path)
         if not isinstance(job, dict) or not isinstance(job.get("identity"), dict):
             raise ResumeError(f"{self.path} is not a planning job file; pass resume=false to replace it")
+        job["identity"] = current_identity(job["identity"])
         if job["identity"].get("config_sha256") != identity["config_sha256"] or \
                 {k: v for k, v in job["identity"].items() if k != "config"} != \
                 {k: v for k, v in identity.items() if k != "config"}:

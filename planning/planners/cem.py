@@ -2,7 +2,7 @@
 
 ``CEMPlanner`` (``planner=cem``, ``cem_cpu``) is the world model's own planner: it chooses actions only by
 scoring candidate sequences with rollouts of the trained predictor. Nothing learned from demonstrations that
-maps observations to actions takes part (the prior-seeded search is ``planning.cem_prior``, under its own name).
+maps observations to actions takes part (the prior-seeded search is ``planning.planners.cem_prior``, under its own name).
 """
 
 from __future__ import annotations
@@ -12,19 +12,12 @@ import logging
 
 import torch
 
-from planning import gripper_schedules as gs
-from planning.base import (
-    PlanContext,
-    PlanResult,
-    context_on,
-    encode_context,
-    evaluate_candidates,
-    per_episode_noise_steps,
-    pin_fixed_dims,
-    rollout_predictions,
-)
-from planning.cuda_graph import run_steps
 from planning.objectives import LatentGoalObjective
+from planning.planners import gripper_schedules as gs
+from planning.planners.cuda_graph import run_steps
+from planning.planners.protocol import PlanContext, PlanResult, context_on
+from planning.planners.rollout import encode_context, evaluate_candidates, rollout_predictions
+from planning.planners.sampling import per_episode_noise_steps, pin_fixed_dims
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +52,11 @@ class CEMPlanner:
             of elites that grasp at different steps grasps at none).
         gripper_switches: with a binary gripper (``ctx.gripper``), search the gripper as a discrete choice: every
             candidate follows an open / close schedule with at most this many switches from the current command,
-            drawn from a categorical distribution refitted to the elites (:mod:`planning.gripper_schedules`).
+            drawn from a categorical distribution refitted to the elites (:mod:`planning.planners.gripper_schedules`).
             0: the gripper is one more Gaussian dimension, snapped to open / close.
         schedule_smoothing: weight of the old categorical distribution in each refit (0: the elites' only).
         cuda_graph: on a GPU, record the second iteration of every re-plan as a CUDA graph and replay it
-            for the rest (:mod:`planning.cuda_graph`): one launch per iteration instead of hundreds from
+            for the rest (:mod:`planning.planners.cuda_graph`): one launch per iteration instead of hundreds from
             Python. Not with a predictor compiled in a CUDA-graph mode (``model.rollout_graphs``). The
             first graphed re-plan is checked against the same iteration run eagerly; a failure or a
             mismatch turns it off with one warning. No effect on a CPU.
@@ -131,7 +124,7 @@ class CEMPlanner:
         probabilities [B, C], the elites' schedules [B, keep_elites]): the distributions, the lowest-cost candidate
         so far and the elites carried over (they replace the last samples). A pure function of device tensors (no
         host sync, no random numbers): on a GPU it is recorded once and replayed as a CUDA graph
-        (:mod:`planning.cuda_graph`)."""
+        (:mod:`planning.planners.cuda_graph`)."""
         mu, sigma, best, best_cost, kept, probs, kept_idx = state
         eps, u = x[..., :-1].unflatten(-1, mu.shape[1:]), x[..., -1]
         low, high = self._reduce(ctx.action_low), self._reduce(ctx.action_high)

@@ -1,6 +1,6 @@
 """Planning evaluations on the wandb dashboard, beside the training run they evaluate.
 
-One wandb run per evaluation (a ``plan.py`` job, or ``planning.merge`` of a job's shards; a shard
+One wandb run per evaluation (a ``plan.py`` job, or ``planning.reporting.merge`` of a job's shards; a shard
 alone logs nothing):
 
 * ``group`` = the training run's name (its wandb run name), ``job_type`` = ``plan``, ``name`` =
@@ -17,7 +17,7 @@ alone logs nothing):
   the checkpoint's files, so it is the version the training run logged: the lineage graph reads
   dataset -> training run -> checkpoint -> evaluation; :mod:`utils.wandb_artifacts`).
 
-``planning.merge --by goal_H`` logs one more run (``job_type`` = ``horizon_study``) with the table
+``planning.reporting.merge --by goal_H`` logs one more run (``job_type`` = ``horizon_study``) with the table
 and the success-vs-goal_H plot. ``wandb.log_to_training_run=true`` also writes
 ``eval/<planner>/gH<H>/success`` (and ``.../goal_reached``) into the training run's own summary.
 

@@ -61,7 +61,7 @@ def resident_bytes() -> int:
 
 
 def rollout_bytes(model, horizon: int) -> int:
-    """Estimated bytes of one latent rollout in flight (``planning.base.evaluate_candidates``).
+    """Estimated bytes of one latent rollout in flight (``planning.planners.rollout.evaluate_candidates``).
 
     The predicted frames [T0 + horizon + 1, P, projected_dim] are kept until the rollout ends; a
     predictor forward over ``num_hist`` frames holds at most ``ACTIVATION_FACTOR`` float32 values per

@@ -3,11 +3,11 @@
 Output dir layout::
 
     logs.json                 {"config", "info", "episodes": [per-episode records], "timings", "output_errors"}
-    summary.json              planning.outputs.summarize(...)
+    summary.json              planning.reporting.outputs.summarize(...)
     videos/eval_XXX_epY.mp4   executed view | goal frame (| decoded imagined frame)
     plots/eef_eval_XXX.png    planned (commanded) vs executed end-effector path
     plots/success.png         success and final object distance per episode
-    job.json, batches/        the job's identity and its finished batches (planning.resume)
+    job.json, batches/        the job's identity and its finished batches (planning.execution.resume)
 
 Memory stays bounded by the batch, not by ``n_evals``: each batch's videos and plots are written as
 soon as it finishes, then its records (``plan.py`` commits them to ``batches/``, so a killed job
@@ -31,9 +31,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from datasets.video_io import write_video
-from planning.evaluator import evaluate_batch, seed_simulation
-from planning.outputs import LOGS_FILE, SUMMARY_FILE, OutputError, episode_frames, summarize, write_json
-from planning.plots import plot_eef_paths, plot_success
+from planning.execution.evaluator import evaluate_batch, seed_simulation
+from planning.reporting.outputs import (
+    LOGS_FILE,
+    SUMMARY_FILE,
+    OutputError,
+    episode_frames,
+    summarize,
+    write_json,
+)
+from planning.reporting.plots import plot_eef_paths, plot_success
 from utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)

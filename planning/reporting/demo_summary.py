@@ -1,6 +1,6 @@
 """Print the closing table of ``run_demo.sh``: planners side by side and where the outputs are.
 
-    python -m planning.demo_summary --train-run outputs/demo/train PLAN_DIR [PLAN_DIR ...]
+    python -m planning.reporting.demo_summary --train-run outputs/demo/train PLAN_DIR [PLAN_DIR ...]
 
 Reads each planning directory's ``summary.json`` only (it records the checkpoint and the training step
 it planned with); writes the same table to ``<first plan dir>/../demo_summary.md`` and ``.json``.
@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from planning.merge import markdown_table
-from planning.outputs import SUMMARY_FILE, write_json
+from planning.reporting.merge import markdown_table
+from planning.reporting.outputs import SUMMARY_FILE, write_json
 from utils.atomic_files import atomic_write_text
 
 _COLS = {  # row key: (header, format, summary.json key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from planning.base import PlanContext, PlanResult
+from planning.planners.protocol import PlanContext, PlanResult
 
 
 class HoldPlanner:

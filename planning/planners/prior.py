@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from planning.base import PlanContext, PlanResult, encode_context, pin_fixed_dims, rollout_autocast
+from planning.planners.protocol import PlanContext, PlanResult
+from planning.planners.rollout import encode_context, rollout_autocast
+from planning.planners.sampling import pin_fixed_dims
 
 
 def bound_actions(ctx: PlanContext, actions: torch.Tensor) -> torch.Tensor:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from planning.base import PlanResult, ReadsDemonstration, ReplayContext, encode_context, rollout_predictions
+from planning.planners.protocol import PlanResult, ReadsDemonstration, ReplayContext
+from planning.planners.rollout import encode_context, rollout_predictions
 
 
 class ReplayPlanner(ReadsDemonstration):
     """Returns ``ctx.reference_actions`` (the recorded actions from the current step), open loop: the only
-    planner given the demonstration's actions (a :class:`~planning.base.ReadsDemonstration`, so the MPC hands
-    it a :class:`~planning.base.ReplayContext`).
+    planner given the demonstration's actions (a :class:`~planning.planners.protocol.ReadsDemonstration`, so the MPC hands
+    it a :class:`~planning.planners.protocol.ReplayContext`).
 
     When a model is given, the plan's predicted latents are computed too (for imagined frames and the
     latent distance of the recorded actions), but they never change the actions.

@@ -6,16 +6,15 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from planning.base import (
-    PlanContext,
+from planning.objectives import LatentGoalObjective
+from planning.planners.protocol import PlanContext
+from planning.planners.rollout import (
     encode_context,
     evaluate_candidates,
-    per_episode_noise_steps,
     rollout_autocast,
     rollout_dtype,
     rollout_predictions,
 )
-from planning.objectives import LatentGoalObjective
 from tests.conftest import ROOT
 
 
@@ -84,20 +83,9 @@ def test_autocast_is_bf16_on_cuda_only(monkeypatch):
 
 
 def test_the_trained_model_satisfies_the_planning_world_model_protocol():
-    from planning.base import WorldModel, supports_latent_rollout
+    from planning.planners.protocol import WorldModel
+    from planning.planners.rollout import supports_latent_rollout
 
     model = _tiny_model()
     assert isinstance(model, WorldModel) and supports_latent_rollout(model)
     assert not isinstance(object(), WorldModel)
-
-
-def test_noise_for_every_iteration_equals_one_draw_per_iteration():
-    """CEM draws all of a re-plan's noise at once: the numbers per-iteration draws from the same
-    per-episode generators give, so plans (and the benchmark tables) do not change."""
-    shape = (6, 3, 2)
-    gens = [torch.Generator().manual_seed(s) for s in (3, 7)]
-    at_once = per_episode_noise_steps(gens, 4, shape, "cpu")
-    gens = [torch.Generator().manual_seed(s) for s in (3, 7)]
-    one_by_one = torch.stack([torch.stack([torch.randn(shape, generator=g) for g in gens]) for _ in range(4)])
-    assert at_once.shape == (4, 2, *shape) and torch.equal(at_once, one_by_one)
-    assert per_episode_noise_steps(gens, 0, shape, "cpu").shape == (0, 2, *shape)

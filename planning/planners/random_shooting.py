@@ -11,16 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from planning.base import (
-    PlanContext,
-    PlanResult,
-    encode_context,
-    evaluate_candidates,
-    per_episode_uniform,
-    pin_fixed_dims,
-    rollout_predictions,
-)
 from planning.objectives import LatentGoalObjective
+from planning.planners.protocol import PlanContext, PlanResult
+from planning.planners.rollout import encode_context, evaluate_candidates, rollout_predictions
+from planning.planners.sampling import per_episode_uniform, pin_fixed_dims
 
 
 def uniform_sequences(ctx: PlanContext, n: int, device) -> torch.Tensor:

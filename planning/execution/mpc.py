@@ -16,14 +16,15 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from planning.base import GripperLevels, PlanContext, context_for, evaluate_candidates
-from planning.observations import (
+from planning.execution.observations import (
     action_bounds,
     constant_action_dims,
     images_to_uint8,
     precompute_features,
     to_model_obs,
 )
+from planning.planners.protocol import GripperLevels, PlanContext, context_for
+from planning.planners.rollout import evaluate_candidates
 from tasks.state_layout import POSITION_ACTION, eef_position, object_position
 from utils.progress import progress
 
@@ -76,7 +77,7 @@ class MPC:
         rank_reference: at every re-plan, also score the demonstration's own actions from the same state with
             the planner's model and objective (``EpisodeTrace.reference_costs``), the ranking diagnostic that
             tells a model failure (the failing plan scored better than the demonstration) from a search failure.
-            The planner never sees them (only the replay baseline is given them, :func:`planning.base.context_for`).
+            The planner never sees them (only the replay baseline is given them, :func:`planning.planners.protocol.context_for`).
     """
 
     def __init__(self, planner, model, normalizer, frameskip: int, n_taken_actions: int = 1, max_iter: int = 5,

@@ -1,6 +1,6 @@
 """Writers of a planning output dir: logs.json, summary.json (atomic) and per-episode mp4 videos.
 
-``summarize`` is the single definition of the summary; ``planning.merge`` calls it on the merged
+``summarize`` is the single definition of the summary; ``planning.reporting.merge`` calls it on the merged
 episode list, so a merged summary equals a single job's by construction.
 """
 
@@ -57,7 +57,7 @@ def summarize(episodes: list[dict], info: dict) -> dict:
     many different episodes and start/goal pairs the ``n_evals`` evaluations used.
 
     Args:
-        episodes: records from ``planning.evaluator.evaluate_batch``.
+        episodes: records from ``planning.execution.evaluator.evaluate_batch``.
         info: run-level fields copied in (planner, goal_H, model, success_metric, encoder_pretrained, ...).
     """
     eps = sorted(episodes, key=lambda r: r["eval_index"])
@@ -104,7 +104,7 @@ def _distinct(eps: list[dict], rated: list[dict], out: dict) -> dict:
 
 
 def _ranking(eps: list[dict]) -> dict:
-    """Summary of the ranking diagnostic (``planning.evaluator.ranking``): of the failed evaluations, the share
+    """Summary of the ranking diagnostic (``planning.execution.evaluator.ranking``): of the failed evaluations, the share
     whose failing plan the model scored below the demonstration's actions (model failures)."""
     ranked = [r for r in eps if r.get("model_prefers_plan") is not None]
     if not ranked:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Plan with a trained DINO world model in robosuite: batched CEM + MPC, with random / replay baselines.
 
-    python plan.py --config-name=plan_projected_latent ckpt_base_path=outputs/.../run n_evals=10 goal_H=5
-    python plan.py --config-name=plan_projected_latent ckpt_base_path=RUN planner=random   # or replay
+    python plan.py ckpt_base_path=outputs/.../run n_evals=10 goal_H=5
+    python plan.py ckpt_base_path=RUN planner=random   # or replay
     python plan.py -m ... goal_H=3,5,8                  # horizon study; then python -m planning.reporting.merge --by goal_H DIR
     python plan.py ... shard.index=0 shard.count=2      # one of 2 shards; python -m planning.reporting.merge A B --out OUT
 
@@ -143,7 +143,7 @@ def load_run_and_data(cfg: DictConfig, device: str):
     from safetensors import SafetensorError
 
     from datasets.robomimic_dset import RobomimicEpisodes
-    from training.run_loading import load_world_model
+    from training.run_dir.run_loading import load_world_model
 
     torch.manual_seed(int(cfg.seed))
     try:
@@ -332,7 +332,7 @@ def load_prior(spec, run_dir: Path, device: str, model_epoch="latest"):
     import json
 
     from models.action_prior import CONFIG_FILE, PRIOR_DIR, WEIGHTS_FILE, load_action_prior
-    from training.checkpoint import resolve_checkpoint
+    from training.run_dir.checkpoint import resolve_checkpoint
 
     if spec is None or str(spec).lower() in ("none", "null", "false"):
         return None, None

@@ -80,7 +80,7 @@ TRAIN_RUN="$OUT/train"
 [[ "$PRETRAINED" == false ]] && TRAIN_RUN="$OUT/train_random_encoder"
 say "training (feature cache first) -> $TRAIN_RUN"
 # test_ratio 0.2: 5 of the 24 demos are test episodes, so the default 4 evaluations plan on 4 distinct ones
-"$PY" train_robomimic_compress.py env=demo_lift "env.data_path=$DATA" training.test_ratio=0.2 \
+"$PY" train_robomimic_compress.py env=demo "env.data_path=$DATA" training.test_ratio=0.2 \
   "encoder.pretrained=$PRETRAINED" training.resume=true "hydra.run.dir=$TRAIN_RUN" "${TRAIN_ARGS[@]}" \
   || { echo "run_demo.sh: training failed (see the message above; with no DINOv2 weights reachable use --weights PATH or --random-encoder, README \"DINOv2 weights\")" >&2; exit 1; }
 
@@ -94,7 +94,7 @@ for planner in cem cem_prior prior random hold replay; do
   PLAN_DIRS+=("$dir")
   if [[ -f "$dir/summary.json" && "$FORCE_PLAN" == 0 ]]; then say "planning with $planner: already done ($dir)"; continue; fi
   say "planning with $planner -> $dir"
-  "$PY" plan.py --config-name=plan_projected_latent "ckpt_base_path=$TRAIN_RUN" "planner=$planner" \
+  "$PY" plan.py "ckpt_base_path=$TRAIN_RUN" "planner=$planner" \
     "n_evals=$N_EVALS" "goal_H=$GOAL_H" "hydra.run.dir=$dir" "resume=$RESUME" "${PLAN_ARGS[@]}" \
     || { echo "run_demo.sh: planning with $planner failed (see the message above)" >&2; exit 1; }
 done

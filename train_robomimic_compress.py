@@ -1,11 +1,10 @@
 """Train the DINO world model (80-D projected latent) on a converted robomimic dataset.
 
-    python train_robomimic_compress.py env=demo_lift [env.data_path=DIR] [debug=true] [key=value ...]
+    python train_robomimic_compress.py env=demo [env.data_path=DIR] [debug=true] [key=value ...]
     accelerate launch --config_file conf/accelerate/multi_gpu.yaml train_robomimic_compress.py [overrides]
 
 The precision is ``training.mixed_precision``; ``accelerate launch --mixed_precision=X`` is honoured
-when the config leaves it at ``no`` (a conflicting pair stops with one line). The old spelling
-``model.gradient_checkpointing=true`` sets ``training.grad_checkpointing``.
+when the config leaves it at ``no`` (a conflicting pair stops with one line).
 
 Outputs go to the Hydra run dir (``outputs/<date>/<time>-<name>`` by default): ``.hydra/config.yaml``,
 ``checkpoints/step_XXXXXXXX/`` + ``checkpoints/latest``, ``normalizer.json``, ``run_info.json``,
@@ -19,7 +18,6 @@ the keys given again change (``training.epochs=N`` to train further; the model a
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +36,7 @@ log = logging.getLogger("train_robomimic_compress")
 
 def _select_gpus(cfg: DictConfig) -> None:
     """GPU auto-selection before CUDA is initialised (single-process runs only)."""
-    from training.trainer import is_multiprocess
+    from training.loop.distributed import is_multiprocess
 
     if not cfg.gpu.auto_select or is_multiprocess():
         return
@@ -50,39 +48,6 @@ def _select_gpus(cfg: DictConfig) -> None:
         log.error("GPU selection: %s", e)
         sys.exit(2)
     log.info("GPUs selected: %s", gpus if gpus else "none (CPU)")
-
-
-def _config_of_resumed_run(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> DictConfig | None:
-    """None for a new run; for a run dir with a checkpoint, the run's config (``run_info.json``) plus the keys
-    this command sets, with the old spellings and the launcher's precision applied (exit 2 if refused)."""
-    from training.checkpoint import latest_checkpoint
-    from training.compat import LAUNCHER_PRECISION, ConfigConflict, explicit_keys, reconcile_launch_settings
-    from training.data import load_run_info
-
-    try:
-        info = load_run_info(run_dir) if latest_checkpoint(run_dir) is not None else None
-    except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
-        log.error("resuming %s: its run_info.json is not readable JSON (%s)", run_dir, e)
-        sys.exit(2)
-    if not info or "config" not in info:
-        return None
-    from training.resume import RunMismatchError, check_resume_matches
-    from training.run_config import ResumeOverrideError, resumed_config
-
-    try:
-        merged = resumed_config(info["config"], cfg, overrides)
-        if (os.environ.get(LAUNCHER_PRECISION, "no") != "no"
-                and "training.mixed_precision" not in explicit_keys(overrides)):
-            merged.training.mixed_precision = "no"  # accelerate launch --mixed_precision=X picks it, as on a first launch
-        reconcile_launch_settings(merged, overrides)
-        check_resume_matches(run_dir, merged, Path(to_absolute_path(str(merged.env.data_path))))
-    except (ResumeOverrideError, RunMismatchError, ConfigConflict) as e:
-        log.error("%s%s", f"resuming {run_dir}: " if isinstance(e, ResumeOverrideError) else "", e)
-        sys.exit(2)
-    given = [o for o in overrides if not o.lstrip("+~").startswith("hydra.")]
-    log.info("resuming %s with the run's own config (run_info.json)%s", run_dir,
-             f", set again here: {' '.join(given)}" if given else "")
-    return merged
 
 
 def _refuse_bad_settings(cfg: DictConfig) -> None:
@@ -130,50 +95,46 @@ def _refuse_unreadable_meta(data_path: Path, cfg: DictConfig, check_task: bool) 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train_robomimic_compress")
 def main(cfg: DictConfig) -> None:
+    from training.loop.distributed import is_main_process
+
     started = time.time()  # what this launch writes is newer (a refused one leaves no run dir behind)
     run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
     try:
         _train(cfg, run_dir)
     except SystemExit as e:
-        if e.code == 2 and int(os.environ.get("RANK", "0")) == 0:  # refused: the run dir as it was before
-            from training.resume import restore_hydra_config
-            from utils.run_dirs import remove_refused_run_dir
+        if e.code == 2 and is_main_process():  # refused: the run dir as it was before
+            from training.run_dir.launch import put_back
 
-            if not remove_refused_run_dir(run_dir, started):
-                restore_hydra_config(run_dir)
+            put_back(run_dir, started)
         raise
 
 
 def _train(cfg: DictConfig, run_dir: Path) -> None:
-    from training.trainer import is_multiprocess, setup_file_logging
+    from training.loop.distributed import is_main_process, is_multiprocess
+    from training.loop.trainer import setup_file_logging
+    from training.run_dir.launch import LaunchRefused, open_launch
 
-    main_process = int(os.environ.get("RANK", "0")) == 0
+    main_process = is_main_process()
     setup_file_logging(run_dir, main_process)
-    overrides = list(HydraConfig.get().overrides.task)
-    resumed = _config_of_resumed_run(cfg, run_dir, overrides)
-    cfg = resumed if resumed is not None else cfg
+    try:  # a new run, or the resume of the run in run_dir with its own config
+        launch = open_launch(cfg, run_dir, list(HydraConfig.get().overrides.task))
+    except LaunchRefused as e:
+        log.error("%s", e)
+        sys.exit(2)
+    cfg = launch.cfg
     _refuse_bad_settings(cfg)
     data_path = Path(to_absolute_path(str(cfg.env.data_path)))
     if not (data_path / "meta.json").is_file():
         log.error("env.data_path=%s is not a converted dataset directory (no meta.json); convert one with "
                   "convert_robomimic_to_dino_wm.py or run ./setup_and_prepare.sh --demo", data_path)
         sys.exit(2)
-    _refuse_unreadable_meta(data_path, cfg, check_task=resumed is None)  # a resume's data was checked against the run
-    if resumed is None:  # a resume's config has them applied already (_config_of_resumed_run)
-        from training.compat import ConfigConflict, reconcile_launch_settings
-
-        try:  # old spellings (model.gradient_checkpointing) and accelerate launch --mixed_precision
-            reconcile_launch_settings(cfg, overrides)
-        except ConfigConflict as e:
-            log.error("%s", e)
-            sys.exit(2)
+    _refuse_unreadable_meta(data_path, cfg, check_task=not launch.resumed)  # a resume's data was checked against the run
     _select_gpus(cfg)
-    if resumed is not None and main_process:  # accepted: what this resume changed stays for the next one
-        from training.resume import record_resumed_config
-
-        record_resumed_config(run_dir, cfg)
-    from training.distributed import NotSharedError
-    from training.trainer import RunMismatchError, train
+    if main_process:  # accepted: what this resume changed stays for the next one
+        launch.keep()
+    from training.loop.distributed import NotSharedError
+    from training.loop.trainer import train
+    from training.run_dir.resume import RunMismatchError
 
     try:
         code = train(cfg, run_dir, data_path)
@@ -183,7 +144,7 @@ def _train(cfg: DictConfig, run_dir: Path) -> None:
         sys.exit(2)
     if code:
         sys.exit(code)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if main_process:
         fit_learned_heads(cfg, run_dir)
     log.info("run dir: %s%s", run_dir, " (multi-process)" if is_multiprocess() else "")
 
@@ -212,10 +173,14 @@ def fit_learned_heads(cfg: DictConfig, run_dir: Path) -> None:
         fit_after_training(run_dir, steps(cfg.action_prior), device)
 
 
-if __name__ == "__main__":
-    from utils.config_choices import unknown_choice
+# keys of the project this one replaces, under the names they have here: one line naming today's
+RENAMED_KEYS = {"model.gradient_checkpointing": "training.grad_checkpointing"}
 
-    if (bad := unknown_choice(sys.argv[1:], Path(__file__).resolve().parent / "conf")) is not None:
+if __name__ == "__main__":
+    from utils.config_choices import renamed_key, unknown_choice
+
+    conf = Path(__file__).resolve().parent / "conf"
+    if (bad := unknown_choice(sys.argv[1:], conf) or renamed_key(sys.argv[1:], RENAMED_KEYS)) is not None:
         print(f"error: {bad}", file=sys.stderr)
         sys.exit(2)
     main()

@@ -67,7 +67,7 @@ FULL=(--override predictor=vit --override "img_size=$IMG")
 step plan_full "$PY" "${PL[@]}" "${FULL[@]}" --n-evals "${N_EVALS[@]}" --json "$RES/plan_full.json"
 train_run() {  # train_run NAME BATCH EPOCHS COMPILE
   rm -rf "$WORK/run_${QUICK}_$1"  # a rerun must train again, not resume a finished run
-  step "$1" "$PY" train_robomimic_compress.py env=demo_lift "env.data_path=$SYN" "img_size=$IMG" predictor=vit \
+  step "$1" "$PY" train_robomimic_compress.py env=demo "env.data_path=$SYN" "img_size=$IMG" predictor=vit \
     training.mixed_precision=bf16 encoder.pretrained=false wandb.mode=disabled gpu.auto_select=false \
     "training.batch_size=$2" "training.epochs=$3" "training.compile=$4" training.val_every=1000 \
     training.save_every=1000 training.log_every=50 action_prior.train=false "hydra.run.dir=$WORK/run_${QUICK}_$1" \

@@ -43,9 +43,9 @@ def build_model(overrides: list[str], device: str):
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train_robomimic_compress",
-                      overrides=["env=demo_lift", "encoder.pretrained=false", *overrides])
+                      overrides=["env=demo", "encoder.pretrained=false", *overrides])
     torch.manual_seed(0)
-    lift = get_task("lift")  # the demo_lift model's dims
+    lift = get_task("lift")  # the Lift demo model's dims
     model = world_model_from_cfg(cfg, proprio_dim=PROPRIO_DIM, state_dim=lift.object_dim + PROPRIO_DIM,
                                  action_dim=lift.action_dim)
     return model.to(device).eval(), cfg

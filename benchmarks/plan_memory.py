@@ -32,7 +32,7 @@ SMALL_CEM = ["planner=cem", "planner.num_samples=32", "planner.topk=4", "planner
 def run_point(run: Path, n: int, planner: list[str], overrides: list[str], goal_h: int) -> dict:
     """One plan.py job; returns its peak RSS, wall time, batch size and success rate."""
     with tempfile.TemporaryDirectory(prefix="plan_memory_") as tmp:
-        cmd = [sys.executable, str(ROOT / "plan.py"), "--config-name=plan_projected_latent", f"ckpt_base_path={run}",
+        cmd = [sys.executable, str(ROOT / "plan.py"), "--config-name=plan", f"ckpt_base_path={run}",
                f"n_evals={n}", f"goal_H={goal_h}", *planner, "progress=false", "wandb.mode=disabled",
                f"hydra.run.dir={tmp}/out", *overrides]
         t = time.perf_counter()

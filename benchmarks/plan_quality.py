@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.planners = DEFAULT_PLANNERS
     if not (args.run / ".hydra" / "config.yaml").is_file():
         p.error(f"--run {args.run} is not a training run dir (no .hydra/config.yaml)")
-    from training.checkpoint import latest_checkpoint
+    from training.run_dir.checkpoint import latest_checkpoint
 
     if latest_checkpoint(args.run) is None:
         p.error(f"--run {args.run} has no checkpoint yet: train it first")

@@ -4,11 +4,11 @@
     python benchmarks/train_throughput.py --data DIR --device cuda --img-size 196 --batch-size 32 --steps 50
 
 Each mode runs in its own subprocess (so peak memory is per mode). Batches come from the training
-data path (``training/batches.py``: the feature cache and the window index on the device when they
+data path (``training/loop/batches.py``: the feature cache and the window index on the device when they
 fit, ``--cache-on-device``); the re-encode mode gathers the decoded frames the same way and runs the
 frozen encoder every step. The table shows samples/s over ``--steps`` timed steps (one device sync
 at each end, as in training), seconds per step, the speed-up and the peak memory (max RSS on CPU,
-max allocated on CUDA). Uses the training config (``conf/``) with ``env=demo_lift`` plus the overrides given.
+max allocated on CUDA). Uses the training config (``conf/``) with ``env=demo`` plus the overrides given.
 """
 
 from __future__ import annotations
@@ -69,10 +69,10 @@ def run_mode(args: argparse.Namespace) -> dict:
     from datasets.feature_cache import build_feature_cache, load_feature_cache
     from datasets.normalizer import Normalizer
     from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset
-    from training.data import batch_sources
+    from training.loop.data import batch_sources
     from training.model_config import encoder_from_cfg, world_model_from_cfg
 
-    overrides = ["env=demo_lift", f"env.data_path={args.data}", f"img_size={args.img_size}",
+    overrides = ["env=demo", f"env.data_path={args.data}", f"img_size={args.img_size}",
                  f"encoder.pretrained={str(not args.random_encoder).lower()}", *args.override]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train_robomimic_compress", overrides=overrides)

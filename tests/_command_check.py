@@ -172,10 +172,10 @@ def check_hydra(script: str, args: list[str], env: dict[str, str], monkeypatch):
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
             cfg = compose(config_name=config, overrides=variant, return_hydra_config=True)
         if script == "train_robomimic_compress.py":
-            from training.compat import reconcile_launch_settings
             from training.model_config import apply_task
+            from training.run_dir.launch_settings import apply_launcher_precision
 
-            reconcile_launch_settings(cfg, variant, env)
+            apply_launcher_precision(cfg, variant, env)
             apply_task(cfg)
             check_gpu_preset(cfg, env, monkeypatch)
     return cfg

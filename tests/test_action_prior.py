@@ -69,7 +69,7 @@ def test_training_fits_held_out_goal_conditioned_chunks():
 
 def test_hindsight_pairs_of_a_trained_run(tiny_trained_run, tmp_path):
     from datasets.robomimic_dset import RobomimicEpisodes
-    from training.run_loading import load_world_model
+    from training.run_dir.run_loading import load_world_model
 
     run = load_world_model(tiny_trained_run)
     episodes = RobomimicEpisodes(run.dataset_path)

@@ -95,7 +95,7 @@ def toy_registered():
 def test_an_encoder_is_one_module_one_registration_and_one_config_file(tmp_path, toy_registered, capsys):
     from models.image_encoder import ImageEncoder
     from training.cache_features import main as cache_features
-    from training.run_loading import load_world_model
+    from training.run_dir.run_loading import load_world_model
     from training.settings_check import BadSetting, check_training_settings
 
     copy = copy_tree(tmp_path / "tree")
@@ -105,7 +105,7 @@ def test_an_encoder_is_one_module_one_registration_and_one_config_file(tmp_path,
     assert changed_files(copy) == ["conf/encoder/toy_patch.yaml", "models/factory.py", "models/toy_patch.py"]
     data = make_dataset(tmp_path / "data", n_episodes=4, t_max=24, size=28)
     run = tmp_path / "run"
-    run_in(copy, ["train_robomimic_compress.py", "env=demo_lift", f"env.data_path={data}", "encoder=toy_patch",
+    run_in(copy, ["train_robomimic_compress.py", "env=demo", f"env.data_path={data}", "encoder=toy_patch",
                   "img_size=32", "debug=true", "training.epochs=1", "training.batch_size=4", "wandb.mode=disabled",
                   "action_prior.train=false", "cost_to_go.train=false", "gpu.auto_select=false",
                   f"hydra.run.dir={run}"])

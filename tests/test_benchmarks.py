@@ -49,9 +49,9 @@ def test_report_marks_targets_and_failed_steps(tmp_path, capsys):
     (res / "train_throughput.json").write_text(json.dumps({"speedup": 21.0, "rows": [
         {"samples_per_s": 2100.0, "placement": "device"}, {"samples_per_s": 100.0}]}))
     (res / "train_bs32.log").write_text(  # the trainer's own log lines
-        "[x][training.trainer][INFO] model: 624478 trainable parameters, 196 patches\n"
-        "[x][training.trainer][INFO] epoch 1/2: step 10, last loss 1.0 (pred 0.5, copy-last 0.6), 800.0 samples/s\n"
-        "[x][training.trainer][INFO] epoch 2/2: step 20, last loss 1.0 (pred 0.5, copy-last 0.6), 12000.5 samples/s\n")
+        "[x][training.loop.trainer][INFO] model: 624478 trainable parameters, 196 patches\n"
+        "[x][training.loop.trainer][INFO] epoch 1/2: step 10, last loss 1.0 (pred 0.5, copy-last 0.6), 800.0 samples/s\n"
+        "[x][training.loop.trainer][INFO] epoch 2/2: step 20, last loss 1.0 (pred 0.5, copy-last 0.6), 12000.5 samples/s\n")
     plan = {"num_samples": 300, "horizon": 5, "opt_steps": 30}
     (res / "plan_demo.json").write_text(json.dumps({**plan, "rows": [
         {"n_evals": 10, "batched_s": 0.5, "loop_s": 3.0, "peak_mib": 100}]}))

@@ -11,7 +11,9 @@ import torch
 from omegaconf import OmegaConf
 
 from datasets.normalizer import Normalizer
-from training.checkpoint import (
+from training.loop.trainer import encoder_metadata
+from training.model_config import world_model_from_cfg
+from training.run_dir.checkpoint import (
     latest_checkpoint,
     load_model_file,
     load_optim_file,
@@ -20,9 +22,7 @@ from training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from training.model_config import world_model_from_cfg
-from training.run_loading import load_world_model
-from training.trainer import encoder_metadata
+from training.run_dir.run_loading import load_world_model
 
 CFG = {
     "projected_dim": 16, "alignment_dim": 4, "action_emb_dim": 8, "proprio_emb_dim": 8, "num_hist": 2,
@@ -141,7 +141,7 @@ def test_files_and_directories_are_fsynced_before_latest_moves(tmp_path, monkeyp
 
 
 def test_stale_temp_dirs_of_a_killed_write_are_cleaned_up(tmp_path, caplog):
-    from training.checkpoint import remove_stale_temps
+    from training.run_dir.checkpoint import remove_stale_temps
 
     root = tmp_path / "checkpoints"
     good = save_checkpoint(tmp_path, 1, {"w": torch.ones(1)}, {}, {"epoch": 1}, {})
@@ -167,7 +167,7 @@ def test_restore_gives_the_scaler_and_each_rank_its_own_state(tmp_path):
     """An fp16 run's GradScaler state and every rank's RNG come back from the checkpoint."""
     from types import SimpleNamespace
 
-    from training.resume import restore
+    from training.run_dir.resume import restore
 
     cfg = OmegaConf.create(CFG)
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""training.distributed in-process: the order in which a finished run leaves the process group."""
+"""training.loop.distributed in-process: the order in which a finished run leaves the process group."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import weakref
 import torch
 from accelerate import Accelerator
 
-from training.distributed import leave_together
+from training.loop.distributed import leave_together
 
 
 def test_a_finished_run_drops_its_model_and_meets_the_other_ranks_before_the_process_group_goes(monkeypatch):

@@ -6,7 +6,7 @@ a resume is bit-identical to the reference's checkpoint of the same step, every 
 loads, and the temporary directories a kill leaves are gone after the restart. The counts are printed.
 
 The training runs in processes forked from a fresh forkserver (torch and the project imported once), so
-a kill/restart costs milliseconds of start-up instead of seconds; the code path is ``training.trainer.train``
+a kill/restart costs milliseconds of start-up instead of seconds; the code path is ``training.loop.trainer.train``
 as called by ``train_robomimic_compress.py``.
 """
 
@@ -25,13 +25,13 @@ import torch
 from _synthetic_data import make_dataset
 from safetensors.torch import load_file
 
-from training.checkpoint import latest_checkpoint, load_optim_file, load_train_state
+from training.run_dir.checkpoint import latest_checkpoint, load_optim_file, load_train_state
 
 pytestmark = pytest.mark.slow
 N_KILLS = 12
 EPOCHS = 30
 SEED = 20260
-OVERRIDES = ["env=demo_lift", "encoder.pretrained=false", "encoder.num_layers=1", "img_size=28", "wandb.mode=disabled",
+OVERRIDES = ["env=demo", "encoder.pretrained=false", "encoder.num_layers=1", "img_size=28", "wandb.mode=disabled",
              "training.batch_size=4", "training.warmup_steps=2", "training.val_ratio=0.25", "gpu.auto_select=false",
              f"training.epochs={EPOCHS}", "training.save_every=1", "training.val_every=3"]
 
@@ -43,7 +43,7 @@ def _train_child(cfg_yaml: str, run_dir: str, data: str) -> None:
     from accelerate.state import AcceleratorState
     from omegaconf import OmegaConf
 
-    from training.trainer import train
+    from training.loop.trainer import train
 
     logging.disable(logging.CRITICAL)
     torch.set_num_threads(1)
@@ -184,7 +184,7 @@ def test_kill9_at_random_points_resumes_bit_identically(tmp_path, capsys):
     data = make_dataset(tmp_path / "data", n_episodes=4, t_max=24, size=28)
     cfg = _config(data)
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["training.trainer", "safetensors.torch", "accelerate"])
+    ctx.set_forkserver_preload(["training.loop.trainer", "safetensors.torch", "accelerate"])
     ref = tmp_path / "reference"
     t0 = time.time()
     p = ctx.Process(target=_train_child, args=(cfg, str(ref), str(data)))

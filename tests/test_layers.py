@@ -14,6 +14,12 @@ they do not allow fails, and so does an allowed edge no file uses.
                       ^
     entry points: plan.py, train_robomimic_compress.py, convert_robomimic_to_dino_wm.py,
     select_best_gpus.py, benchmarks/, tests/   (the composition root: may import anything)
+
+Inside planning/ and training/ their rooms (sub-packages and the package's own modules) import one way as well
+(``ROOMS``, drawn in the README under the graph above):
+
+    planning:  objectives <- planners <- execution -> reporting
+    training:  model_config <- run_dir <- loop;  run_dir <- action_prior <- cost_to_go
 """
 
 from __future__ import annotations
@@ -40,6 +46,27 @@ ALLOWED = {
     "models": {"utils"},
     "training": {"utils", "tasks", "datasets", "models"},
     "planning": {"utils", "tasks", "datasets"},
+}
+
+
+# Inside planning/ and training/, the same one-way rule between their rooms (a sub-package or a module of the
+# package's own folder): what each room imports from the other rooms of its package, exactly.
+ROOMS = {
+    "planning": {
+        "objectives": set(),                     # what a plan is scored by
+        "planners": {"objectives"},              # the protocol, the factory, the planners
+        "reporting": set(),                      # outputs, plots, merge, wandb
+        "execution": {"planners", "reporting"},  # episodes, MPC, evaluator, batches, resume
+    },
+    "training": {
+        "model_config": set(),                   # config -> model spec
+        "settings_check": set(),
+        "cache_features": set(),
+        "run_dir": {"model_config"},             # run_info, checkpoints, config reconciliation, launch, run loading
+        "loop": {"run_dir", "model_config"},     # the Accelerate loop
+        "action_prior": {"run_dir"},             # heads fitted after training
+        "cost_to_go": {"action_prior", "run_dir"},
+    },
 }
 
 
@@ -112,16 +139,51 @@ def test_every_allowed_edge_is_used():
     assert not unused, f"allowed but not imported (drop them from ALLOWED and the README's diagram): {unused}"
 
 
+def room_of(path: str) -> str | None:
+    """``planning/planners/cem.py`` -> ``planners``; ``training/model_config.py`` -> ``model_config``; None for a
+    package's ``__init__.py``."""
+    parts = Path(path).with_suffix("").parts
+    return None if len(parts) < 2 or parts[1] == "__init__" else parts[1]
+
+
+def room_edges() -> dict[str, dict[str, set[str]]]:
+    """package -> room -> the other rooms of the package its files import."""
+    out = {pkg: {room: set() for room in rooms} for pkg, rooms in ROOMS.items()}
+    for pkg in ROOMS:
+        for p in sorted((ROOT / pkg).rglob("*.py")):
+            rel = p.relative_to(ROOT).as_posix()
+            room = room_of(rel)
+            if room is None:
+                continue
+            out[pkg].setdefault(room, set())
+            for mod in imported_modules(p.read_text(), rel):
+                parts = mod.split(".")
+                if parts[0] == pkg and len(parts) > 1 and parts[1] != room:
+                    out[pkg][room].add(parts[1])
+    return out
+
+
+def test_rooms_import_one_way_and_every_allowed_edge_is_used():
+    """planning/ and training/ have rooms; the rules between them are the code's graph, as between packages."""
+    edges = room_edges()
+    for pkg, rooms in ROOMS.items():
+        assert set(edges[pkg]) == set(rooms), f"{pkg}/: every room must be listed in ROOMS (and exist)"
+        bad = {room: sorted(edges[pkg][room] - allowed) for room, allowed in rooms.items() if edges[pkg][room] - allowed}
+        assert not bad, f"{pkg}/: imports between rooms that ROOMS does not allow: {bad}"
+        unused = {room: sorted(allowed - edges[pkg][room]) for room, allowed in rooms.items() if allowed - edges[pkg][room]}
+        assert not unused, f"{pkg}/: allowed but not imported (drop them from ROOMS): {unused}"
+
+
 def test_every_package_is_checked_and_has_files():
     assert {p.relative_to(ROOT).parts[0] for p in project_files()} == set(PACKAGES)
     assert set(ALLOWED) == set(PACKAGES)
 
 
 @pytest.mark.parametrize("path, source, bad", [
-    ("planning/x.py", "def f():\n    from training.checkpoint import load_model_file\n", True),  # inside a function
+    ("planning/x.py", "def f():\n    from training.run_dir.checkpoint import load_model_file\n", True),  # inside a function
     ("planning/x.py", "import models.vit as v\n", True),
     ("planning/x.py", "from datasets.video_io import write_video\nfrom planning.planners import protocol\n", False),
-    ("models/x.py", "from training import trainer\n", True),
+    ("models/x.py", "from training.loop import trainer\n", True),
     ("datasets/x.py", "class A:\n    def m(self):\n        import models.dino\n", True),
     ("datasets/x.py", "import numpy, torch\nfrom utils.atomic_files import atomic_path\n", False),
     ("envs/x.py", "from datasets.meta import DatasetMeta\n", True),
@@ -135,8 +197,8 @@ def test_every_package_is_checked_and_has_files():
     ("planning/x.py", "from envs.robosuite_env import RobosuiteEnv\n", True),  # plan.py hands it the env
     ("training/x.py", "import plan\n", True),  # packages never import an entry point
     ("training/sub/x.py", "from ...planning.planners import protocol\n", True),  # relative import, resolved
-    ("plan.py", "from training.run_loading import load_world_model\n", False),  # the composition root
-    ("benchmarks/b.py", "import planning.planners.cem, training.trainer\n", False),
+    ("plan.py", "from training.run_dir.run_loading import load_world_model\n", False),  # the composition root
+    ("benchmarks/b.py", "import planning.planners.cem, training.loop.trainer\n", False),
 ])
 def test_the_checker_flags_what_it_should(path, source, bad):
     assert bool(violations(source, path)) == bad

@@ -7,7 +7,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from training.loss_meter import LossMeter
+from training.loop.loss_meter import LossMeter
 
 
 @pytest.fixture(scope="module")

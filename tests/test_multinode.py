@@ -16,7 +16,7 @@ import pytest
 from _launch import free_port, run_together
 from _synthetic_data import make_dataset
 
-from training.checkpoint import latest_checkpoint
+from training.run_dir.checkpoint import latest_checkpoint
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def two_nodes(data: list[Path], runs: list[Path]) -> list[subprocess.CompletedPr
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
     cmds = [[acc, "launch", "--multi_gpu", "--num_machines", "2", "--machine_rank", str(rank),
              "--num_processes", "2", "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
-             "--dynamo_backend", "no", "train_robomimic_compress.py", "env=demo_lift",
+             "--dynamo_backend", "no", "train_robomimic_compress.py", "env=demo",
              f"env.data_path={data[rank]}", f"hydra.run.dir={runs[rank]}", *TINY] for rank in (0, 1)]
     return run_together(cmds, ROOT, env, timeout=500)
 

@@ -48,7 +48,7 @@ def _serve() -> None:
     import plan  # noqa: F401  (the imports every launch needs, done once here)
     import planning.execution.report  # noqa: F401
     from envs.robosuite_env import RobosuiteEnv  # noqa: F401
-    from training.run_loading import load_world_model  # noqa: F401
+    from training.run_dir.run_loading import load_world_model  # noqa: F401
 
     for line in sys.stdin:
         req = json.loads(line)

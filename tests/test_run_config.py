@@ -4,7 +4,7 @@ import json
 
 from omegaconf import OmegaConf
 
-from training.run_config import changed_model_keys, frozen_config, same_path
+from training.run_dir.run_config import changed_model_keys, frozen_config, same_path
 
 
 def _cfg(**over):
@@ -49,7 +49,7 @@ def test_same_path_resolves_relative_and_linked_paths(tmp_path, monkeypatch):
 
 
 def _resumed(saved_over=None, composed_over=None, overrides=()):
-    from training.run_config import resumed_config
+    from training.run_dir.run_config import resumed_config
 
     saved = frozen_config(_cfg(training={"lr": 1e-3, "epochs": 12}, env={"data_path": "/run_data"},
                                **(saved_over or {})))
@@ -74,12 +74,12 @@ def test_a_model_key_given_again_is_kept_for_the_mismatch_check_to_name():
 def test_a_group_given_again_keeps_the_runs_data_path_and_a_different_one_is_refused():
     import pytest
 
-    from training.run_config import ResumeOverrideError
+    from training.run_dir.run_config import ResumeOverrideError
 
-    cfg = _resumed(overrides=["env=demo_lift"])  # the same group: its default data path is not taken
+    cfg = _resumed(overrides=["env=demo"])  # the same group: its default data path is not taken
     assert cfg.env.data_path == "/run_data"
     with pytest.raises(ResumeOverrideError, match=r"^env=\.\.\. gives another model, task or data than the run's \(env.name\)"):
-        _resumed(composed_over={"env": {"name": "robomimic_can"}}, overrides=["env=robomimic_can"])
+        _resumed(composed_over={"env": {"name": "robomimic_lift"}}, overrides=["env=robomimic"])
     with pytest.raises(ResumeOverrideError, match=r"task=\.\.\. .*\(task.name\)"):  # task may not change by its group
         _resumed(saved_over={"task": {"name": "lift"}}, composed_over={"task": {"name": "can"}}, overrides=["task=can"])
 
@@ -87,7 +87,7 @@ def test_a_group_given_again_keeps_the_runs_data_path_and_a_different_one_is_ref
 def test_the_first_launchs_command_rerun_resumes_and_a_preset_that_differs_is_refused():
     import pytest
 
-    from training.run_config import ResumeOverrideError
+    from training.run_dir.run_config import ResumeOverrideError
 
     # preset=... is a _global_ group: no key of its own, so the whole config it gives is compared
     same = _resumed(composed_over={"env": {"data_path": "/run_data"}, "training": {"epochs": 12}},

@@ -17,8 +17,8 @@ from _synthetic_data import make_dataset
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
 
-from training.checkpoint import latest_checkpoint, load_train_state
-from training.run_loading import load_world_model
+from training.run_dir.checkpoint import latest_checkpoint, load_train_state
+from training.run_dir.run_loading import load_world_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["encoder.pretrained=false", "encoder.num_layers=1", "img_size=28", "wandb.mode=disabled",
@@ -28,7 +28,7 @@ TINY = ["encoder.pretrained=false", "encoder.num_layers=1", "img_size=28", "wand
 
 def train(data: Path, run: Path, *extra: str, launcher: list[str] | None = None, check: bool = True,
           timeout: float = 300) -> subprocess.CompletedProcess:
-    cmd = [*(launcher or [sys.executable]), "train_robomimic_compress.py", "env=demo_lift",
+    cmd = [*(launcher or [sys.executable]), "train_robomimic_compress.py", "env=demo",
            f"env.data_path={data}", f"hydra.run.dir={run}", *TINY, *extra]
     env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
@@ -63,15 +63,15 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(syn, tmp_path):
     assert st["epoch"] == 4 and st["step"] == load_train_state(latest_checkpoint(tmp_path / "full"))["step"]
     # what a resume changed is the run's own from then on: a later bare restart does not go back to 2 epochs
     assert json.loads((tmp_path / "part" / "run_info.json").read_text())["config"]["training"]["epochs"] == 4
-    # a rerun of a finished run trains no further (the old spelling of grad_checkpointing is a training key)
-    train(syn, tmp_path / "part", "model.gradient_checkpointing=true")
+    # a rerun of a finished run trains no further (grad_checkpointing is a training key)
+    train(syn, tmp_path / "part", "training.grad_checkpointing=true")
     assert load_train_state(latest_checkpoint(tmp_path / "part"))["step"] == st["step"]
     # the model config is frozen at the first launch: a resume that changes it is refused, and
     # planning keeps rebuilding the model the checkpoint was trained with
     proc = train(syn, tmp_path / "part", "training.epochs=5", "model.residual=false", check=False)
     assert proc.returncode == 2 and "different model/data config (model.residual)" in proc.stderr + proc.stdout
     assert OmegaConf.load(tmp_path / "part" / ".hydra" / "config.yaml").model.residual is True
-    from training.run_loading import load_world_model
+    from training.run_dir.run_loading import load_world_model
 
     assert load_world_model(tmp_path / "part").model.residual is True
     # a bad value given on a resume is refused before it is recorded: the run resumes as before
@@ -129,7 +129,7 @@ def test_two_process_cpu_accelerate_launch(syn, tmp_path):
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
     cmd = [acc, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--main_process_port", str(free_port()),
-           "train_robomimic_compress.py", "env=demo_lift", f"env.data_path={syn}", f"hydra.run.dir={tmp_path / 'ddp'}",
+           "train_robomimic_compress.py", "env=demo", f"env.data_path={syn}", f"hydra.run.dir={tmp_path / 'ddp'}",
            *TINY, "debug=true"]
     proc = run_together([cmd], ROOT, env, timeout=400)[0]
     out = proc.stdout
@@ -156,7 +156,7 @@ def test_tiny_trained_run_loads(tiny_trained_run):
 
 
 def test_wandb_mode_is_offline_without_a_key(monkeypatch, tmp_path):
-    from training.wandb_setup import resolve_mode
+    from utils.wandb_mode import resolve_mode
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
@@ -182,7 +182,7 @@ def test_training_from_frames_without_the_cache(syn, tmp_path):
 def test_no_reachable_dinov2_weights_is_one_clear_error(syn, tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
            "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
-    cmd = [sys.executable, "train_robomimic_compress.py", "env=demo_lift", f"env.data_path={syn}",
+    cmd = [sys.executable, "train_robomimic_compress.py", "env=demo", f"env.data_path={syn}",
            f"hydra.run.dir={tmp_path / 'run'}", "img_size=28", "wandb.mode=disabled", "gpu.auto_select=false"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 2
@@ -208,18 +208,17 @@ def test_grad_accum_steps_the_last_short_group_at_the_epoch_end(syn, tmp_path):
     assert "\r" not in proc.stderr  # progress in a log file: plain lines, no tqdm redraws
 
 
-def test_the_launchers_precision_and_the_old_gradient_checkpointing_spelling(syn, tmp_path):
+def test_the_launchers_precision(syn, tmp_path):
     acc = str(Path(sys.executable).parent / "accelerate")
-    proc = train(syn, tmp_path / "fp16", "debug=true", "model.gradient_checkpointing=true",
+    proc = train(syn, tmp_path / "fp16", "debug=true", "training.grad_checkpointing=true",
                  launcher=[acc, "launch", "--cpu", "--mixed_precision=fp16", "--num_processes", "1",
                            "--num_machines", "1", "--dynamo_backend", "no"])
     assert "mixed precision fp16 from accelerate launch" in proc.stdout + proc.stderr
     cfg = json.loads((tmp_path / "fp16" / "run_info.json").read_text())["config"]
     assert cfg["training"]["mixed_precision"] == "fp16" and cfg["training"]["grad_checkpointing"] is True
-    assert cfg["model"]["gradient_checkpointing"] is None
     # what `accelerate launch --mixed_precision=fp16 ... training.mixed_precision=bf16` hands the script
     env = {**os.environ, "ACCELERATE_MIXED_PRECISION": "fp16", "WANDB_MODE": "disabled"}
-    cmd = [sys.executable, "train_robomimic_compress.py", "env=demo_lift", f"env.data_path={syn}",
+    cmd = [sys.executable, "train_robomimic_compress.py", "env=demo", f"env.data_path={syn}",
            f"hydra.run.dir={tmp_path / 'bf16'}", *TINY, "training.mixed_precision=bf16"]
     bad = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -1,4 +1,4 @@
-"""training.trainer pieces in-process: accumulation groups, compiled steps and their fallback to eager."""
+"""training.loop.trainer pieces in-process: accumulation groups, compiled steps and their fallback to eager."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from _windows import MeanModel
 from accelerate import Accelerator
 
-from training.trainer import accumulation_group
+from training.loop.trainer import accumulation_group
 
 
 def test_accumulation_groups_end_with_the_epoch():
@@ -25,7 +25,7 @@ def test_a_compiler_failure_on_the_first_step_falls_back_to_eager(caplog):
 
     from omegaconf import OmegaConf
 
-    from training.trainer import train_step
+    from training.loop.trainer import train_step
 
     model = MeanModel()
     w = torch.nn.Parameter(torch.zeros(1))
@@ -41,7 +41,7 @@ def test_a_compiler_failure_on_the_first_step_falls_back_to_eager(caplog):
                         model=lambda b: {k: v + 0 * w.sum() for k, v in model(b).items()}, compiled=failing,
                         compile_checked=False, compile_mode="default", compiled_steps=0, optimizer=opt, scheduler=torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1),
                         params=[w], step=0)
-    batch = {"x": torch.tensor([[1.0], [3.0]])}
+    batch = {"proprio": torch.tensor([[1.0], [3.0]])}
     with caplog.at_level("WARNING"):
         out = train_step(s, batch, 1, True, 0)
     assert float(out["loss"].detach()) == 2.0 and s.step == 1 and s.compiled is None
@@ -57,7 +57,7 @@ def test_a_cuda_graph_failure_on_a_later_checked_step_falls_back_too(caplog):
 
     from omegaconf import OmegaConf
 
-    from training.trainer import CHECKED_STEPS, train_step
+    from training.loop.trainer import CHECKED_STEPS, train_step
 
     w = torch.nn.Parameter(torch.zeros(1))
     calls = []
@@ -66,15 +66,15 @@ def test_a_cuda_graph_failure_on_a_later_checked_step_falls_back_too(caplog):
         calls.append(len(calls) + 1)
         if len(calls) == fail_at:
             raise RuntimeError("Error: accessing tensor output of CUDAGraphs that has been overwritten")
-        return {"loss": (batch["x"] - w).pow(2).mean()}
+        return {"loss": (batch["proprio"] - w).pow(2).mean()}
 
     opt = torch.optim.SGD([w], lr=0.1)
     s = SimpleNamespace(cfg=OmegaConf.create({"training": {"batch_size": 2, "clip_grad": 0.0}}),
-                        accelerator=Accelerator(cpu=True), model=lambda b: {"loss": (b["x"] - w).pow(2).mean()},
+                        accelerator=Accelerator(cpu=True), model=lambda b: {"loss": (b["proprio"] - w).pow(2).mean()},
                         compiled=flaky, compile_checked=False, compile_mode="reduce-overhead", compiled_steps=0,
                         optimizer=opt, scheduler=torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1),
                         params=[w], step=0)
-    batch = {"x": torch.tensor([[1.0], [3.0]])}
+    batch = {"proprio": torch.tensor([[1.0], [3.0]])}
     train_step(s, batch, 1, True, 0)
     assert s.compiled is flaky and not s.compile_checked
     with caplog.at_level("WARNING"):
@@ -101,8 +101,8 @@ def test_reduce_overhead_training_steps_give_the_eager_weights_on_a_gpu():
     from omegaconf import OmegaConf
     from test_visual_world_model import batch, make
 
-    from training.loss_meter import LossMeter
-    from training.trainer import CHECKED_STEPS, train_step
+    from training.loop.loss_meter import LossMeter
+    from training.loop.trainer import CHECKED_STEPS, train_step
 
     def session(model, mode):
         params = [p for p in model.parameters() if p.requires_grad]

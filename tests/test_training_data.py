@@ -12,8 +12,8 @@ from datasets.feature_cache import build_feature_cache, load_feature_cache
 from datasets.normalizer import Normalizer
 from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset
 from models.dino import build_dino_encoder
-from training.batches import NpyRows, choose_placement, epoch_indices, window_tables
-from training.data import batch_sources
+from training.loop.batches import NpyRows, choose_placement, epoch_indices, window_tables
+from training.loop.data import batch_sources
 
 B = 5
 
@@ -79,7 +79,7 @@ def test_gathered_windows_match_the_raw_episode(dsets):
     i = len(train) - 1  # the last window of episode 3 (20 frames): start 13, frames 13, 16, 19
     e, s = int(tables.episode[i]), int(tables.start[i])
     assert (e, s) == (3, 13)
-    from training.batches import gather
+    from training.loop.batches import gather
 
     b = gather(tables, torch.tensor([i]))
     norm, ep = train.norm, train.ep
@@ -123,7 +123,8 @@ def _data_cfg(val_ratio=0.25, seed=0, test_ratio=0.0):
 def test_prepare_data_splits_fits_and_saves_the_normalizer(tmp_path):
     from accelerate import Accelerator
 
-    from training.data import load_run_info, prepare_data
+    from training.loop.data import prepare_data
+    from training.run_dir.run_info import load_run_info
 
     path = make_dataset(tmp_path / "d", n_episodes=4, t_max=20, size=28)
     run = tmp_path / "run"
@@ -140,7 +141,8 @@ def test_prepare_data_splits_fits_and_saves_the_normalizer(tmp_path):
 def test_a_resumed_run_keeps_its_split_and_normalizer_whatever_the_config(tmp_path):
     from accelerate import Accelerator
 
-    from training.data import load_run_info, prepare_data, write_run_info
+    from training.loop.data import prepare_data
+    from training.run_dir.run_info import load_run_info, write_run_info
 
     path = make_dataset(tmp_path / "d", n_episodes=4, t_max=20, size=28)
     run = tmp_path / "run"

@@ -168,7 +168,7 @@ def test_runs_saved_with_another_head_layout_load_with_their_own(tmp_path, caplo
     a layout fused kernels cannot take), whatever the shipped predictor configs say now."""
     from test_checkpoint import make_run
 
-    from training.run_loading import load_world_model
+    from training.run_dir.run_loading import load_world_model
 
     _, model = make_run(tmp_path)
     with caplog.at_level("WARNING"):

@@ -90,7 +90,7 @@ def test_no_api_key_means_offline_without_network_or_prompt(tiny_trained_run, tm
     """No WANDB_API_KEY, no ~/.netrc, no WANDB_MODE, stdin closed, and (where possible) no network at all."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HOME=str(tmp_path / "home"), WANDB_SILENT="true")
-    cmd = [sys.executable, "plan.py", "--config-name=plan_projected_latent", f"ckpt_base_path={tiny_trained_run}",
+    cmd = [sys.executable, "plan.py", "--config-name=plan", f"ckpt_base_path={tiny_trained_run}",
            "n_evals=1", "goal_H=2", "planner=replay", "progress=false", f"hydra.run.dir={tmp_path / 'out'}"]
     if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode == 0:
         cmd = ["unshare", "-rn", *cmd]  # a network namespace with no interface but lo
@@ -108,7 +108,7 @@ def test_log_to_training_run_writes_its_summary(tiny_trained_run, tmp_path):
     eval/<planner>/gH<H>/success in its own summary."""
     import wandb
 
-    from training.checkpoint import latest_checkpoint
+    from training.run_dir.checkpoint import latest_checkpoint
 
     run_dir = tmp_path / "run"
     shutil.copytree(tiny_trained_run, run_dir)
@@ -132,7 +132,7 @@ def test_lineage_dataset_training_checkpoint_evaluation(tiny_lift_dataset, tmp_p
     from tests.conftest import TINY_TRAIN_OVERRIDES, run_cli
 
     run_dir = tmp_path / "run"
-    run_cli(["train_robomimic_compress.py", "env=demo_lift", f"env.data_path={tiny_lift_dataset}", "debug=true",
+    run_cli(["train_robomimic_compress.py", "env=demo", f"env.data_path={tiny_lift_dataset}", "debug=true",
              "encoder.pretrained=false", "action_prior.train=false", *OFFLINE, f"hydra.run.dir={run_dir}",
              *TINY_TRAIN_OVERRIDES])
     (train,) = offline_runs(run_dir)

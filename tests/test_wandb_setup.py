@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from _synthetic_data import make_dataset
 
-from training.checkpoint import latest_checkpoint, load_train_state
+from training.run_dir.checkpoint import latest_checkpoint, load_train_state
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = 32768
@@ -56,7 +56,7 @@ def segments(run: Path) -> list[list[tuple[int, set[str]]]]:
 
 
 def train(data: Path, run: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "train_robomimic_compress.py", "env=demo_lift", f"env.data_path={data}",
+    cmd = [sys.executable, "train_robomimic_compress.py", "env=demo", f"env.data_path={data}",
            f"hydra.run.dir={run}", "encoder.pretrained=false", "encoder.num_layers=1", "img_size=28",
            "wandb.mode=offline", "training.batch_size=4", "training.warmup_steps=2", "training.val_ratio=0.25",
            "gpu.auto_select=false", "training.log_every=2", "training.save_every=2", "action_prior.train=false", *extra]
@@ -115,7 +115,7 @@ def test_the_training_run_sits_in_its_evaluations_group_and_uses_its_dataset(tmp
     from omegaconf import OmegaConf
 
     from tests.wandb_offline import offline_runs
-    from training.wandb_setup import init_wandb, run_group
+    from training.loop.wandb_setup import init_wandb, run_group
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     data, run_dir = fake_dataset(tmp_path / "demo" / "lift" / "dino_wm"), tmp_path / "run"
@@ -139,13 +139,15 @@ def test_each_checkpoint_is_an_artifact_of_the_run_it_names(tmp_path, monkeypatc
     import wandb
 
     from tests.wandb_offline import offline_runs
-    from training.checkpoint import save_checkpoint
+    from training.loop.wandb_setup import log_checkpoint
+    from training.run_dir.checkpoint import save_checkpoint
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     model = {"w": torch.zeros(2)}
 
     def save(step, run_id):
-        return save_checkpoint(tmp_path / "run", step, model, {}, {"wandb_run_id": run_id}, {})
+        saved = save_checkpoint(tmp_path / "run", step, model, {}, {"wandb_run_id": run_id}, {})
+        log_checkpoint(saved, step, run_id)  # as the trainer's checkpoint step does
 
     save(1, "nobody")  # no active run: nothing to log to (and no error)
     run = wandb.init(project="dino-wm-robomimic", mode="offline", dir=str(tmp_path), reinit="finish_previous",

@@ -34,7 +34,7 @@ from models.action_prior import (
     ActionPriorConfig,
     save_action_prior,
 )
-from training.checkpoint import latest_checkpoint
+from training.run_dir.checkpoint import latest_checkpoint
 from utils.atomic_files import atomic_directory
 from utils.torch_device import device_argument
 
@@ -133,7 +133,7 @@ def fit_run_prior(run_dir: str | Path, steps: int = 3000, max_steps: int | None 
     returns its directory and losses."""
     from datasets.feature_cache import load_feature_cache
     from datasets.robomimic_dset import RobomimicEpisodes
-    from training.run_loading import load_world_model
+    from training.run_dir.run_loading import load_world_model
 
     run = load_world_model(run_dir, device=device)
     episodes = RobomimicEpisodes(run.dataset_path)
@@ -162,7 +162,7 @@ def fit_after_training(run_dir: str | Path, steps: int, device: str | torch.devi
 
     A prior already fitted with ``steps`` steps on the run's latest checkpoint is kept (a rerun of a finished
     run, e.g. ``run_demo.sh`` again, does not spend the fit twice)."""
-    from training.checkpoint import fitted_on_latest
+    from training.run_dir.checkpoint import fitted_on_latest
 
     current = Path(run_dir) / PRIOR_DIR / CONFIG_FILE
     if (latest := fitted_on_latest(current, run_dir, steps)) is not None:

@@ -177,7 +177,7 @@ def fit_run_cost_to_go(run_dir: str | Path, steps: int = 3000, device: str = "cp
     """Fit and save the cost-to-go of training run ``run_dir``; returns its directory and held-out figures."""
     from datasets.feature_cache import load_feature_cache
     from datasets.robomimic_dset import RobomimicEpisodes
-    from training.run_loading import load_world_model
+    from training.run_dir.run_loading import load_world_model
 
     run = load_world_model(run_dir, device=device)
     episodes = RobomimicEpisodes(run.dataset_path)
@@ -203,7 +203,7 @@ def fit_run_cost_to_go(run_dir: str | Path, steps: int = 3000, device: str = "cp
 def fit_after_training(run_dir: str | Path, steps: int, device: str | torch.device) -> Path:
     """The cost-to-go of a run that has just finished training (kept when already fitted with ``steps`` steps on the
     run's latest checkpoint)."""
-    from training.checkpoint import fitted_on_latest
+    from training.run_dir.checkpoint import fitted_on_latest
 
     current = Path(run_dir) / CTG_DIR / CONFIG_FILE
     if (latest := fitted_on_latest(current, run_dir, steps)) is not None:

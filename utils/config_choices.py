@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
@@ -73,4 +73,15 @@ def unknown_choice(argv: Sequence[str], conf_dir: str | Path) -> str | None:
             continue
         if value and value != "null" and not (group / f"{value}.yaml").is_file():
             return f"{key}={value}: no such {key} (choose from {', '.join(_choices(group))})"
+    return None
+
+
+def renamed_key(argv: Sequence[str], renamed: Mapping[str, str]) -> str | None:
+    """One line for the first override of ``argv`` that sets a key by an old name (``renamed``: old -> today's), which
+    Hydra would refuse with its multi-line struct error; None when there is none."""
+    args = hydra_args(argv)
+    for arg in [] if args is None else args.overrides:
+        key = arg.lstrip("+~").split("=", 1)[0]
+        if key in renamed:
+            return f"{key} is not a setting: its name is {renamed[key]} (e.g. {renamed[key]}=true)"
     return None

@@ -1,10 +1,9 @@
-"""The spellings users of the project this one replaces still type, mapped onto this config.
+"""What a launch's command line and launcher set beside the Hydra config.
 
-* ``model.gradient_checkpointing=true`` is the old name of ``training.grad_checkpointing``;
-* ``accelerate launch --mixed_precision=fp16 ...``: Accelerate passes the flag to the script as
-  ``ACCELERATE_MIXED_PRECISION``, while the Accelerator is built from ``training.mixed_precision``.
-  The launcher's precision is used when the Hydra config leaves it at ``no``; two different
-  non-``no`` values (or an explicit ``training.mixed_precision=no``) stop with one line.
+``accelerate launch --mixed_precision=fp16 ...``: Accelerate passes the flag to the script as
+``ACCELERATE_MIXED_PRECISION``, while the Accelerator is built from ``training.mixed_precision``. The
+launcher's precision is used when the Hydra config leaves it at ``no``; two different non-``no`` values
+(or an explicit ``training.mixed_precision=no``) stop with one line.
 """
 
 from __future__ import annotations
@@ -21,16 +20,6 @@ LAUNCHER_PRECISION = "ACCELERATE_MIXED_PRECISION"
 
 class ConfigConflict(ValueError):
     """Two settings of the same thing disagree (the message is one line naming both)."""
-
-
-def apply_old_spellings(cfg: Any) -> None:
-    """Move ``model.gradient_checkpointing`` (old name) to ``training.grad_checkpointing``; edits ``cfg``."""
-    old = cfg.model.get("gradient_checkpointing")
-    if old is None:
-        return
-    log.info("model.gradient_checkpointing=%s is the old spelling of training.grad_checkpointing: using it", old)
-    cfg.training.grad_checkpointing = bool(old)
-    cfg.model.gradient_checkpointing = None  # the model config (frozen at the first launch) stays as it was
 
 
 def explicit_keys(task_overrides: Sequence[str]) -> set[str]:
@@ -58,13 +47,7 @@ def resolve_mixed_precision(hydra_value: str, explicit: bool, environ: Mapping[s
     return launcher
 
 
-def reconcile_launch_settings(cfg: Any, task_overrides: Sequence[str], environ: Mapping[str, str] | None = None) -> None:
-    """Apply the old spellings and the launcher's precision to ``cfg`` (raises ConfigConflict)."""
-    keys, old = explicit_keys(task_overrides), cfg.model.get("gradient_checkpointing")
-    if ("model.gradient_checkpointing" in keys and "training.grad_checkpointing" in keys and old is not None
-            and bool(old) != bool(cfg.training.grad_checkpointing)):
-        raise ConfigConflict(f"model.gradient_checkpointing={old} (the old spelling) conflicts with "
-                             f"training.grad_checkpointing={cfg.training.grad_checkpointing}: give one of them")
-    apply_old_spellings(cfg)
+def apply_launcher_precision(cfg: Any, task_overrides: Sequence[str], environ: Mapping[str, str] | None = None) -> None:
+    """Set ``cfg.training.mixed_precision`` to the precision to train with (raises ConfigConflict)."""
     explicit = "training.mixed_precision" in explicit_keys(task_overrides)
     cfg.training.mixed_precision = resolve_mixed_precision(cfg.training.mixed_precision, explicit, environ)

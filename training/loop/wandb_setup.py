@@ -13,10 +13,9 @@ from typing import Any
 
 from utils.atomic_files import atomic_write_json
 from utils.wandb_artifacts import checkpoint_artifact, dataset_artifact, use_artifact
-from utils.wandb_mode import has_api_key, resolve_mode
+from utils.wandb_mode import resolve_mode
 
 log = logging.getLogger(__name__)
-__all__ = ["StepLog", "has_api_key", "init_wandb", "log_checkpoint", "resolve_mode", "run_group"]
 DATASET_META_KEYS = ("env_name", "camera_names", "image_size", "n_episodes", "n_frames", "source_sha256",
                      "robosuite_version", "format_version")
 
@@ -52,7 +51,7 @@ def use_dataset(run, run_dir: Path) -> None:
     """Declare the run's dataset directory (``run_info.json`` ``dataset_path``) an input of ``run``: every file
     but the feature cache (derived from them), checksummed; meta.json's identity in the metadata."""
     from datasets.feature_cache import CACHE_DIR
-    from training.data import load_run_info
+    from training.run_dir.run_info import load_run_info
 
     data = (load_run_info(Path(run_dir)) or {}).get("dataset_path")
     if not data:

@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from datasets.normalizer import Normalizer
 from models.visual_world_model import VWorldModel
-from training.checkpoint import load_model_file, load_train_state, resolve_checkpoint
 from training.model_config import world_model_from_cfg
+from training.run_dir.checkpoint import load_model_file, load_train_state, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Subset
 
 from datasets.normalizer import Normalizer
 from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset, split_with_branches
-from training.batches import BatchSource, choose_placement, validation_indices, window_tables
-from training.distributed import node_feature_cache
-from utils.atomic_files import atomic_write_json
+from training.loop.batches import BatchSource, choose_placement, window_tables
+from training.loop.distributed import node_feature_cache
+from training.run_dir.run_info import load_run_info
 
 log = logging.getLogger(__name__)
-RUN_INFO = "run_info.json"
 
 
 @dataclass
@@ -30,15 +27,6 @@ class TrainData:
     val: WindowDataset | None
     train_batches: BatchSource | None = None
     val_batches: BatchSource | None = None
-
-
-def load_run_info(run_dir: Path) -> dict[str, Any] | None:
-    p = run_dir / RUN_INFO
-    return json.loads(p.read_text()) if p.is_file() else None
-
-
-def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
-    atomic_write_json(run_dir / RUN_INFO, info, indent=1)
 
 
 def prepare_data(cfg: Any, data_path: Path, run_dir: Path, encoder, accelerator, resuming: bool) -> TrainData:
@@ -96,30 +84,3 @@ def batch_sources(train: WindowDataset, val: WindowDataset | None, setting, devi
              "device" if placement == "device" else "host", device, nbytes / 2**30, setting)
     sources = [BatchSource(tb, device, placement, batch_size, num_workers) for tb in tables]
     return sources[0], (sources[1] if val is not None else None)
-
-
-def epoch_loader(ds, batch_size: int, seed: int, epoch: int, rank: int, world: int, shuffle: bool,
-                 num_workers: int, max_batches: int | None = None) -> DataLoader:
-    """This rank's DataLoader for ``epoch``: a permutation seeded by (seed, epoch), sharded evenly."""
-    n = len(ds)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)) if shuffle \
-        else torch.arange(n)
-    per_rank = max(1, n // world) if n >= world else 1
-    idx = order.repeat((world * per_rank) // n + 1)[: world * per_rank]
-    mine = idx[rank::world].tolist()
-    if max_batches is not None:
-        mine = mine[: max_batches * batch_size]
-    return DataLoader(Subset(ds, mine), batch_size=batch_size, shuffle=False, num_workers=num_workers)
-
-
-def validation_loader(ds, batch_size: int, rank: int, world: int, num_workers: int,
-                      max_batches: int | None = None) -> DataLoader:
-    """This rank's share of the validation windows: every window once over all ranks, whatever ``world``.
-
-    Ranks may hold one window more than others (no padding, nothing dropped); ``validate`` sums
-    per-rank totals, so the metrics do not depend on the number of processes.
-    """
-    mine = validation_indices(len(ds), rank, world).tolist()
-    if max_batches is not None:
-        mine = mine[: max_batches * batch_size]
-    return DataLoader(Subset(ds, mine), batch_size=batch_size, shuffle=False, num_workers=num_workers)

@@ -7,8 +7,8 @@ from accelerate import Accelerator
 from accelerate.utils import gather_object
 
 from models.visual_world_model import VWorldModel
-from training.batches import batch_to
-from training.wandb_setup import StepLog
+from training.loop.batches import batch_to
+from training.loop.wandb_setup import StepLog
 
 
 @torch.no_grad()

@@ -8,8 +8,8 @@ the previous complete checkpoint and pointer intact; the temporary directories a
 are removed by :func:`remove_stale_temps` when the run starts again.
 
 ``optim.pt`` holds the optimizer, the LR scheduler and (fp16 runs) the GradScaler state;
-``train_state.json`` holds each rank's RNG state under its rank number. A saved checkpoint is logged as a
-reference artifact of the wandb run its ``wandb_run_id`` names, when that run is active in this process.
+``train_state.json`` holds each rank's RNG state under its rank number. The training loop logs each saved
+checkpoint as a reference artifact of its wandb run (``training.loop.wandb_setup.log_checkpoint``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
-from training.wandb_setup import log_checkpoint
 from utils.atomic_files import atomic_directory
 
 log = logging.getLogger(__name__)
@@ -85,7 +84,6 @@ def save_checkpoint(run_dir: str | Path, step: int, model_state: dict[str, torch
     fsync_path(root)  # the rename of the step directory is durable before latest points at it
     _point_latest(root, final.name)
     fsync_path(root)
-    log_checkpoint(final, step, train_state.get("wandb_run_id"))  # an artifact of the training run's wandb run
     return final
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,23 +22,23 @@ from accelerate.utils import set_seed
 from omegaconf import OmegaConf
 
 from models.visual_world_model import VWorldModel
-from training.batches import batch_to, validation_batches
-from training.checkpoint import latest_checkpoint, save_checkpoint
-from training.data import TrainData, prepare_data, write_run_info
-from training.distributed import check_shared_run_dir, gather_rng_states, leave_together
-from training.loss_meter import LossMeter
+from training.loop.batches import batch_to, validation_batches
+from training.loop.data import TrainData, prepare_data
+from training.loop.distributed import check_shared_run_dir, gather_rng_states, leave_together
+from training.loop.loss_meter import LossMeter
+from training.loop.validation import log_prediction_pictures, validate
+from training.loop.wandb_setup import StepLog, init_wandb, log_checkpoint
 from training.model_config import encoder_from_cfg, world_model_from_cfg
-from training.resume import Restored, RunMismatchError, find_resume_point, restore
-from training.run_config import frozen_config
-from training.validation import log_prediction_pictures, validate
-from training.wandb_setup import StepLog, init_wandb
+from training.run_dir.checkpoint import latest_checkpoint, save_checkpoint
+from training.run_dir.resume import Restored, find_resume_point, restore
+from training.run_dir.run_config import frozen_config
+from training.run_dir.run_info import write_run_info
 from utils.progress import progress
 
 log = logging.getLogger(__name__)
 
 NONFINITE_EXIT = 3
 DEBUG_TRAIN_BATCHES, DEBUG_VAL_BATCHES = 8, 4
-__all__ = ["RunMismatchError", "NonFiniteLoss", "train", "encoder_metadata", "validate"]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -284,10 +283,11 @@ def checkpoint(s: Session, epoch: int) -> None:
     if acc.is_main_process:
         optim = {"optimizer": s.optimizer.state_dict(), "scheduler": s.scheduler.state_dict(),
                  "scaler": acc.scaler.state_dict() if acc.scaler is not None else None}
-        save_checkpoint(s.run_dir, s.step, s.raw.trainable_state_dict(), optim,
-                        {"epoch": epoch, "epochs": s.epochs, "rng": rng, "wandb_run_id": s.wandb_id,
-                         "time": time.time()},
-                        {**encoder_metadata(s.raw), "step": str(s.step), "epoch": str(epoch)})
+        saved = save_checkpoint(s.run_dir, s.step, s.raw.trainable_state_dict(), optim,
+                                {"epoch": epoch, "epochs": s.epochs, "rng": rng, "wandb_run_id": s.wandb_id,
+                                 "time": time.time()},
+                                {**encoder_metadata(s.raw), "step": str(s.step), "epoch": str(epoch)})
+        log_checkpoint(saved, s.step, s.wandb_id)  # an artifact of the training run's wandb run
     acc.wait_for_everyone()
 
 
@@ -337,7 +337,3 @@ def setup_file_logging(run_dir: Path, main: bool) -> None:
     fh.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
     logging.getLogger().addHandler(fh)
     logging.getLogger().setLevel(logging.INFO)
-
-
-def is_multiprocess() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1

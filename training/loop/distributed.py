@@ -6,11 +6,15 @@
   whose copy of the dataset has none (nodes without a shared filesystem), never read before it exists;
 * RNG states: each rank saves and restores its own;
 * the end of a run: every rank drops its model and meets the others before the process group goes.
+
+:func:`is_multiprocess` and :func:`is_main_process` answer from the launcher's environment, before any
+Accelerator exists (GPU selection happens before CUDA starts, and a refused launch is cleaned up by rank 0 alone).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -19,9 +23,19 @@ import numpy as np
 from accelerate.utils import broadcast_object_list, gather_object
 
 from datasets.feature_cache import build_feature_cache, cache_dir, load_feature_cache
-from training.checkpoint import rng_state
+from training.run_dir.checkpoint import rng_state
 
 log = logging.getLogger(__name__)
+
+
+def is_multiprocess() -> bool:
+    """Whether this process is one of several of a launch (``WORLD_SIZE`` > 1, set by ``accelerate launch``)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_main_process() -> bool:
+    """Whether this process is the launch's rank 0 (``RANK``; a single process is)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 class NotSharedError(RuntimeError):
@@ -86,7 +100,7 @@ def leave_together(accelerator) -> None:
     optimizer (and collect them), wait for every rank, then destroy the process group.
 
     Before, the process group was shut down while DDP's reducer still held it, and it was freed only when
-    ``training.trainer.train``'s frame went away, each rank on its own schedule; a rank of the two-machine
+    ``training.loop.trainer.train``'s frame went away, each rank on its own schedule; a rank of the two-machine
     CPU test was seen blocked in that teardown after its peer had exited.
     """
     accelerator.free_memory()

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from models.visual_world_model import VWorldModel
-from training.checkpoint import (
+from training.run_dir.checkpoint import (
     latest_checkpoint,
     load_model_file,
     load_optim_file,
@@ -19,8 +19,8 @@ from training.checkpoint import (
     remove_stale_temps,
     set_rng_state,
 )
-from training.data import load_run_info
-from training.run_config import changed_model_keys, frozen_config, same_path
+from training.run_dir.run_config import changed_model_keys, frozen_config, same_path
+from training.run_dir.run_info import load_run_info
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def record_resumed_config(run_dir: Path, cfg: Any) -> None:
     Only keys a resume may change can differ from the recorded ones (``check_resume_matches``)."""
     from omegaconf import OmegaConf
 
-    from training.data import write_run_info
+    from training.run_dir.run_info import write_run_info
 
     info = load_run_info(run_dir) or {}
     write_run_info(run_dir, {**info, "config": frozen_config(cfg)})

@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from training.compat import explicit_keys
+from training.run_dir.launch_settings import explicit_keys
 
 # Top-level keys (and dotted sub-keys) a resume may change: they steer training, not the model.
 # ``task`` names the data (like env.data_path); the model keys it feeds (alignment_dim) are checked on
@@ -57,7 +57,7 @@ def resumed_config(saved: dict[str, Any], composed: DictConfig, overrides: Seque
     run did not record (added to the project since) keep the composed defaults; every other value comes
     from ``saved``, so a resume does not need the first launch's overrides repeated, and ``training.epochs``
     stays the run's own unless this command sets it. A set key that changes the model or its data is
-    left in, for :func:`changed_model_keys` to refuse. A config group given again (``env=demo_lift``,
+    left in, for :func:`changed_model_keys` to refuse. A config group given again (``env=demo``,
     ``task=can``, ``preset=gpu_full``) is accepted when it gives the run's own model, task and data (the
     first launch's command line, rerun), and keeps the run's values (its ``env.data_path`` too).
 

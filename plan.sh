@@ -7,13 +7,13 @@
 #
 # Env vars: GOAL_H (default 5), N_EVALS (default 10), CKPT (training run dir, relative to where you are;
 # ckpt_base_path=RUN as an argument does the same; default: the newest run dir under outputs/ that holds
-# checkpoints/), CONFIG (default plan_projected_latent), PYTHON (default: python). The GPU is chosen
+# checkpoints/), CONFIG (default plan), PYTHON (default: python). The GPU is chosen
 # inside plan.py through gpu_utils (CPU if none).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 GOAL_H="${GOAL_H:-5}"
 N_EVALS="${N_EVALS:-10}"
-CONFIG="${CONFIG:-plan_projected_latent}"
+CONFIG="${CONFIG:-plan}"
 PYTHON="${PYTHON:-python}"
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then

@@ -21,9 +21,10 @@ from conversion.episode_source import detect_object_layout, model_xml_of
 from datasets.demo_checks import VECTOR_KEYS, iter_chunks
 from datasets.hdf5_checks import InputError, SourceInfo
 from envs.controller_config import controller_summary, unknown_names
-from envs.model_xml import flat_state_dim, model_key
+from envs.model_xml import flat_state_dim
 from envs.robosuite_env import RobosuiteEnv
 from tasks.state_layout import OBJECT_POSE, extract_vectors
+from utils.xml_text import model_key
 
 log = logging.getLogger(__name__)
 

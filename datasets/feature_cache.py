@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -104,12 +103,3 @@ def build_feature_cache(data_path: str | Path, encoder, batch_size: int = 64, de
         (tmp / MANIFEST).write_text(json.dumps(expected))  # the manifest is written last
     log.info("feature cache written: %s (%d frames)", final, expected["n_frames"])
     return final
-
-
-MOVED = ("the feature-cache CLI moved to `python -m training.cache_features` (datasets/ holds no model code); "
-         "same options")
-
-
-if __name__ == "__main__":
-    print(f"error: {MOVED}", file=sys.stderr)
-    sys.exit(2)

@@ -1,25 +1,14 @@
 """The dataset's description of its low-dim vectors (``meta.json`` slices); the layout is the task's.
 
 How ``state`` / ``proprio`` / ``velocity`` are built is defined once, with the tasks, in
-``tasks/state_layout.py`` (re-exported here under the names this module had); this module turns that
+``tasks/state_layout.py``; this module turns that
 layout into the :class:`~datasets.meta.VectorSlice` lists a converted dataset records.
 """
 
 from __future__ import annotations
 
 from datasets.meta import VectorSlice
-from tasks.state_layout import (  # noqa: F401  (old import path of these names)
-    OBJECT_KEYS,
-    OBJECT_LAYOUTS,
-    PROPRIO_PARTS,
-    REQUIRED_KEYS,
-    VELOCITY_PARTS,
-    canonical_object,
-    extract_vectors,
-    object_parts,
-    object_vector,
-    part_bounds,
-)
+from tasks.state_layout import PROPRIO_PARTS, VELOCITY_PARTS, object_parts, part_bounds
 
 
 def _slices(parts) -> list[VectorSlice]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from utils.xml_text import model_key, xml_parse_error  # noqa: F401  (this module's own names until now)
+from utils.xml_text import xml_parse_error
 
 ASSET_MARKER = "robosuite/models/assets/"
 

@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from envs.controller_config import make_kwargs
-from envs.model_xml import localize_model_xml, model_key
+from envs.model_xml import localize_model_xml
 from envs.state_restore import reset_gripper_ramp, restore_gripper_ramp, restore_nullspace_target
 from tasks.registry import task_for_env
 from tasks.state_layout import extract_vectors
+from utils.xml_text import model_key
 
 log = logging.getLogger(__name__)
 

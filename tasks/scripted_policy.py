@@ -16,7 +16,7 @@ import numpy as np
 
 from tasks.registry import get_task, known_tasks
 from tasks.state_layout import POSITION_ACTION, eef_position, object_position
-from tasks.task import CLOSE, OPEN, Phase  # noqa: F401  (OPEN / CLOSE: also imported from here)
+from tasks.task import OPEN, Phase
 
 POS_SCALE = 0.05  # metres per unit of OSC position action (controller output_max)
 

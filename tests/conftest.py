@@ -76,7 +76,7 @@ def tiny_trained_run(tiny_lift_dataset, tmp_path_factory) -> Path:
     """A short training run (random frozen encoder, tiny images) on ``tiny_lift_dataset``."""
     run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
     run_cli([
-        "train_robomimic_compress.py", "env=demo_lift", f"env.data_path={tiny_lift_dataset}",
+        "train_robomimic_compress.py", "env=demo", f"env.data_path={tiny_lift_dataset}",
         "debug=true", "encoder.pretrained=false", "wandb.mode=disabled", f"hydra.run.dir={run_dir}",
         *TINY_TRAIN_OVERRIDES,
     ])

@@ -16,8 +16,8 @@ CONF = ROOT / "conf"
 
 
 @pytest.mark.parametrize("argv", [
-    [], ["task=can", "preset=gpu_full", "env=demo_lift", "planner=cem"], ["training.epochs=abc"],
-    ["--config-name=plan_projected_latent"], ["--config-name", "plan"], ["-cn", "plan"], ["~task"],
+    [], ["task=can", "preset=gpu_full", "env=demo", "planner=cem"], ["training.epochs=abc"],
+    ["--config-name=plan"], ["--config-name", "plan"], ["-cn", "plan"], ["~task"],
     ["hydra/help=train"], ["+predictor=vit"], ["task=null"], ["hydra.run.dir=/x"], ["--help"],
     ["-m", "planner=cem,random"], ["task=choice(lift,can)"], ["task=glob(*)"], ["--config-name=plan.yaml"],
     ["--config-dir=/elsewhere", "task=mine"], ["hydra.searchpath=[file:///x]", "task=mine"],
@@ -37,7 +37,7 @@ def test_what_the_conf_folder_holds_passes(argv):
     (["task=foo"], "task=foo: no such task (choose from can, lift, square)"),
     (["env=demo", "preset=gpu"], "preset=gpu: no such preset (choose from cpu_demo, gpu_full)"),
     (["+planner=cme"], "planner=cme: no such planner (choose from cem, cem_cpu, "),
-    (["--config-name=nope"], "--config-name=nope: no such config (choose from plan, plan_projected_latent,"),
+    (["--config-name=nope"], "--config-name=nope: no such config (choose from plan, plan_robomimic_align_recon,"),
     (["-cn", "nope"], "--config-name=nope: no such config"),
     (["--config-n", "nope"], "--config-name=nope: no such config"),
     (["-cn=nope"], "--config-name=nope: no such config"),

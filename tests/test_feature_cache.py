@@ -66,9 +66,6 @@ def test_cli(syn, tmp_path, capsys):
     proc = subprocess.run([sys.executable, "-m", "training.cache_features", "--help"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "--data" in proc.stdout
-    old = subprocess.run([sys.executable, "-m", "datasets.feature_cache", "--data", str(syn)], cwd=ROOT,
-                         capture_output=True, text=True)  # the old spelling: one line naming the new one
-    assert old.returncode == 2 and old.stderr.strip().count("\n") == 0 and "training.cache_features" in old.stderr
     assert main(["--data", str(tmp_path), "--random-encoder", "--img-size", "14"]) == 2
     assert "not a converted dataset" in capsys.readouterr().err
     assert main(["--data", str(syn), "--random-encoder", "--img-size", "14"]) == 0

@@ -20,7 +20,7 @@ def _options(group: str) -> set[str]:
     return {p.stem for p in (ROOT / "conf" / group).glob("*.yaml")}
 
 
-@pytest.mark.parametrize("config", ["plan", "plan_projected_latent", "plan_robomimic_align_recon"])
+@pytest.mark.parametrize("config", ["plan", "plan_robomimic_align_recon"])
 def test_plan_help_names_every_planner_and_the_run_it_needs(config):
     text = _help("plan.py", f"--config-name={config}")
     assert text.startswith("plan.py: plan with a trained world model")

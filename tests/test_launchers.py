@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 def test_local_launcher_runs_two_planning_shards_that_merge_into_one_result(tiny_trained_run, tmp_path):
     sweep = tmp_path / "sweep"
-    run_cli(["plan.py", "-m", "--config-name=plan_projected_latent", "hydra/launcher=local",
+    run_cli(["plan.py", "-m", "--config-name=plan", "hydra/launcher=local",
              f"ckpt_base_path={tiny_trained_run}", "planner=replay", "n_evals=2", "goal_H=2",
              "shard.count=2", "shard.index=0,1", "progress=false", "outputs.videos=false",
              "outputs.plots=false", f"hydra.sweep.dir={sweep}"])
@@ -33,7 +33,7 @@ def test_slurm_presets_compose(preset):
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="plan_projected_latent", overrides=[f"hydra/launcher={preset}"],
+        cfg = compose(config_name="plan", overrides=[f"hydra/launcher={preset}"],
                       return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")

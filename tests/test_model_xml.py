@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from envs.model_xml import flat_state_dim, xml_parse_error
+from envs.model_xml import flat_state_dim
+from utils.xml_text import xml_parse_error
 
 # one free body (qpos 7, qvel 6) and one hinge (1, 1): flattened state 1 + 8 + 7
 MODEL = """<mujoco><worldbody>

@@ -27,7 +27,7 @@ def plan_inprocess(run_dir: Path, out_dir: Path, overrides: list[str]) -> dict:
     import plan
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="plan_projected_latent",
+        cfg = compose(config_name="plan",
                       overrides=[f"ckpt_base_path={run_dir}", "n_evals=2", "goal_H=5", *overrides])
     return plan.run_plan(cfg, out_dir)
 
@@ -35,7 +35,7 @@ def plan_inprocess(run_dir: Path, out_dir: Path, overrides: list[str]) -> dict:
 @pytest.fixture(scope="module")
 def cem_single(tiny_trained_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("plan") / "cem"
-    run_cli(["plan.py", "--config-name=plan_projected_latent", f"ckpt_base_path={tiny_trained_run}", "n_evals=2",
+    run_cli(["plan.py", "--config-name=plan", f"ckpt_base_path={tiny_trained_run}", "n_evals=2",
              "goal_H=5", f"hydra.run.dir={out}", *SMALL_CEM])
     return out
 
@@ -187,7 +187,7 @@ def test_unknown_planner_setting_is_refused_in_one_line(tiny_trained_run, tmp_pa
 
 def test_horizon_study_multirun_and_table(tiny_trained_run, tmp_path):
     sweep = tmp_path / "sweep"
-    run_cli(["plan.py", "-m", "--config-name=plan_projected_latent", f"ckpt_base_path={tiny_trained_run}",
+    run_cli(["plan.py", "-m", "--config-name=plan", f"ckpt_base_path={tiny_trained_run}",
              "planner=replay", "n_evals=1", "goal_H=2,20", "progress=false", "outputs.videos=false",
              "outputs.plots=false", f"hydra.sweep.dir={sweep}"])
     assert (sweep / "replay_gH2_shard0of1" / "summary.json").is_file()
@@ -203,7 +203,7 @@ def test_decoder_run_videos_show_imagined_frames(tiny_lift_dataset, tmp_path):
     from tests.conftest import TINY_TRAIN_OVERRIDES
 
     run_dir = tmp_path / "decoder_run"
-    run_cli(["train_robomimic_compress.py", "env=demo_lift", f"env.data_path={tiny_lift_dataset}", "debug=true",
+    run_cli(["train_robomimic_compress.py", "env=demo", f"env.data_path={tiny_lift_dataset}", "debug=true",
              "encoder.pretrained=false", "wandb.mode=disabled", "model.decoder=true", f"hydra.run.dir={run_dir}",
              *TINY_TRAIN_OVERRIDES])
     out = tmp_path / "plan"
@@ -222,7 +222,7 @@ def test_output_write_failure_saves_the_results_and_is_one_line(tiny_trained_run
     out = tmp_path / "out"
     out.mkdir()
     (out / "videos").write_text("not a directory")
-    proc = subprocess.run([sys.executable, "plan.py", "--config-name=plan_projected_latent",
+    proc = subprocess.run([sys.executable, "plan.py", "--config-name=plan",
                            f"ckpt_base_path={tiny_trained_run}", "n_evals=2", "goal_H=5", "planner=replay",
                            "progress=false", f"hydra.run.dir={out}"], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
@@ -239,7 +239,7 @@ def test_output_write_failure_saves_the_results_and_is_one_line(tiny_trained_run
 
 
 def test_batch_size_that_cannot_fit_is_refused_before_planning(tiny_trained_run, tmp_path):
-    proc = subprocess.run([sys.executable, "plan.py", "--config-name=plan_projected_latent",
+    proc = subprocess.run([sys.executable, "plan.py", "--config-name=plan",
                            f"ckpt_base_path={tiny_trained_run}", "n_evals=400", "batch_size=400", "goal_H=5",
                            "planner=replay", f"hydra.run.dir={tmp_path / 'out'}"], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
@@ -254,16 +254,6 @@ def test_batches_plan_the_same_evaluations_as_one_batch(tiny_trained_run, cem_si
     single = json.loads((cem_single / "summary.json").read_text())  # batch_size=auto: both in one batch
     assert one_at_a_time["successes"] == single["successes"]
     assert one_at_a_time["mean_final_object_dist"] == pytest.approx(single["mean_final_object_dist"], rel=1e-4)
-
-
-def test_plan_projected_latent_is_the_default_plan_config():
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        default = compose(config_name="plan", overrides=["ckpt_base_path=/r"])
-        old = compose(config_name="plan_projected_latent", overrides=["ckpt_base_path=/r"])
-    assert OmegaConf.to_container(old) == OmegaConf.to_container(default)
 
 
 def test_compile_setting_reaches_the_model_and_a_bad_one_is_refused():

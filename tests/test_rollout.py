@@ -23,7 +23,7 @@ def _tiny_model(num_hist: int = 2):
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(config_name="train_robomimic_compress",
-                      overrides=["env=demo_lift", "encoder.pretrained=false", "encoder.num_layers=1", "img_size=28",
+                      overrides=["env=demo", "encoder.pretrained=false", "encoder.num_layers=1", "img_size=28",
                                  f"num_hist={num_hist}", "frameskip=2"])
     torch.manual_seed(0)
     model = world_model_from_cfg(cfg, proprio_dim=5, state_dim=6, action_dim=7).eval()

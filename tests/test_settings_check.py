@@ -17,7 +17,7 @@ def config(*overrides: str):
         return compose("train_robomimic_compress", overrides=list(overrides))
 
 
-@pytest.mark.parametrize("overrides", [[], ["preset=gpu_full"], ["task=can"], ["env=robomimic_lift"],
+@pytest.mark.parametrize("overrides", [[], ["preset=gpu_full"], ["task=can"], ["env=robomimic", "preset=gpu_full"],
                                        ["training.lr=1e-4", "training.val_ratio=0", "img_size=28"]])
 def test_the_shipped_configs_pass(overrides):
     check_training_settings(config(*overrides))

@@ -229,21 +229,8 @@ def test_choosing_a_task_or_its_data_never_changes_the_model(task):
         assert cfg["task"]["name"] == task and f"/{task}/" in cfg["env"]["data_path"]
 
 
-@pytest.mark.parametrize("env, task, size, data", [
-    ("demo_lift", "lift", CPU, f"{DATA}/demo/lift/dino_wm"),
-    ("robomimic_can", "can", GPU, f"{DATA}/robomimic/can/ph/dino_wm"),
-    ("robomimic_lift", "lift", GPU, f"{DATA}/robomimic/lift/ph/dino_wm"),
-])
-def test_old_env_names_keep_their_data_and_model(env, task, size, data):
-    cfg = _train_config(f"env={env}")
-    assert _size(cfg) == size and cfg["task"]["name"] == task
-    assert cfg["env"] == {"name": env, "data_path": data} and cfg["name"] == env
-    assert _size(_train_config(f"env={env}", "preset=cpu_demo")) == CPU  # an explicit preset wins
-    assert _size(_train_config(f"env={env}", "preset=gpu_full")) == GPU
-
-
 def test_the_default_is_the_cpu_demo_on_lift_and_presets_pick_the_size():
     cfg = _train_config()
     assert _size(cfg) == CPU and cfg["name"] == "demo_lift" and cfg["env"]["data_path"] == f"{DATA}/demo/lift/dino_wm"
     assert _size(_train_config("preset=gpu_full")) == GPU
-    assert _size(_train_config("env=robomimic_can", "predictor=vit_cpu_small"))["predictor"] == "vit_cpu_small"
+    assert _size(_train_config("task=can", "env=robomimic", "preset=gpu_full", "predictor=vit_cpu_small"))["predictor"] == "vit_cpu_small"

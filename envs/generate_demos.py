@@ -42,9 +42,10 @@ import numpy as np
 
 from envs.controller_config import composite_controller_config
 from envs.robosuite_env import RobosuiteEnv
-from tasks.registry import Task, get_task, known_tasks
+from tasks.registry import get_task, known_tasks
 from tasks.scripted_policy import PERTURBATIONS, ScriptedPolicy
 from tasks.state_layout import object_vector
+from tasks.task import Task
 from utils.atomic_files import atomic_path
 from utils.progress import progress as progress_bar
 

@@ -5,6 +5,7 @@ no simulator, dataset or model code, so ``datasets`` and
 ``envs`` both build on it.
 """
 
-from tasks.registry import Task, get_task, known_tasks, task_for_env
+from tasks.registry import get_task, known_tasks, task_for_env
+from tasks.task import Task
 
 __all__ = ["Task", "get_task", "known_tasks", "task_for_env"]

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from tasks.builtin import BUILTIN_TASKS
-from tasks.task import OBJECT_POSE_DIM, Task
+from tasks.task import Task
 
-__all__ = ["OBJECT_POSE_DIM", "TASKS", "Task", "all_tasks", "get_task", "index_tasks", "known_tasks", "task_for_env"]
+__all__ = ["TASKS", "all_tasks", "get_task", "index_tasks", "known_tasks", "task_for_env"]
 
 
 def index_tasks(tasks: Iterable[Task]) -> Mapping[str, Task]:

@@ -33,7 +33,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tasks.registry import OBJECT_POSE_DIM, task_for_env
+from tasks.registry import task_for_env
+from tasks.task import OBJECT_POSE_DIM
 
 OBJECT_KEYS = ("object", "object-state")
 EEF_POS, EEF_QUAT, GRIPPER_QPOS = "robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"

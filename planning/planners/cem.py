@@ -44,7 +44,8 @@ class CEMPlanner:
             ``frameskip`` env steps (``A / frameskip`` dims per step instead of ``A``): the scripted and
             teleoperated data change their actions slowly, and a 5x smaller search space is what
             lets a few hundred samples find a multi-step plan.
-        keep_elites: how many of each iteration's elites are carried into the next iteration's samples (iCEM,
+        keep_elites: how many of each iteration's elites (at most ``topk`` and ``num_samples - 1``) are carried into
+            the next iteration's samples (iCEM,
             Pinneri et al. 2020): the best plans found so far are never lost to an unlucky draw. 0: plain CEM.
         noise_beta: exponent of the samples' temporal noise spectrum, power ~ 1/f^beta along the horizon
             (iCEM's coloured noise): 0 white, 2 smooth (consecutive steps move together, as arm motions do).
@@ -78,10 +79,10 @@ class CEMPlanner:
         self.var_scale, self.min_std = float(var_scale), float(min_std)
         self.chunk_size, self.warm_start = int(chunk_size), bool(warm_start)
         self.repeat = int(getattr(model, "frameskip", 1)) if action_repeat else 1
-        if not 0 <= keep_elites <= min(topk, num_samples - 1) or noise_beta < 0:
-            raise ValueError(f"need 0 <= planner.keep_elites <= min(topk, num_samples - 1) and noise_beta >= 0, got "
-                             f"{keep_elites}, {noise_beta}")
-        self.keep_elites, self.noise_beta, self.return_best = int(keep_elites), float(noise_beta), bool(return_best)
+        if keep_elites < 0 or noise_beta < 0:
+            raise ValueError(f"need planner.keep_elites >= 0 and noise_beta >= 0, got {keep_elites}, {noise_beta}")
+        keep_elites = min(int(keep_elites), self.topk, self.num_samples - 1)  # a small budget keeps what it has
+        self.keep_elites, self.noise_beta, self.return_best = keep_elites, float(noise_beta), bool(return_best)
         if gripper_switches not in (0, 1, 2) or not 0 <= schedule_smoothing < 1:
             raise ValueError(f"need planner.gripper_switches in 0, 1, 2 and 0 <= schedule_smoothing < 1, got "
                              f"{gripper_switches}, {schedule_smoothing}")

@@ -94,9 +94,11 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     from planning.execution.report import BatchOutOfMemory, OutputWriter, run_batches, save_results
 
     run, model, data = load_run_and_data(cfg, device)
+    model, members = with_ensemble(cfg, run, model, device)
     fs, t0 = int(model.frameskip), int(cfg.history_frames or model.num_hist)
     specs, mine = evaluation_specs(cfg, run, data, fs, t0)
     planner, mpc, settings, described = build_planning(cfg, model, run.normalizer, fs, t0, device)
+    described = {**described, "ensemble": ensemble_description(members)}
     job = open_job(cfg, out_dir, run, data, mine, described)  # only reads: a refused job leaves the dir as it was
     todo = [s for s in mine if s.eval_index not in job.finished]
     batch, estimate = pick_batch_size(cfg, model, planner, len(todo) or 1, mpc.budget_steps * fs, data,
@@ -159,6 +161,39 @@ def load_run_and_data(cfg: DictConfig, device: str):
     except (OSError, ValueError, KeyError) as exc:
         raise PlanError(f"dataset {cfg.dataset_path or run.dataset_path}: {first_line(exc)}") from exc
     return run, model, data
+
+
+def with_ensemble(cfg: DictConfig, run, model, device: str):
+    """(the model planned with, the other members' runs): ``ensemble`` lists more runs trained on the same data and
+    split with other seeds; with it the model is a ``planning.ensemble.WorldModelEnsemble`` of the run and those.
+    A member that cannot load or does not match the run is a one-line PlanError."""
+    paths = list(cfg.get("ensemble") or [])
+    if not paths:
+        return model, []
+    from planning.ensemble import WorldModelEnsemble
+
+    members, models = [], [model]
+    for path in paths:
+        sub = OmegaConf.merge(cfg, {"ckpt_base_path": str(path), "model_epoch": "latest", "ensemble": [],
+                                    "dataset_path": None})
+        if not Path(str(path)).is_dir():
+            raise PlanError(f"ensemble member {path!r} is not a training run directory")
+        member, member_model, _ = load_run_and_data(sub, device)
+        if member.split != run.split or Path(member.dataset_path).resolve() != Path(run.dataset_path).resolve():
+            raise PlanError(f"ensemble member {path} was trained on another dataset or split than {cfg.ckpt_base_path}: "
+                            "train members with training.split_seed set to the run's split seed")
+        members.append(member)
+        models.append(member_model)
+    try:
+        return WorldModelEnsemble(models), members
+    except ValueError as exc:
+        raise PlanError(str(exc)) from exc
+
+
+def ensemble_description(members: list) -> list[dict]:
+    """The other ensemble members' identities (run dir, checkpoint, step) for the outputs and the job identity."""
+    return [{"dir": str(Path(str(m.checkpoint_dir)).resolve().parent.parent), "checkpoint": str(Path(m.checkpoint_dir).resolve()),
+             "step": m.step} for m in members]
 
 
 def compile_rollouts(cfg: DictConfig, model, device: str) -> None:
@@ -267,7 +302,8 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
                          else (None, None))
         objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
                                 if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0),
-                                state_reader=reader, cost_to_go=ctg)
+                                state_reader=reader, cost_to_go=ctg,
+                                disagreement=getattr(model, "disagreement", None))
     except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
         raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
     try:
@@ -388,6 +424,7 @@ def open_job(cfg: DictConfig, out_dir: Path, run, data, mine: list, described: d
 
     config = OmegaConf.to_container(cfg, resolve=True)
     config["ckpt_base_path"] = str(Path(str(cfg.ckpt_base_path)).resolve())
+    config["ensemble"] = [m["checkpoint"] for m in described.get("ensemble") or []]  # which members, at which step
     if cfg.dataset_path:
         config["dataset_path"] = str(Path(str(cfg.dataset_path)).resolve())
     identity = job_identity(config, checkpoint=str(Path(run.checkpoint_dir).resolve()),

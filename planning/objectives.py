@@ -25,7 +25,13 @@ pulls it towards the ground-truth low-dim state with InfoNCE. The objective ther
   It is what lets a plan that approaches the object score better than one that stops at the goal pose without
   it; it reads the last step only, whatever ``mode``.
 
+* ``disagreement`` (``disagreement_weight`` > 0, an ensemble of world models, ``planning.ensemble``): the
+  members' disagreement about the state of every predicted frame (variance over members of their state
+  readouts), averaged over the planned steps whatever ``mode``: a plan through states the data did not pin
+  down, where the search would exploit one member's error, pays for it.
+
     cost = latent_term + alpha * aligned_term + state_weight * state_term + cost_to_go_weight * cost_to_go
+           + disagreement_weight * disagreement
 
 No simulator is touched here: the objective only sees latents.
 """
@@ -50,11 +56,14 @@ class LatentGoalObjective:
             required when ``state_weight`` > 0.
         cost_to_go_weight: weight of the learned cost-to-go term (0: off); cost_to_go: ``(z [B, P, D], z_goal
             [B, P, D]) -> [B]`` planning steps (``RUN/cost_to_go``), required when the weight is > 0.
+        disagreement_weight: weight of the ensemble's disagreement (0: off); disagreement: latents [..., P, D] ->
+            [...] (``WorldModelEnsemble.disagreement``), required when the weight is > 0.
     """
 
     def __init__(self, mode: str = "last", discount: float = 1.0, alpha: float = 0.0,
                  alignment_dim: int | None = None, state_weight: float = 0.0, state_reader=None,
-                 cost_to_go_weight: float = 0.0, cost_to_go=None):
+                 cost_to_go_weight: float = 0.0, cost_to_go=None, disagreement_weight: float = 0.0,
+                 disagreement=None):
         if mode not in ("last", "all"):
             raise ValueError(f"objective mode must be 'last' or 'all', got {mode!r}")
         if not 0.0 < discount <= 1.0 and mode == "all":
@@ -68,6 +77,10 @@ class LatentGoalObjective:
         if self.cost_to_go_weight < 0 or (self.cost_to_go_weight > 0 and cost_to_go is None):
             raise ValueError(f"cost_to_go_weight={cost_to_go_weight} needs to be >= 0, and > 0 needs the run's learned "
                              "cost-to-go (python -m training.cost_to_go RUN)")
+        self.disagreement_weight, self.disagreement = float(disagreement_weight), disagreement
+        if self.disagreement_weight < 0 or (self.disagreement_weight > 0 and disagreement is None):
+            raise ValueError(f"disagreement_weight={disagreement_weight} needs to be >= 0, and > 0 needs an ensemble of "
+                             "world models (plan.py ensemble=[RUN, ...])")
         if self.state_weight < 0 or (self.state_weight > 0 and state_reader is None):
             raise ValueError(f"state_weight={state_weight} needs to be >= 0, and > 0 needs a world model that reads "
                              "states from its latents (read_state)")
@@ -113,4 +126,6 @@ class LatentGoalObjective:
         if self.cost_to_go_weight > 0:
             goal = z_goal[:, -1] if z_goal.dim() == 4 else z_goal
             cost = cost + self.cost_to_go_weight * self.cost_to_go(z_pred[:, -1].float(), goal.float())
+        if self.disagreement_weight > 0:
+            cost = cost + self.disagreement_weight * self.disagreement(z_pred).float().mean(-1)
         return cost

@@ -54,6 +54,7 @@ ALLOWED = {
 ROOMS = {
     "planning": {
         "objectives": set(),                     # what a plan is scored by
+        "ensemble": set(),                       # several world models planned with as one
         "planners": {"objectives"},              # the protocol, the factory, the planners
         "reporting": set(),                      # outputs, plots, merge, wandb
         "execution": {"planners", "reporting"},  # episodes, MPC, evaluator, batches, resume

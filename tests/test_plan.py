@@ -299,3 +299,30 @@ def test_after_a_cuda_out_of_memory_error_the_batch_size_that_fits_comes_from_wh
     tight = BatchOutOfMemory("CUDA out of memory", size=2, finished=0, base=9 * gib, peak=10 * gib, wanted=None)
     assert plan.batch_size_after_oom(tight, "cuda:0", None)[0] == 0
     assert "not even batch_size=1 fits" in plan.out_of_memory_message(tight, "cuda:0", None, 0, 4, Path("/out"))
+
+
+def test_an_ensemble_plans_as_one_model_and_says_so(tiny_trained_run, tmp_path):
+    member = tmp_path / "member"
+    shutil.copytree(tiny_trained_run, member)
+    out = tmp_path / "out"
+    summary = plan_inprocess(tiny_trained_run, out, [*SMALL_CEM, f"ensemble=[{member}]",
+                                                     "objective.disagreement_weight=1.0", "outputs.videos=false",
+                                                     "outputs.plots=false", "wandb.mode=disabled"])
+    assert summary["n_evals"] == 2
+    logs = json.loads((out / "logs.json").read_text())
+    (described,) = logs["info"]["ensemble"]
+    assert Path(described["dir"]) == member.resolve() and described["step"] == logs["info"]["model_step"]
+    assert logs["config"]["objective"]["disagreement_weight"] == 1.0
+
+
+def test_an_ensemble_member_of_another_split_is_refused_in_one_line(tiny_trained_run, tmp_path):
+    import plan
+
+    member = tmp_path / "member"
+    shutil.copytree(tiny_trained_run, member)
+    info = json.loads((member / "run_info.json").read_text())
+    info["split"]["train"], info["split"]["val"] = info["split"]["val"], info["split"]["train"]
+    (member / "run_info.json").write_text(json.dumps(info))
+    with pytest.raises(plan.PlanError, match="another dataset or split"):
+        plan_inprocess(tiny_trained_run, tmp_path / "out", [*SMALL_CEM, f"ensemble=[{member}]"])
+    assert not (tmp_path / "out").exists()

@@ -38,7 +38,9 @@ def prepare_data(cfg: Any, data_path: Path, run_dir: Path, encoder, accelerator,
         normalizer = Normalizer.load(run_dir)
     else:
         sources = episodes.meta.explore_sources or [-1] * len(episodes)
-        split = split_with_branches(sources, float(cfg.training.val_ratio), int(cfg.training.seed),
+        split_seed = cfg.training.get("split_seed")
+        split_seed = int(cfg.training.seed if split_seed is None else split_seed)
+        split = split_with_branches(sources, float(cfg.training.val_ratio), split_seed,
                                     test_ratio=float(cfg.training.get("test_ratio", 0.0)),
                                     test_seed=int(cfg.training.get("test_seed", 0)))
         normalizer = Normalizer.fit(episodes.actions, episodes.proprios, episodes.states, episodes.seq_lengths,

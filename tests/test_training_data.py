@@ -154,3 +154,17 @@ def test_a_resumed_run_keeps_its_split_and_normalizer_whatever_the_config(tmp_pa
     assert again.split == {"train": [3, 1], "val": [0, 2]}
     torch.testing.assert_close(again.normalizer.state_std, first.normalizer.state_std)
     assert sorted(p.name for p in run.iterdir()) == ["normalizer.json", "run_info.json"]  # no temporaries
+
+
+def test_members_with_one_split_seed_share_the_split_and_the_test_episodes_never_move():
+    from omegaconf import OmegaConf
+
+    from training.loop.data import episode_split
+
+    sources = [-1] * 30 + list(range(30))  # 30 demonstrations, one branch each
+    def split(**t):
+        return episode_split(OmegaConf.create({"training": {"val_ratio": 0.2, "test_ratio": 0.1, "seed": 0,
+                                                            "split_seed": None, **t}}), sources)
+    base, other = split(), split(seed=1)
+    assert base["test"] == other["test"] and base["val"] != other["val"]  # the seed draws val when split_seed is null
+    assert split(seed=1, split_seed=0) == base == split(seed=2, split_seed=0)

@@ -29,6 +29,15 @@ class TrainData:
     val_batches: BatchSource | None = None
 
 
+def episode_split(cfg: Any, sources: list[int]) -> dict[str, list[int]]:
+    """The run's train / val / test episodes: test from ``training.test_seed``, val from ``training.split_seed``
+    (null: ``training.seed``), so ensemble members trained with other seeds can share one split."""
+    t = cfg.training
+    split_seed = t.get("split_seed")
+    return split_with_branches(sources, float(t.val_ratio), int(t.seed if split_seed is None else split_seed),
+                               test_ratio=float(t.get("test_ratio", 0.0)), test_seed=int(t.get("test_seed", 0)))
+
+
 def prepare_data(cfg: Any, data_path: Path, run_dir: Path, encoder, accelerator, resuming: bool) -> TrainData:
     """Split + normalizer (reused from the run dir when resuming) and the window datasets."""
     episodes = RobomimicEpisodes(data_path)
@@ -37,12 +46,7 @@ def prepare_data(cfg: Any, data_path: Path, run_dir: Path, encoder, accelerator,
         split = info["split"]
         normalizer = Normalizer.load(run_dir)
     else:
-        sources = episodes.meta.explore_sources or [-1] * len(episodes)
-        split_seed = cfg.training.get("split_seed")
-        split_seed = int(cfg.training.seed if split_seed is None else split_seed)
-        split = split_with_branches(sources, float(cfg.training.val_ratio), split_seed,
-                                    test_ratio=float(cfg.training.get("test_ratio", 0.0)),
-                                    test_seed=int(cfg.training.get("test_seed", 0)))
+        split = episode_split(cfg, episodes.meta.explore_sources or [-1] * len(episodes))
         normalizer = Normalizer.fit(episodes.actions, episodes.proprios, episodes.states, episodes.seq_lengths,
                                     split["train"])
         if accelerator.is_main_process:

@@ -118,7 +118,7 @@ def test_planning_warns_when_the_prior_was_fitted_on_another_checkpoint(tiny_tra
     import logging
     import shutil
 
-    from plan import load_prior
+    from plan_setup import load_prior
 
     own = tiny_trained_run / "action_prior"
     other = tmp_path / "prior_of_an_older_checkpoint"

@@ -32,7 +32,7 @@ import pytest
 from tests.conftest import ROOT
 
 PACKAGES = ("utils", "tasks", "gpu_utils", "datasets", "envs", "conversion", "models", "training", "planning")
-ENTRY_POINTS = ("plan", "train_robomimic_compress", "convert_robomimic_to_dino_wm", "select_best_gpus",
+ENTRY_POINTS = ("plan", "plan_setup", "train_robomimic_compress", "convert_robomimic_to_dino_wm", "select_best_gpus",
                 "benchmarks", "tests")
 # what each package imports from the project (besides itself), exactly: everything else of PACKAGES and every
 # entry point is forbidden, and an edge listed here that no file uses fails test_every_allowed_edge_is_used

@@ -259,7 +259,7 @@ def test_batches_plan_the_same_evaluations_as_one_batch(tiny_trained_run, cem_si
 def test_compile_setting_reaches_the_model_and_a_bad_one_is_refused():
     from omegaconf import OmegaConf
 
-    import plan
+    import plan_setup
 
     calls = []
 
@@ -267,15 +267,15 @@ def test_compile_setting_reaches_the_model_and_a_bad_one_is_refused():
         def compile_for_rollouts(self, mode):
             calls.append(mode)
 
-    plan.compile_rollouts(OmegaConf.create({"compile": "auto"}), Model(), "cpu")
+    plan_setup.compile_rollouts(OmegaConf.create({"compile": "auto"}), Model(), "cpu")
     assert calls == []  # auto: eager on a CPU (what every CPU test and run_demo.sh use)
-    plan.compile_rollouts(OmegaConf.create({"compile": "auto"}), Model(), "cuda:1")
-    plan.compile_rollouts(OmegaConf.create({"compile": "true"}), Model(), "cpu")
-    plan.compile_rollouts(OmegaConf.create({"compile": "reduce-overhead"}), Model(), "cuda:0")
+    plan_setup.compile_rollouts(OmegaConf.create({"compile": "auto"}), Model(), "cuda:1")
+    plan_setup.compile_rollouts(OmegaConf.create({"compile": "true"}), Model(), "cpu")
+    plan_setup.compile_rollouts(OmegaConf.create({"compile": "reduce-overhead"}), Model(), "cuda:0")
     # auto on a GPU: fused kernels only, CEM records its iterations as one CUDA graph itself
     assert calls == ["default", "default", "reduce-overhead"]
-    with pytest.raises(plan.PlanError, match="compile setting must be"):
-        plan.compile_rollouts(OmegaConf.create({"compile": "fastest"}), Model(), "cpu")
+    with pytest.raises(plan_setup.PlanError, match="compile setting must be"):
+        plan_setup.compile_rollouts(OmegaConf.create({"compile": "fastest"}), Model(), "cpu")
 
 
 def test_after_a_cuda_out_of_memory_error_the_batch_size_that_fits_comes_from_what_the_gpu_held(monkeypatch):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from utils.errors import first_line
 
@@ -22,25 +22,35 @@ def load_run_and_data(cfg: DictConfig, device: str):
     """(the run, its world model in eval mode with its rollouts compiled as ``compile`` says, the dataset planned
     on: ``dataset_path`` or the run's own); a missing or unreadable run or dataset is a one-line PlanError."""
     import torch
-    from safetensors import SafetensorError
 
     from datasets.robomimic_dset import RobomimicEpisodes
-    from training.run_dir.run_loading import load_world_model
 
     torch.manual_seed(int(cfg.seed))
-    try:
-        run = load_world_model(str(cfg.ckpt_base_path), model_epoch=cfg.model_epoch, device=device)
-    except FileNotFoundError as exc:  # no such checkpoint (model_epoch), or not a run dir
-        raise PlanError(str(exc)) from exc
-    except (ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # unreadable or mismatched run files
-        raise PlanError(f"cannot load the run {cfg.ckpt_base_path}: {first_line(exc)}") from exc
-    model = run.model.eval()
-    compile_rollouts(cfg, model, device)
+    run = load_run(cfg, str(cfg.ckpt_base_path), cfg.model_epoch, device)
+    model = run.model
     try:
         data = RobomimicEpisodes(cfg.dataset_path or run.dataset_path)
     except (OSError, ValueError, KeyError) as exc:
         raise PlanError(f"dataset {cfg.dataset_path or run.dataset_path}: {first_line(exc)}") from exc
     return run, model, data
+
+
+def load_run(cfg: DictConfig, path: str, model_epoch, device: str):
+    """The training run at ``path`` with its world model in eval mode, rollouts compiled as ``compile`` says; a
+    missing or unreadable run is a one-line PlanError."""
+    from safetensors import SafetensorError
+
+    from training.run_dir.run_loading import load_world_model
+
+    try:
+        run = load_world_model(path, model_epoch=model_epoch, device=device)
+    except FileNotFoundError as exc:  # no such checkpoint (model_epoch), or not a run dir
+        raise PlanError(str(exc)) from exc
+    except (ValueError, KeyError, RuntimeError, SafetensorError) as exc:  # unreadable or mismatched run files
+        raise PlanError(f"cannot load the run {path}: {first_line(exc)}") from exc
+    run.model.eval()
+    compile_rollouts(cfg, run.model, device)
+    return run
 
 
 def with_ensemble(cfg: DictConfig, run, model, device: str):
@@ -54,16 +64,14 @@ def with_ensemble(cfg: DictConfig, run, model, device: str):
 
     members, models = [], [model]
     for path in paths:
-        sub = OmegaConf.merge(cfg, {"ckpt_base_path": str(path), "model_epoch": "latest", "ensemble": [],
-                                    "dataset_path": None})
         if not Path(str(path)).is_dir():
             raise PlanError(f"ensemble member {path!r} is not a training run directory")
-        member, member_model, _ = load_run_and_data(sub, device)
+        member = load_run(cfg, str(path), "latest", device)
         if member.split != run.split or Path(member.dataset_path).resolve() != Path(run.dataset_path).resolve():
             raise PlanError(f"ensemble member {path} was trained on another dataset or split than {cfg.ckpt_base_path}: "
                             "train members with training.split_seed set to the run's split seed")
         members.append(member)
-        models.append(member_model)
+        models.append(member.model)
     try:
         return WorldModelEnsemble(models), members
     except ValueError as exc:

@@ -57,9 +57,6 @@ class WorldModelEnsemble:
         self.reads_state = all(getattr(m, "reads_state", False) for m in members)
         self.has_decoder = False
 
-    def __len__(self) -> int:
-        return len(self.members)
-
     def eval(self) -> WorldModelEnsemble:
         for m in self.members:
             m.eval()

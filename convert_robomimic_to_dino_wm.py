@@ -200,7 +200,7 @@ def _simulator_checks(f, info: SourceInfo, env) -> str:
 def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agentview",
             image_size: int | None = None, filter_key: str | None = None, overwrite: bool = False,
             lossless: bool = False, progress: bool = True, allow_unknown_env: bool = False,
-            explore_branches: int = 2) -> DatasetMeta:
+            explore_branches: int = 2, explore_replays: int | None = None) -> DatasetMeta:
     """Convert ``input_path`` (robomimic hdf5) into the dataset directory ``output_dir``.
 
     Args:
@@ -215,6 +215,8 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
         explore_branches: exploration branches per demonstration (``conversion.exploration``: random action
             chunks from demonstration states, the simulator's answer to actions the demos never take; 0: none).
             They need the simulator; with ``allow_unknown_env`` and no env they are skipped with a warning.
+        explore_replays: noisy replays per demonstration (``conversion.exploration``: the demonstration's own
+            actions with a constant arm drift and the gripper's timing shifted: near misses); None: the default.
     Raises:
         InputError: bad input or output path (message names file, demo and key); nothing is written then.
     """
@@ -239,7 +241,8 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
             def fill(tmp: Path) -> DatasetMeta:
                 found = _convert_into(tmp, f, info, env, camera, size, from_file, layout, lossless, progress)
                 meta = _meta(info, camera, size, found, **fields)
-                return _explore(tmp, meta, explore_branches if env is not None else 0, progress)
+                return _explore(tmp, meta, explore_branches if env is not None else 0,
+                                explore_replays if env is not None else 0, progress)
 
             meta = _write_output(output_dir, fill)
         finally:
@@ -250,14 +253,16 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
     return meta
 
 
-def _explore(tmp: Path, meta: DatasetMeta, branches: int, progress: bool) -> DatasetMeta:
-    """``meta`` saved in ``tmp``, then ``branches`` exploration branches per demonstration appended there."""
-    meta.save(tmp)
-    if branches <= 0:
-        return meta
-    from conversion.exploration import ExploreSettings, add_exploration
+def _explore(tmp: Path, meta: DatasetMeta, branches: int, replays: int | None, progress: bool) -> DatasetMeta:
+    """``meta`` saved in ``tmp``, then ``branches`` exploration branches and ``replays`` noisy replays per
+    demonstration appended there."""
+    from conversion.exploration import REPLAYS, ExploreSettings, add_exploration
 
-    return add_exploration(tmp, tmp, ExploreSettings(branches=branches), progress=progress)
+    meta.save(tmp)
+    replays = REPLAYS if replays is None else replays
+    if branches <= 0 and replays <= 0:
+        return meta
+    return add_exploration(tmp, tmp, ExploreSettings(branches=branches, replays=replays), progress=progress)
 
 
 def _input_sha256(path: Path) -> str:
@@ -283,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
                              "4 chunks of random actions (5 env steps each) and records what the camera sees, so the "
                              "world model also learns what actions the demos never take do (default 2; 0: none; "
                              "python -m conversion.exploration adds them to a converted dataset later)")
+    parser.add_argument("--explore-replays", type=int, default=None, metavar="N",
+                        help="noisy replays per demonstration: its own actions from a frame in its first half with "
+                             "the arm drifting off its path and the gripper's timing shifted, so the world model "
+                             "sees near misses (grasps that close beside the object); default: "
+                             "conversion.exploration's REPLAYS; 0: none")
     parser.add_argument("--allow-unknown-env", action="store_true",
                         help="convert even if env_args names an env, robot or controller type this robosuite "
                              "does not know, or the env does not build: SKIPS the simulator checks (action "
@@ -291,11 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.explore_branches < 0:
         parser.error("--explore-branches must be >= 0")
+    if args.explore_replays is not None and args.explore_replays < 0:
+        parser.error("--explore-replays must be >= 0")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         meta = convert(args.input, args.output, args.camera, args.image_size, args.filter_key,
                        args.overwrite, args.lossless, allow_unknown_env=args.allow_unknown_env,
-                       explore_branches=args.explore_branches)
+                       explore_branches=args.explore_branches, explore_replays=args.explore_replays)
     except InputError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2

@@ -8,6 +8,15 @@ from a seeded random frame of a demonstration the simulator is reset exactly (wi
 steps (one planning step of the model), drawn as a planner's search draws them: per dimension from the
 data's action mean and std, the gripper open or closed. What the camera sees is recorded like a demonstration.
 
+Random chunks rarely bring the gripper to the object, so the model still sees almost no near misses: a grasp
+that closes a few centimetres beside the object or a step too early, after which the arm lifts nothing. Those are
+the plans a search finds in a model that has not seen them (they end with the gripper where the goal's is).
+*Noisy replays* (``replays`` per demonstration) fill that gap: from a seeded frame in the first half of a
+demonstration, its own remaining actions are replayed with a constant offset on the arm dimensions (per dimension
+N(0, ``replay_drift`` x the data's action std), the same every step, so the arm drifts steadily off the
+demonstration's path) and the gripper's open / close commands shifted by up to ``replay_gripper_shift`` env steps.
+Small draws still grasp; larger ones miss by a little, which is what the model must learn to tell apart.
+
 Branch episodes are appended to a converted dataset directory (``meta.json`` ``explore_sources``: the
 source episode of each branch, -1 for the demonstrations; ``explore_starts``: the frame of it the branch started
 from). They go to the split of their source episode, so
@@ -16,12 +25,13 @@ planning goals or action-prior data.
 
 CLI (the converter runs the same step with ``--explore-branches``)::
 
-    python -m conversion.exploration DATASET_DIR [--branches 2] [--chunks 4] [--chunk-steps 5] [--seed 0]
+    python -m conversion.exploration DATASET_DIR [--branches 2] [--chunks 4] [--chunk-steps 5] [--replays 2] [--seed 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -39,20 +49,28 @@ from utils.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 PIX_FMT = "yuv444p"  # as the converter writes the demonstrations' videos
+REPLAYS = 0  # noisy replays per demonstration by default (the converter's --explore-replays too)
 
 
 @dataclass(frozen=True)
 class ExploreSettings:
-    """branches per demonstration; chunks of random actions per branch, each ``chunk_steps`` env steps; seed."""
+    """Random-chunk branches per demonstration (``chunks`` chunks of ``chunk_steps`` env steps each); noisy replays
+    per demonstration (arm offset ``replay_drift`` x the action std per step, gripper timing shifted by up to
+    ``replay_gripper_shift`` env steps); seed. The random branches do not depend on the replay settings."""
 
     branches: int = 2
     chunks: int = 4
     chunk_steps: int = 5
     seed: int = 0
+    replays: int = 0
+    replay_drift: float = 0.3
+    replay_gripper_shift: int = 5
 
     def __post_init__(self) -> None:
         if self.branches < 0 or self.chunks < 1 or self.chunk_steps < 1:
             raise ValueError(f"need branches >= 0, chunks >= 1 and chunk_steps >= 1, got {self}")
+        if self.replays < 0 or self.replay_drift < 0 or self.replay_gripper_shift < 0:
+            raise ValueError(f"need replays >= 0, replay_drift >= 0 and replay_gripper_shift >= 0, got {self}")
 
 
 def action_stats(actions: torch.Tensor, seq_lengths: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -68,6 +86,27 @@ def random_chunks(rng: np.random.Generator, mean: np.ndarray, std: np.ndarray, c
     draws = mean + std * rng.standard_normal((chunks, len(mean)))
     draws[:, -1] = np.where(draws[:, -1] > 0, 1.0, -1.0)
     return np.repeat(np.clip(draws, low, high), steps, axis=0)
+
+
+def replay_start(rng: np.random.Generator, length: int) -> int:
+    """A seeded start frame in the first half of a demonstration of ``length`` env steps (where the approach and
+    the contact are), leaving at least one action to replay."""
+    return int(rng.integers(0, max(1, length // 2)))
+
+
+def noisy_replay(rng: np.random.Generator, demo: np.ndarray, start: int, std: np.ndarray, drift: float,
+                 gripper_shift: int, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """[L - start, A] env actions: the demonstration's actions ``demo`` [L, A] from ``start`` on, every arm dimension
+    offset by one draw of N(0, drift * std) held for the whole branch, the gripper (last dim) commands those of
+    the demonstration shifted in time by a draw in [-gripper_shift, gripper_shift] env steps (positive: later),
+    clipped to the env's bounds."""
+    length = len(demo)
+    offset = drift * std[:-1] * rng.standard_normal(len(std) - 1)
+    shift = int(rng.integers(-gripper_shift, gripper_shift + 1))
+    out = demo[start:].astype(np.float64)
+    out[:, :-1] += offset
+    out[:, -1] = demo[np.clip(np.arange(start, length) - shift, 0, length - 1), -1]
+    return np.clip(out, low, high)
 
 
 def run_branch(env, data, episode: int, start: int, actions: np.ndarray) -> dict[str, np.ndarray]:
@@ -97,18 +136,25 @@ def explore(data, settings: ExploreSettings, progress: bool = True) -> list[tupl
     sources = [i for i in range(len(data)) if explore_sources(data.meta)[i] < 0]
     mean, std = action_stats(data.actions[sources], data.seq_lengths[sources])
     rng = np.random.default_rng(settings.seed)
+    replay_rng = np.random.default_rng([settings.seed, 1])  # its own stream: random branches stay as without replays
     env = RobosuiteEnv.from_meta(data.meta, render=True)
-    out = []
+    out, replays = [], []
     try:
         for ep in progress_bar(sources, desc="exploration branches", unit="ep", disable=not progress):
             for _ in range(settings.branches):
                 start = int(rng.integers(0, data.seq_len(ep)))
                 acts = random_chunks(rng, mean, std, settings.chunks, settings.chunk_steps, env.action_low,
                                      env.action_high)
-                out.append((ep, {**run_branch(env, data, ep, start, acts), "start": start}))
+                out.append((ep, {**run_branch(env, data, ep, start, acts), "start": start, "kind": "explore"}))
+            for _ in range(settings.replays):
+                demo = data.actions[ep, : data.seq_len(ep)].numpy()
+                start = replay_start(replay_rng, len(demo))
+                acts = noisy_replay(replay_rng, demo, start, std, settings.replay_drift,
+                                    settings.replay_gripper_shift, env.action_low, env.action_high)
+                replays.append((ep, {**run_branch(env, data, ep, start, acts), "start": start, "kind": "replay"}))
     finally:
         env.close()
-    return out
+    return out + replays
 
 
 def explore_sources(meta: DatasetMeta) -> list[int]:
@@ -151,12 +197,12 @@ def write_with_branches(data, branches: list[tuple[int, dict]], out_dir: Path, s
             torch.save(arrays[key], tmp / fname)
         new_meta = DatasetMeta.from_dict({**meta.to_dict(), "n_episodes": n + len(branches), "n_frames": int(sum(lengths)),
                                           "demo_keys": list(meta.demo_keys) + [
-                                              f"explore_{meta.demo_keys[s]}_{k}" for k, (s, _) in enumerate(branches)],
+                                              f"{b.get('kind', 'explore')}_{meta.demo_keys[s]}_{k}"
+                                              for k, (s, b) in enumerate(branches)],
                                           "model_files": files,
                                           "explore_sources": explore_sources(meta) + [s for s, _ in branches],
                                           "explore_starts": [-1] * n + [int(b["start"]) for _, b in branches]})
-        new_meta.extra = {**meta.extra, "exploration": {"branches": settings.branches, "chunks": settings.chunks,
-                                                        "chunk_steps": settings.chunk_steps, "seed": settings.seed}}
+        new_meta.extra = {**meta.extra, "exploration": dataclasses.asdict(settings)}
         new_meta.save(tmp)
     return new_meta
 
@@ -179,10 +225,11 @@ def add_exploration(data_dir: str | Path, out_dir: str | Path | None = None, set
     data = RobomimicEpisodes(data_dir)
     if any(s >= 0 for s in explore_sources(data.meta)):
         raise ValueError(f"{data_dir} already holds exploration branches ({data.meta.extra.get('exploration')})")
-    branches = explore(data, settings, progress) if settings.branches else []
+    branches = explore(data, settings, progress) if settings.branches or settings.replays else []
     meta = write_with_branches(data, branches, Path(out_dir or data_dir), settings)
-    log.info("%d exploration branches of %d env steps added to %s", len(branches),
-             settings.chunks * settings.chunk_steps, out_dir or data_dir)
+    n_replays = sum(b["kind"] == "replay" for _, b in branches)
+    log.info("%d exploration branches of %d env steps and %d noisy replays added to %s", len(branches) - n_replays,
+             settings.chunks * settings.chunk_steps, n_replays, out_dir or data_dir)
     return meta
 
 
@@ -194,11 +241,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--branches", type=int, default=2, help="branches per demonstration (default 2)")
     p.add_argument("--chunks", type=int, default=4, help="random action chunks per branch (default 4)")
     p.add_argument("--chunk-steps", type=int, default=5, help="env steps per chunk, the model's frameskip (default 5)")
+    p.add_argument("--replays", type=int, default=REPLAYS,
+                   help=f"noisy replays per demonstration: its actions from a frame in its first half, the arm offset "
+                        f"by a constant drift and the gripper's timing shifted, so the model sees near misses "
+                        f"(default {REPLAYS}; 0: none)")
+    p.add_argument("--replay-drift", type=float, default=0.3,
+                   help="std of the replays' constant arm offset per env step, in units of the data's action std "
+                        "(default 0.3: about 4 in 10 replays of scripted Lift demos miss the cube)")
+    p.add_argument("--replay-gripper-shift", type=int, default=5,
+                   help="the replays' gripper commands shifted by up to this many env steps (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of start frames and actions (default 0)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        settings = ExploreSettings(args.branches, args.chunks, args.chunk_steps, args.seed)
+        settings = ExploreSettings(args.branches, args.chunks, args.chunk_steps, args.seed, args.replays,
+                                   args.replay_drift, args.replay_gripper_shift)
         meta = add_exploration(args.dataset, args.out, settings)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -357,6 +357,14 @@ def test_overwrite_never_deletes_the_input(tmp_path, capsys, tiny_lift_hdf5):
     assert src.is_file() and src.stat().st_size == tiny_lift_hdf5.stat().st_size
 
 
+@pytest.mark.parametrize("flag", ["--explore-branches", "--explore-replays"])
+def test_negative_exploration_counts_are_refused_before_anything_is_read(flag, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--input", str(tmp_path / "missing.hdf5"), "--output", str(tmp_path / "o"), flag, "-1"])
+    assert exc.value.code == 2 and f"{flag} must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_cli_subprocess_exit_code(tmp_path):
     import subprocess
     import sys

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conversion.exploration import ExploreSettings, add_exploration, random_chunks
+from conversion.exploration import ExploreSettings, add_exploration, noisy_replay, random_chunks, replay_start
 from datasets.meta import DatasetMeta
 from datasets.robomimic_dset import RobomimicEpisodes, split_with_branches
 
@@ -25,6 +25,31 @@ def test_random_chunks_hold_each_draw_for_a_chunk_within_the_bounds():
     assert abs(chunks[:, 0, 1].mean() - 0.5) < 0.02 and abs(chunks[:, 0, 1].std() - 0.1) < 0.02
     with pytest.raises(ValueError, match="branches >= 0"):
         ExploreSettings(branches=-1)
+
+
+def test_noisy_replay_drifts_the_arm_by_one_offset_and_shifts_the_gripper_in_time():
+    rng = np.random.default_rng(3)
+    demo = np.zeros((40, 7))
+    demo[:, 0] = np.linspace(-0.5, 0.5, 40)
+    demo[:, -1] = np.where(np.arange(40) >= 20, 1.0, -1.0)  # the demo closes at step 20
+    std, low, high = np.array([0.4, 0.2, 0.7, 0, 0, 0, 1.0]), -np.ones(7), np.ones(7)
+    closes, offsets = [], []
+    for _ in range(300):
+        acts = noisy_replay(rng, demo, 4, std, drift=0.1, gripper_shift=5, low=low, high=high)
+        assert acts.shape == (36, 7) and np.all(acts >= -1) and np.all(acts <= 1)
+        offset = acts[:, :6] - demo[4:, :6]
+        assert np.allclose(offset, offset[0])  # one draw, held the whole branch
+        assert np.all(offset[:, 3:6] == 0)  # dims the data never varied stay at their value
+        offsets.append(offset[0, :3])
+        assert set(np.unique(acts[:, -1])) == {-1.0, 1.0}
+        closes.append(4 + int(np.argmax(acts[:, -1] > 0)))
+    assert set(closes) == set(range(15, 26))  # the close moved by -5..5 env steps, every shift drawn
+    assert np.allclose(np.std(offsets, axis=0), 0.1 * std[:3], rtol=0.15)
+    same = noisy_replay(rng, demo, 4, std, drift=0.0, gripper_shift=0, low=low, high=high)
+    assert np.array_equal(same, demo[4:])  # no noise: the demonstration's own actions
+    assert all(0 <= replay_start(rng, 40) < 20 for _ in range(100)) and replay_start(rng, 1) == 0
+    with pytest.raises(ValueError, match="replays >= 0"):
+        ExploreSettings(replays=-1)
 
 
 def test_branches_join_their_demonstrations_split():
@@ -65,3 +90,27 @@ def test_add_exploration_appends_branches_that_start_at_the_demonstration(tiny_l
         assert np.abs(after.frames(b)[0].astype(float) - before.frames(src)[start].astype(float)).mean() < 3.0
     with pytest.raises(ValueError, match="already holds exploration branches"):
         add_exploration(out, tmp_path / "again", ExploreSettings(branches=1), progress=False)
+
+
+@pytest.mark.slow
+def test_noisy_replays_follow_random_branches_which_they_leave_unchanged(tiny_lift_dataset, tmp_path):
+    before = RobomimicEpisodes(tiny_lift_dataset)
+    n = len(before)
+    plain = add_exploration(tiny_lift_dataset, tmp_path / "plain", ExploreSettings(branches=1, chunks=2, chunk_steps=3,
+                                                                                  seed=4), progress=False)
+    meta = add_exploration(tiny_lift_dataset, tmp_path / "replays",
+                           ExploreSettings(branches=1, chunks=2, chunk_steps=3, seed=4, replays=1), progress=False)
+    a, b = RobomimicEpisodes(tmp_path / "plain"), RobomimicEpisodes(tmp_path / "replays")
+    assert meta.n_episodes == 3 * n and meta.explore_sources == [-1] * n + list(range(n)) * 2
+    assert meta.explore_starts[: 2 * n] == plain.explore_starts  # the random branches as without replays
+    assert torch.equal(b.actions[: 2 * n], a.actions[: 2 * n])
+    assert [k.split("_")[0] for k in meta.demo_keys[n:]] == ["explore"] * n + ["replay"] * n
+    assert DatasetMeta.load(tmp_path / "replays").extra["exploration"]["replays"] == 1
+    for j in range(n):  # each replay: its demo's actions from its start on, drifted, in the first half
+        r, start = 2 * n + j, meta.explore_starts[2 * n + j]
+        t = before.seq_len(j)
+        assert 0 <= start < max(1, t // 2) and b.seq_len(r) == t - start
+        assert np.abs(b.sim_states[r, 0, 1:].numpy() - before.sim_states[j, start, 1:].numpy()).max() < 1e-6
+        drift = (b.actions[r, : t - start, :3] - before.actions[j, start:t, :3]).numpy()
+        unclipped = drift[np.abs(b.actions[r, : t - start, :3].numpy()).max(1) < 1 - 1e-6]  # off the env's bounds
+        assert len(unclipped) and np.allclose(unclipped, unclipped[0], atol=1e-5)  # one offset, held

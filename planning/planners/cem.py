@@ -56,6 +56,11 @@ class CEMPlanner:
             drawn from a categorical distribution refitted to the elites (:mod:`planning.planners.gripper_schedules`).
             0: the gripper is one more Gaussian dimension, snapped to open / close.
         schedule_smoothing: weight of the old categorical distribution in each refit (0: the elites' only).
+        refine_steps: Adam steps on the chosen plan's arm actions, descending the gradient of its cost through the
+            predictor's rollout (the gripper schedule and the pinned dims held); the plan with the lowest cost seen is
+            kept, so a step that makes it worse is never executed. 0: off. Still the world model's own search: the
+            gradient is of the same predicted cost the samples are ranked by.
+        refine_lr: the Adam step size of the refinement (normalised action units).
         cuda_graph: on a GPU, record the second iteration of every re-plan as a CUDA graph and replay it
             for the rest (:mod:`planning.planners.cuda_graph`): one launch per iteration instead of hundreds from
             Python. Not with a predictor compiled in a CUDA-graph mode (``model.rollout_graphs``). The
@@ -69,7 +74,8 @@ class CEMPlanner:
                  num_samples: int = 300, topk: int = 30, opt_steps: int = 30, var_scale: float = 1.0,
                  min_std: float = 0.05, chunk_size: int = 4096, warm_start: bool = True, action_repeat: bool = False,
                  keep_elites: int = 0, noise_beta: float = 0.0, return_best: bool = False, gripper_switches: int = 0,
-                 schedule_smoothing: float = 0.3, cuda_graph: bool = True):
+                 schedule_smoothing: float = 0.3, refine_steps: int = 0, refine_lr: float = 0.05,
+                 cuda_graph: bool = True):
         if not 0 < topk <= num_samples:
             raise ValueError(f"need 0 < topk <= num_samples, got topk={topk}, num_samples={num_samples}")
         if opt_steps < 0:
@@ -87,6 +93,9 @@ class CEMPlanner:
             raise ValueError(f"need planner.gripper_switches in 0, 1, 2 and 0 <= schedule_smoothing < 1, got "
                              f"{gripper_switches}, {schedule_smoothing}")
         self.gripper_switches, self.schedule_smoothing = int(gripper_switches), float(schedule_smoothing)
+        if refine_steps < 0 or refine_lr <= 0:
+            raise ValueError(f"need planner.refine_steps >= 0 and refine_lr > 0, got {refine_steps}, {refine_lr}")
+        self.refine_steps, self.refine_lr = int(refine_steps), float(refine_lr)
         self.cuda_graph, self._graph_checked = bool(cuda_graph), False
 
     def initial_mean(self, ctx: PlanContext, a_dim: int, device) -> torch.Tensor:
@@ -204,10 +213,45 @@ class CEMPlanner:
         if grip is not None:
             mu = grip.apply(mu[:, None], probs.argmax(-1, keepdim=True))[:, 0]
         chosen = torch.where(torch.isfinite(best_cost)[:, None, None], best, mu) if self.return_best else mu
+        if self.refine_steps:
+            chosen = self.refine(ctx, z_obs, chosen)
         actions = self._expand(chosen) if ctx.gripper is None else ctx.gripper.snap(self._expand(chosen))
         z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, actions, z_obs=z_obs)
         return PlanResult(actions=actions, z_pred=z, cost=self.objective(z, ctx.z_goal),
                           info=self.plan_info(actions, anchor))
+
+    def refine(self, ctx: PlanContext, z_obs: torch.Tensor | None, plan: torch.Tensor) -> torch.Tensor:
+        """``plan`` [B, h, a] after ``refine_steps`` Adam steps on its cost through the predictor: only the arm
+        entries move (the gripper's, binary, and the pinned dims are held), within the bounds; per episode the
+        lowest-cost plan seen (``plan`` itself included) is returned."""
+        low, high = self._reduce(ctx.action_low), self._reduce(ctx.action_high)
+        held = self._reduce(ctx.gripper.dims.float()) > 0.5 if ctx.gripper is not None else \
+            torch.zeros(plan.shape[-1], dtype=torch.bool, device=plan.device)  # [a]
+
+        def cost_of(x: torch.Tensor) -> torch.Tensor:  # [B, h, a] -> [B]
+            acts = pin_fixed_dims(ctx, self._expand(x))
+            acts = ctx.gripper.snap(acts) if ctx.gripper is not None else acts
+            z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, acts, z_obs=z_obs)
+            return self.objective(z, ctx.z_goal)
+
+        best, best_cost = plan, cost_of(plan)
+        with torch.enable_grad():
+            x = plan.clone().requires_grad_(True)
+            opt = torch.optim.Adam([x], lr=self.refine_lr)
+            for k in range(self.refine_steps + 1):
+                cost = cost_of(x)
+                with torch.no_grad():
+                    better = cost < best_cost
+                    best = torch.where(better[:, None, None], x, best)
+                    best_cost = torch.where(better, cost, best_cost)
+                if k == self.refine_steps:
+                    break
+                (grad,) = torch.autograd.grad(cost.sum(), x)
+                x.grad = torch.where(held, 0.0, grad)
+                opt.step()
+                with torch.no_grad():
+                    x.copy_(torch.where(held, plan, torch.maximum(torch.minimum(x, high), low)))
+        return best.detach()
 
     def plan_info(self, actions: torch.Tensor, anchor: torch.Tensor | None) -> dict[str, torch.Tensor] | None:
         """Per-episode diagnostics of a plan (``PlanResult.info``); none for plain CEM."""

@@ -38,8 +38,8 @@ class PriorSeededCEMPlanner(CEMPlanner):
                  num_samples: int = 300, topk: int = 30, opt_steps: int = 30, var_scale: float = 1.0,
                  min_std: float = 0.05, chunk_size: int = 4096, warm_start: bool = True, action_repeat: bool = False,
                  keep_elites: int = 0, noise_beta: float = 0.0, return_best: bool = False, gripper_switches: int = 0,
-                 schedule_smoothing: float = 0.3, cuda_graph: bool = True, prior_std: float = 0.3,
-                 prior_weight: float = 3.0):
+                 schedule_smoothing: float = 0.3, refine_steps: int = 0, refine_lr: float = 0.05,
+                 cuda_graph: bool = True, prior_std: float = 0.3, prior_weight: float = 3.0):
         if prior is None:
             raise ValueError(f"planner={name} needs a trained action prior (python -m training.action_prior RUN); "
                              "planner=cem plans with the world model alone")
@@ -49,7 +49,8 @@ class PriorSeededCEMPlanner(CEMPlanner):
                          opt_steps=opt_steps, var_scale=var_scale, min_std=min_std, chunk_size=chunk_size,
                          warm_start=warm_start, action_repeat=action_repeat, keep_elites=keep_elites,
                          noise_beta=noise_beta, return_best=return_best, gripper_switches=gripper_switches,
-                         schedule_smoothing=schedule_smoothing, cuda_graph=cuda_graph)
+                         schedule_smoothing=schedule_smoothing, refine_steps=refine_steps, refine_lr=refine_lr,
+                         cuda_graph=cuda_graph)
         self.prior, self.prior_std, self.prior_weight = prior, float(prior_std), float(prior_weight)
 
     def start(self, ctx: PlanContext, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

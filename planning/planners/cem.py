@@ -234,7 +234,7 @@ class CEMPlanner:
             z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, acts, z_obs=z_obs)
             return self.objective(z, ctx.z_goal)
 
-        best, best_cost = plan, cost_of(plan)
+        best, best_cost = plan, plan.new_full(plan.shape[:1], float("inf"))  # step 0 scores ``plan`` itself
         with torch.enable_grad():
             x = plan.clone().requires_grad_(True)
             opt = torch.optim.Adam([x], lr=self.refine_lr)

@@ -214,16 +214,18 @@ class CEMPlanner:
             mu = grip.apply(mu[:, None], probs.argmax(-1, keepdim=True))[:, 0]
         chosen = torch.where(torch.isfinite(best_cost)[:, None, None], best, mu) if self.return_best else mu
         if self.refine_steps:
-            chosen = self.refine(ctx, z_obs, chosen)
+            chosen = self.refine(ctx, z_obs, chosen, anchor)
         actions = self._expand(chosen) if ctx.gripper is None else ctx.gripper.snap(self._expand(chosen))
         z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, actions, z_obs=z_obs)
         return PlanResult(actions=actions, z_pred=z, cost=self.objective(z, ctx.z_goal),
                           info=self.plan_info(actions, anchor))
 
-    def refine(self, ctx: PlanContext, z_obs: torch.Tensor | None, plan: torch.Tensor) -> torch.Tensor:
-        """``plan`` [B, h, a] after ``refine_steps`` Adam steps on its cost through the predictor: only the arm
-        entries move (the gripper's, binary, and the pinned dims are held), within the bounds; per episode the
-        lowest-cost plan seen (``plan`` itself included) is returned."""
+    def refine(self, ctx: PlanContext, z_obs: torch.Tensor | None, plan: torch.Tensor,
+               anchor: torch.Tensor | None = None) -> torch.Tensor:
+        """``plan`` [B, h, a] after ``refine_steps`` Adam steps on the score the search ranked it by (its cost through
+        the predictor, plus ``anchor_cost`` where a subclass has one): only the arm entries move (the gripper's,
+        binary, and the pinned dims are held), within the bounds; per episode the lowest-scoring plan seen (``plan``
+        itself included) is returned."""
         low, high = self._reduce(ctx.action_low), self._reduce(ctx.action_high)
         held = self._reduce(ctx.gripper.dims.float()) > 0.5 if ctx.gripper is not None else \
             torch.zeros(plan.shape[-1], dtype=torch.bool, device=plan.device)  # [a]
@@ -232,7 +234,9 @@ class CEMPlanner:
             acts = pin_fixed_dims(ctx, self._expand(x))
             acts = ctx.gripper.snap(acts) if ctx.gripper is not None else acts
             z = rollout_predictions(self.model, ctx.obs_0, ctx.past_actions, acts, z_obs=z_obs)
-            return self.objective(z, ctx.z_goal)
+            cost = self.objective(z, ctx.z_goal)
+            extra = self.anchor_cost(x.unsqueeze(1), anchor)  # [B, 1] or None
+            return cost if extra is None else cost + extra[:, 0]
 
         best, best_cost = plan, plan.new_full(plan.shape[:1], float("inf"))  # step 0 scores ``plan`` itself
         with torch.enable_grad():

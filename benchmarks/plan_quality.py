@@ -25,7 +25,8 @@ Metrics per cell: task success (the env's own check after the last step), goal r
 ``eval.goal_tolerance`` of the goal's and the gripper opening matching the goal's), their 95 % Wilson intervals,
 n and the distinct episodes, evaluations whose start already satisfies the task (not counted in the rates),
 the share of model failures (failed evaluations whose plan the world model scored below the demonstration's own
-actions: the ranking diagnostic), final object / eef distances, seconds per re-plan.
+actions: the ranking diagnostic) with the failed plans' predicted cost beside their true end's latent distance,
+final object / eef distances, seconds per re-plan.
 """
 
 from __future__ import annotations

@@ -48,3 +48,16 @@ def test_episode_frames_panels():
     three = episode_frames(tr, goal, with_imagined=True)
     assert three.shape == (3, 8, 24, 3)
     assert np.all(three[0, :, 16:] == 0) and np.all(three[2, :, 16:] == 200)  # decoded frame upsampled
+
+
+def test_the_ranking_summary_puts_the_failed_plans_predicted_cost_beside_their_true_end():
+    """Of the failed evaluations: the model's first-plan cost, the demonstration's, and the true end's latent distance
+    (medians); successes do not enter them, and the model-failure share counts failures the model preferred."""
+    recs = [_rec(i, i == 0, 0.05) | {"first_plan_cost": 0.02 * (i + 1), "first_reference_cost": 0.05,
+                                    "model_prefers_plan": 0.02 * (i + 1) < 0.05} for i in range(4)]
+    s = summarize(recs, {})
+    assert s["n_failed"] == 3 and s["n_model_failures"] == 1 and s["model_failure_share"] == 0.25
+    assert s["failed_first_plan_cost"] == pytest.approx(0.06)  # evaluations 1-3: 0.04, 0.06, 0.08
+    assert s["failed_first_reference_cost"] == pytest.approx(0.05)
+    assert s["failed_true_end_distance"] == pytest.approx(0.2)  # final_latent_dist 0.1, 0.2, 0.3
+    assert "failed_true_end_distance" not in summarize([recs[0]], {})  # nothing failed: no medians of nothing

@@ -34,6 +34,7 @@ _SAME_CONFIG = ("seed", "planner", "objective", "mpc", "episodes", "eval", "hist
                 "dataset_path", "model_epoch")
 _TABLE_COLS = ("success_rate", "success_ci95", "task_success_rate", "goal_reached_rate", "goal_reached_ci95",
                "mean_final_object_dist", "mean_final_eef_dist", "n_start_is_success", "model_failure_share",
+               "failed_first_plan_cost", "failed_true_end_distance",
                "mean_final_latent_dist", "n_evals", "n_distinct_episodes", "planning_seconds_per_replan",
                "actions_chosen_by")
 

@@ -105,16 +105,31 @@ def _distinct(eps: list[dict], rated: list[dict], out: dict) -> dict:
 
 def _ranking(eps: list[dict]) -> dict:
     """Summary of the ranking diagnostic (``planning.execution.evaluator.ranking``): of the failed evaluations, the share
-    whose failing plan the model scored below the demonstration's actions (model failures)."""
+    whose failing plan the model scored below the demonstration's actions (model failures).
+
+    For the failed evaluations it also puts the model's predicted cost of its first plan beside where the episode
+    truly ended (``final_latent_dist``: the encoded last observation's distance to the goal latent, the same
+    measure), and the demonstration's predicted cost beside both. A model failure where the true end lies far above
+    the prediction is the search exploiting the model's error (``failed_true_end_distance`` >>
+    ``failed_first_plan_cost``); one where the true end lies below the demonstration's predicted cost is a cost that
+    the failing state satisfies better than the model's rollout of the demonstration (``failed_true_end_distance`` <
+    ``failed_first_reference_cost``): there a more precise model over the horizon, or a cost that weighs the object,
+    is the lever, not a smaller error on unseen actions."""
     ranked = [r for r in eps if r.get("model_prefers_plan") is not None]
     if not ranked:
         return {}
     failed = [r for r in ranked if not r["success"]]
-    med = lambda key: float(np.median([r[key] for r in ranked]))  # noqa: E731
-    return {"median_first_plan_cost": med("first_plan_cost"), "median_first_reference_cost": med("first_reference_cost"),
-            "model_prefers_plan_rate": float(np.mean([r["model_prefers_plan"] for r in ranked])),
-            "n_failed": len(failed), "n_model_failures": sum(r["model_prefers_plan"] for r in failed),
-            "model_failure_share": float(np.mean([r["model_prefers_plan"] and not r["success"] for r in ranked]))}
+    med = lambda rs, key: float(np.median([r[key] for r in rs]))  # noqa: E731
+    res = {"median_first_plan_cost": med(ranked, "first_plan_cost"),
+           "median_first_reference_cost": med(ranked, "first_reference_cost"),
+           "model_prefers_plan_rate": float(np.mean([r["model_prefers_plan"] for r in ranked])),
+           "n_failed": len(failed), "n_model_failures": sum(r["model_prefers_plan"] for r in failed),
+           "model_failure_share": float(np.mean([r["model_prefers_plan"] and not r["success"] for r in ranked]))}
+    if failed and all(r.get("final_latent_dist") is not None for r in failed):
+        res |= {"failed_first_plan_cost": med(failed, "first_plan_cost"),
+                "failed_first_reference_cost": med(failed, "first_reference_cost"),
+                "failed_true_end_distance": med(failed, "final_latent_dist")}
+    return res
 
 
 def side_by_side(*panels: np.ndarray | None) -> np.ndarray:

@@ -108,8 +108,8 @@ def _ranking(eps: list[dict]) -> dict:
     whose failing plan the model scored below the demonstration's actions (model failures).
 
     For the failed evaluations it also puts the model's predicted cost of its first plan beside where the episode
-    truly ended (``final_latent_dist``: the encoded last observation's distance to the goal latent, the same
-    measure), and the demonstration's predicted cost beside both. A model failure where the true end lies far above
+    truly ended (``final_latent_dist``: the encoded last observation's mean squared distance to the goal latent, the
+    objective's latent term; the two compare directly under the default objective, whose other terms are off), and the demonstration's predicted cost beside both. A model failure where the true end lies far above
     the prediction is the search exploiting the model's error (``failed_true_end_distance`` >>
     ``failed_first_plan_cost``); one where the true end lies below the demonstration's predicted cost is a cost that
     the failing state satisfies better than the model's rollout of the demonstration (``failed_true_end_distance`` <

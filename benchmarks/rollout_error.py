@@ -40,9 +40,6 @@ from planning.execution.observations import to_model_obs  # noqa: E402
 from planning.objectives import LatentGoalObjective  # noqa: E402
 from training.run_dir.run_loading import load_world_model  # noqa: E402
 
-log = logging.getLogger("rollout_error")
-
-
 class RolloutErrorError(Exception):
     """Bad input (one line, exit code 2)."""
 
@@ -62,7 +59,7 @@ def demo_curves(model, normalizer, data: RobomimicEpisodes, episode: int, goal_h
     cost = LatentGoalObjective().per_step
     goal = z[:, -1]
     return {"true": cost(z, goal)[0].cpu().numpy(), "predicted": cost(z_pred, goal)[0].cpu().numpy(),
-            "error": (z_pred - z).pow(2).mean(dim=(-2, -1))[0].cpu().numpy()}
+            "error": cost(z_pred, z)[0].cpu().numpy()}  # step by step against the encoded truth
 
 
 def measure(run_dir: str | Path, goal_h: int, split: str = "val", max_episodes: int | None = None,

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +54,13 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _choose_source(info: SourceInfo, camera: str, image_size: int | None) -> tuple[bool, int]:
-    """(frames from the file?, output image size); the stored size checked is that of ``camera``."""
+def _choose_source(info: SourceInfo, cameras: list[str], image_size: int | None) -> tuple[bool, int]:
+    """(frames from the file?, output image size); the stored size checked is the main camera's.
+
+    Frames come from the file when it stores every camera asked for; a file with images but not of the main camera
+    is refused; a file lacking only a further view (robomimic's image files store agentview and the wrist camera,
+    generated ones agentview alone) has all its views rendered from its states, so the views match each other."""
+    camera = cameras[0]
     if info.image_cameras:
         if camera not in info.image_shapes:
             raise InputError(f"{info.path}: {info.demo_keys[0]}: unknown camera {camera!r}: no "
@@ -66,15 +72,28 @@ def _choose_source(info: SourceInfo, camera: str, image_size: int | None) -> tup
         if image_size is None and h < MIN_IMAGE_SIZE:
             raise InputError(f"{info.path}: {info.demo_keys[0]}: 'obs/{camera}_image' frames are {h}x{w}, "
                              f"smaller than {MIN_IMAGE_SIZE}: pass --image-size")
-        return True, int(image_size or h)
+        missing = [c for c in cameras if c not in info.image_shapes]
+        if not missing:
+            return True, int(image_size or h)
+        log.info("%s stores no 'obs/%s_image': rendering every view from the states at %d px", info.path,
+                 missing[0], image_size or h)
+        return False, int(image_size or h)
     return False, int(image_size or DEFAULT_RENDER_SIZE)
 
 
-def _camera_names(info: SourceInfo, camera: str) -> list[str]:
+def _camera_names(info: SourceInfo, cameras: list[str]) -> list[str]:
     stored = info.env_kwargs.get("camera_names") or []
     stored = [stored] if isinstance(stored, str) else list(stored)
-    others = [c for c in (*info.image_cameras, *stored) if c != camera]
-    return [camera, *dict.fromkeys(others)]
+    others = [c for c in (*info.image_cameras, *stored) if c not in cameras]
+    return [*cameras, *dict.fromkeys(others)]
+
+
+def _views(camera: str | Sequence[str]) -> list[str]:
+    """The cameras of each frame, the main one first (one name, or several); InputError for none or a repeat."""
+    cameras = [camera] if isinstance(camera, str) else list(camera)
+    if not cameras or len(set(cameras)) != len(cameras):
+        raise InputError(f"--camera needs one or more distinct camera names, got {cameras}")
+    return cameras
 
 
 def _check_output(input_path: Path, output_dir: Path, overwrite: bool) -> None:
@@ -105,14 +124,14 @@ def _make_parents(path: Path) -> list[Path]:
     return missing
 
 
-def _read_episode(f, info: SourceInfo, i: int, camera: str, size: int, from_file: bool, layout: str,
+def _read_episode(f, info: SourceInfo, i: int, cameras: list[str], size: int, from_file: bool, layout: str,
                   env) -> dict[str, np.ndarray]:
     """Episode ``i`` as arrays (frames, vectors, actions, sim states); read errors become InputError."""
     key = info.demo_keys[i]
     demo = f["data"][key]
     try:
         if from_file:
-            ep = episode_from_hdf5(demo, camera, size, info.env_name, layout, env)
+            ep = episode_from_hdf5(demo, cameras, size, info.env_name, layout, env)
         else:
             ep = episode_from_sim(demo, env, info.low_dim, info.env_name, layout)
         ep["actions"], ep["sim_states"], ep["xml"] = demo["actions"][()], demo["states"][()], model_xml_of(demo)
@@ -124,7 +143,7 @@ def _read_episode(f, info: SourceInfo, i: int, camera: str, size: int, from_file
     return ep
 
 
-def _convert_into(tmp: Path, f, info: SourceInfo, env, camera: str, image_size: int, from_file: bool,
+def _convert_into(tmp: Path, f, info: SourceInfo, env, cameras: list[str], image_size: int, from_file: bool,
                   layout: str, lossless: bool, progress: bool) -> dict:
     """Fill ``tmp`` with videos + tensors; return meta fields found on the way."""
     n, t_max = len(info.demo_keys), max(info.lengths)
@@ -135,7 +154,7 @@ def _convert_into(tmp: Path, f, info: SourceInfo, env, camera: str, image_size: 
     }
     object_dim, model_files = None, []
     for i in progress_bar(range(n), desc="converting", unit="ep", disable=not progress):
-        ep, length = _read_episode(f, info, i, camera, image_size, from_file, layout, env), info.lengths[i]
+        ep, length = _read_episode(f, info, i, cameras, image_size, from_file, layout, env), info.lengths[i]
         for name, tensor_key in (("state", "states"), ("proprio", "proprios"), ("velocity", "velocities")):
             if tensor_key not in arrays:
                 arrays[tensor_key] = np.zeros((n, t_max, ep[name].shape[-1]), np.float32)
@@ -174,11 +193,12 @@ def _write_output(output_dir: Path, fill) -> DatasetMeta:
         raise
 
 
-def _meta(info: SourceInfo, camera: str, size: int, found: dict, **fields) -> DatasetMeta:
+def _meta(info: SourceInfo, cameras: list[str], size: int, found: dict, **fields) -> DatasetMeta:
     """The dataset's meta.json from the file's facts, what conversion found and the other ``fields``."""
     state_sl, proprio_sl, vel_sl = vector_slices(info.env_name, found["object_dim"])
     return DatasetMeta(
-        env_name=info.env_name, env_kwargs=info.env_kwargs, camera_names=_camera_names(info, camera),
+        env_name=info.env_name, env_kwargs=info.env_kwargs, camera_names=_camera_names(info, cameras),
+        views=len(cameras),
         image_size=size, action_dim=info.action_dim, state_slices=state_sl, proprio_slices=proprio_sl,
         velocity_slices=vel_sl, sim_state_dim=info.sim_state_dim, n_episodes=len(info.demo_keys),
         n_frames=found["n_frames"], demo_keys=info.demo_keys, source_path=str(info.path),
@@ -197,14 +217,16 @@ def _simulator_checks(f, info: SourceInfo, env) -> str:
     return object_layout(f, info, env)
 
 
-def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agentview",
+def convert(input_path: str | Path, output_dir: str | Path, camera: str | Sequence[str] = "agentview",
             image_size: int | None = None, filter_key: str | None = None, overwrite: bool = False,
             lossless: bool = False, progress: bool = True, allow_unknown_env: bool = False,
             explore_branches: int = 2, explore_replays: int | None = None) -> DatasetMeta:
     """Convert ``input_path`` (robomimic hdf5) into the dataset directory ``output_dir``.
 
     Args:
-        camera: main camera; frames come from ``obs/<camera>_image`` or are rendered from it.
+        camera: the main camera, or several cameras (the main one first) stored side by side in every frame
+            (``meta.views``; e.g. agentview + the wrist camera robot0_eye_in_hand); frames come from
+            ``obs/<camera>_image`` or are rendered from the states.
         image_size: output frame size; default the stored image size, or 84 when rendering.
         filter_key: convert only the demos listed in ``mask/<filter_key>`` (e.g. "train").
         overwrite: replace an existing ``output_dir`` (only an empty or converted dataset directory).
@@ -224,10 +246,11 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
     _check_output(input_path, output_dir, overwrite)
     if image_size is not None and not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
         raise InputError(f"--image-size must be in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}], got {image_size}")
+    cameras = _views(camera)
     with open_input(input_path) as f:
         info = validate(f, input_path, filter_key)
-        from_file, size = _choose_source(info, camera, image_size)
-        env = open_env(info, camera, size, render=not from_file, needed=not (from_file and info.low_dim),
+        from_file, size = _choose_source(info, cameras, image_size)
+        env = open_env(info, cameras, size, render=not from_file, needed=not (from_file and info.low_dim),
                        allow_unknown=allow_unknown_env)
         try:
             layout = _simulator_checks(f, info, env)
@@ -239,8 +262,8 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
                                 "simulator_checks": "done" if env is not None else "skipped"}}
 
             def fill(tmp: Path) -> DatasetMeta:
-                found = _convert_into(tmp, f, info, env, camera, size, from_file, layout, lossless, progress)
-                meta = _meta(info, camera, size, found, **fields)
+                found = _convert_into(tmp, f, info, env, cameras, size, from_file, layout, lossless, progress)
+                meta = _meta(info, cameras, size, found, **fields)
                 return _explore(tmp, meta, explore_branches if env is not None else 0,
                                 explore_replays if env is not None else 0, progress)
 
@@ -248,8 +271,8 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str = "agent
         finally:
             if env is not None:
                 env.close()
-    log.info("wrote %d episodes (%d frames, %dx%d %s frames) to %s", meta.n_episodes, meta.n_frames,
-             size, size, meta.extra["frames_source"], output_dir)
+    log.info("wrote %d episodes (%d frames, %dx%d %s frames of %s) to %s", meta.n_episodes, meta.n_frames,
+             size, size * len(cameras), meta.extra["frames_source"], " + ".join(cameras), output_dir)
     return meta
 
 
@@ -277,7 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         description="Convert a robomimic hdf5 file (image or states-only) to the dino-wm dataset format.")
     parser.add_argument("--input", required=True, type=Path, help="robomimic hdf5 file (read-only)")
     parser.add_argument("--output", required=True, type=Path, help="dataset directory to create")
-    parser.add_argument("--camera", default="agentview", help="main camera (default agentview)")
+    parser.add_argument("--camera", nargs="+", default=["agentview"], metavar="NAME",
+                        help="the main camera (default agentview); more names add views stored side by side in "
+                             "every frame and encoded each on its own, e.g. --camera agentview robot0_eye_in_hand "
+                             "(the wrist camera; rendered from the states when the file does not store it)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="frame size (default: the stored image size; 84 when rendering a states-only file)")
     parser.add_argument("--filter-key", default=None, help="convert only the demos in mask/<key> (e.g. train)")

@@ -212,7 +212,7 @@ def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, dat
     a batch size)."""
     from planning.execution import memory
 
-    episode = (env_steps + 1) * int(data.meta.image_size) ** 2 * 3 * 4  # trace frames + the video's panels
+    episode = (env_steps + 1) * int(data.meta.image_size) ** 2 * data.meta.views * 3 * 4  # trace frames + panels
     rollout = memory.rollout_bytes(model, int(cfg.planner.get("horizon", 1))) if planner.uses_model else 0
     estimate = memory.estimator(memory.resident_bytes(), episode, rollout, int(getattr(planner, "num_samples", 1)),
                                 int(getattr(planner, "chunk_size", 4096)))

@@ -32,6 +32,11 @@ def load_run_and_data(cfg: DictConfig, device: str):
         data = RobomimicEpisodes(cfg.dataset_path or run.dataset_path)
     except (OSError, ValueError, KeyError) as exc:
         raise PlanError(f"dataset {cfg.dataset_path or run.dataset_path}: {first_line(exc)}") from exc
+    views = int(getattr(model.encoder, "views", 1))
+    if data.meta.views != views:
+        raise PlanError(f"dataset {cfg.dataset_path or run.dataset_path} holds {data.meta.views} camera view(s) "
+                        f"per frame ({' + '.join(data.meta.frame_cameras)}); the run {cfg.ckpt_base_path} was "
+                        f"trained on {views}: plan on a dataset converted with the run's cameras")
     return run, model, data
 
 

@@ -67,6 +67,7 @@ def run_mode(args: argparse.Namespace) -> dict:
     from hydra import compose, initialize_config_dir
 
     from datasets.feature_cache import build_feature_cache, load_feature_cache
+    from datasets.meta import DatasetMeta
     from datasets.normalizer import Normalizer
     from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset
     from training.loop.data import batch_sources
@@ -78,7 +79,8 @@ def run_mode(args: argparse.Namespace) -> dict:
         cfg = compose(config_name="train_robomimic_compress", overrides=overrides)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    encoder = encoder_from_cfg(cfg)
+    views = DatasetMeta.load(args.data).views
+    encoder = encoder_from_cfg(cfg, views)
     if args.mode == "build":
         build_feature_cache(args.data, encoder, device=device, progress=False)
         return {"mode": "build"}
@@ -88,7 +90,8 @@ def run_mode(args: argparse.Namespace) -> dict:
     feats, offsets = load_feature_cache(args.data, encoder) if args.mode == "cache" else (None, None)
     ds = WindowDataset(ep, ids, norm, int(cfg.num_hist), int(cfg.num_pred), int(cfg.frameskip), feats, offsets)
     src, _ = batch_sources(ds, None, args.cache_on_device, device, args.batch_size, args.num_workers)
-    model = world_model_from_cfg(cfg, ep.meta.proprio_dim, ep.meta.state_dim, ep.meta.action_dim, encoder=encoder).to(device).train()
+    model = world_model_from_cfg(cfg, ep.meta.proprio_dim, ep.meta.state_dim, ep.meta.action_dim, encoder=encoder,
+                                 views=views).to(device).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                             fused=device.type == "cuda")
     from utils.torch_compile import mark_step, training_compile_mode

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import h5py
 import numpy as np
@@ -38,9 +39,10 @@ def _skip(info: SourceInfo, reason: str) -> None:
                 info.path, reason, SKIPPED)
 
 
-def open_env(info: SourceInfo, camera: str, image_size: int, render: bool, needed: bool,
+def open_env(info: SourceInfo, cameras: Sequence[str], image_size: int, render: bool, needed: bool,
              allow_unknown: bool) -> RobosuiteEnv | None:
-    """The env of ``info`` (rendering ``camera`` if ``render``), or None if skipped under ``allow_unknown``.
+    """The env of ``info`` (rendering ``cameras`` side by side, the main one first, if ``render``), or None if
+    skipped under ``allow_unknown``.
 
     ``needed``: the simulator makes the frames or the vectors, so it must build even if ``allow_unknown``.
     """
@@ -56,10 +58,11 @@ def open_env(info: SourceInfo, camera: str, image_size: int, render: bool, neede
         _skip(info, f"unknown {', '.join(unknown)}")
         return None
     try:
-        return RobosuiteEnv(info.env_name, info.env_kwargs, camera_name=camera, image_size=image_size, render=render)
+        return RobosuiteEnv(info.env_name, info.env_kwargs, camera_name=cameras[0], image_size=image_size,
+                            render=render, frame_cameras=cameras)
     except ValueError as exc:
         if render and "camera" in str(exc):
-            raise InputError(f"{info.path}: unknown camera {camera!r} for {info.env_name} ({exc})") from None
+            raise InputError(f"{info.path}: {info.env_name}: {exc}") from None
         error = exc
     except Exception as exc:  # robosuite.make: a bad kwarg, a bad controller parameter, ...
         error = exc

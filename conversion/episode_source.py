@@ -2,7 +2,8 @@
 
 Two sources of frames and vectors:
 
-- :func:`episode_from_hdf5`: frames from ``obs/<camera>_image`` (resized if asked), vectors from
+- :func:`episode_from_hdf5`: frames from ``obs/<camera>_image`` (resized if asked; several cameras side by
+  side), vectors from
   the hdf5 low-dim obs through ``extract_vectors``.
 - :func:`episode_from_sim`: for states-only files (robomimic ``demo_v15.hdf5``): the simulator is
   reset to every recorded state and the camera is rendered there (robomimic's
@@ -12,6 +13,7 @@ Two sources of frames and vectors:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import h5py
 import numpy as np
@@ -81,7 +83,8 @@ def detect_object_layout(demo: h5py.Group, env_name: str, env: RobosuiteEnv | No
 
 
 def vectors_from_sim(demo: h5py.Group, env: RobosuiteEnv, with_frames: bool) -> dict[str, np.ndarray]:
-    """state / proprio / velocity [T, D] (and frames [T, S, S, 3] if asked) from the recorded states."""
+    """state / proprio / velocity [T, D] (and frames [T, S, V * S, 3], ``env``'s frame cameras, if asked) from the
+    recorded states."""
     xml = model_xml_of(demo)
     if xml is not None:
         try:
@@ -101,13 +104,15 @@ def vectors_from_sim(demo: h5py.Group, env: RobosuiteEnv, with_frames: bool) -> 
     return arrays
 
 
-def episode_from_hdf5(demo: h5py.Group, camera: str, image_size: int, env_name: str,
+def episode_from_hdf5(demo: h5py.Group, cameras: str | Sequence[str], image_size: int, env_name: str,
                       object_layout: str, env: RobosuiteEnv | None = None) -> dict[str, np.ndarray]:
-    """``{"frames": uint8 [T, S, S, 3], "state", "proprio", "velocity": float32 [T, D]}`` from the file.
+    """``{"frames": uint8 [T, S, V * S, 3], "state", "proprio", "velocity": float32 [T, D]}`` from the file: the
+    V ``cameras``' ``obs/<camera>_image`` frames, each resized to S x S, side by side.
 
     Vectors come from the file's low-dim obs, or from ``env`` (reset to each state) if it has none.
     """
-    frames = resize_frames(demo[f"obs/{camera}_image"][()], image_size)
+    cameras = [cameras] if isinstance(cameras, str) else list(cameras)
+    frames = np.concatenate([resize_frames(demo[f"obs/{c}_image"][()], image_size) for c in cameras], axis=2)
     if has_low_dim(demo):
         return {"frames": frames, **extract_vectors(_low_dim_obs(demo), env_name, object_layout)}
     if env is None:

@@ -9,7 +9,8 @@ A dataset directory, written by ``convert_robomimic_to_dino_wm.py``::
     DIR/actions.pth               float32 [N, T_max, action_dim]
     DIR/seq_lengths.pth           int64   [N]
     DIR/sim_states.pth            float64 [N, T_max, sim_state_dim]
-    DIR/obses/episode_{i:05d}.mp4 uint8 RGB frames [T_i, H, W, 3] of the main camera, right side up
+    DIR/obses/episode_{i:05d}.mp4 uint8 RGB frames [T_i, S, V * S, 3]: the V views (cameras) side by side, the
+                                  main camera first (V = 1: the main camera alone), right side up
     DIR/models/<key>.xml          the episodes' MuJoCo model xmls (deduplicated; meta.model_files)
 
 Frame ``t`` of an episode is the observation *before* action ``t`` is applied; the sim state at
@@ -61,8 +62,8 @@ class DatasetMeta:
 
     env_name: str  # robosuite env name, e.g. "Lift", "PickPlaceCan"
     env_kwargs: dict[str, Any]  # robosuite.make kwargs from the hdf5 ``env_args`` (as stored there)
-    camera_names: list[str]  # the main camera first; frames in obses/ come from camera_names[0]
-    image_size: int  # frames are image_size x image_size RGB
+    camera_names: list[str]  # the main camera first; frames in obses/ show camera_names[:views], left to right
+    image_size: int  # each view is image_size x image_size RGB; a frame is image_size x (views * image_size)
     action_dim: int
     state_slices: list[VectorSlice]  # object part first, so states[..., :k] is the object pose
     proprio_slices: list[VectorSlice]
@@ -88,6 +89,17 @@ class DatasetMeta:
     # a demonstration; empty: every episode is a demonstration
     explore_sources: list[int] = field(default_factory=list)
     explore_starts: list[int] = field(default_factory=list)  # per episode: the source frame a branch starts at, or -1
+    views: int = 1  # cameras side by side in every frame (camera_names[:views]); datasets before the key hold 1
+
+    def __post_init__(self):
+        if not isinstance(self.views, int) or not 1 <= self.views <= len(self.camera_names):
+            raise ValueError(f"meta.json views={self.views!r} must be an int in 1..{len(self.camera_names)} "
+                             f"(the cameras named: {self.camera_names})")
+
+    @property
+    def frame_cameras(self) -> list[str]:
+        """The cameras each frame shows, left to right (the main camera first)."""
+        return list(self.camera_names[: self.views])
 
     def is_exploration(self, episode: int) -> bool:
         """True for an exploration branch (never a planning goal, never action-prior data)."""

@@ -3,7 +3,8 @@
 Observations are ``{"image": uint8 [H, W, 3] (only if render), "state": float32 [S],
 "proprio": float32 [P], "velocity": float32 [V]}``; the vectors come from
 ``tasks.state_layout.extract_vectors`` (the converter uses the same function on hdf5 obs) and
-the image is the chosen camera at ``image_size``, right side up, as the converter stores frames.
+the image is the chosen camera at ``image_size`` (or several cameras side by side: ``frame_cameras``), right side
+up, as the converter stores frames.
 Success is the registered task's check (``tasks/registry.py``; robosuite's own for other envs).
 
 Resets are soft (``hard_reset=False``: no model / renderer rebuild), and ``reset_to`` restores the
@@ -13,6 +14,7 @@ controller state a flattened MuJoCo state lacks (see ``envs/state_restore.py``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -66,23 +68,28 @@ def _release_render_context(sim) -> None:
 
 
 class RobosuiteEnv:
-    """One robosuite env (e.g. Lift, PickPlaceCan) with a single camera and dataset-format obs.
+    """One robosuite env (e.g. Lift, PickPlaceCan) with dataset-format obs: one camera, or several side by side.
 
     Args:
         env_name: robosuite env name, as in the hdf5 ``env_args["env_name"]``.
         env_kwargs: the hdf5 ``env_args["env_kwargs"]`` (either controller config form).
-        camera_name: camera rendered into ``obs["image"]`` and by :meth:`render`.
-        image_size: square image size in pixels.
+        camera_name: the main camera, rendered into ``obs["image"]`` and by :meth:`render`.
+        image_size: square image size of each camera in pixels.
+        frame_cameras: the cameras ``obs["image"]`` shows side by side, left to right (the dataset's views; None:
+            the main camera alone). The main camera comes first.
         render: False builds no renderer (no ``image`` in obs, :meth:`render` raises).
     """
 
     def __init__(self, env_name: str, env_kwargs: dict, camera_name: str = "agentview",
-                 image_size: int = 84, render: bool = True):
+                 image_size: int = 84, render: bool = True, frame_cameras: Sequence[str] | None = None):
         import robosuite
 
         self.env_name = env_name
         self.task = task_for_env(env_name)  # None: an env with no registered task (generic layout)
         self.camera_name = camera_name
+        self.frame_cameras = list(frame_cameras) if frame_cameras else [camera_name]
+        if self.frame_cameras[0] != camera_name:
+            raise ValueError(f"frame_cameras {self.frame_cameras} must start with the main camera {camera_name!r}")
         self.image_size = int(image_size)
         self.render_enabled = bool(render)
         kwargs = make_kwargs(env_kwargs, camera_name, self.image_size, self.render_enabled)
@@ -94,9 +101,10 @@ class RobosuiteEnv:
             raise
         if self.render_enabled:
             cameras = list(self.env.sim.model.camera_names)
-            if camera_name not in cameras:
+            unknown = [c for c in self.frame_cameras if c not in cameras]
+            if unknown:
                 self.env.close()
-                raise ValueError(f"unknown camera {camera_name!r} for {env_name}; available: {cameras}")
+                raise ValueError(f"unknown camera {unknown[0]!r} for {env_name}; available: {cameras}")
             _disable_multisampling(self.env.sim)
         self.last_raw_obs: dict[str, Any] = {}
         self.model_key: str | None = None  # model_key of the xml loaded by load_model_xml, if any
@@ -106,13 +114,14 @@ class RobosuiteEnv:
 
     @classmethod
     def from_meta(cls, meta: Any, render: bool = True) -> RobosuiteEnv:
-        """The env a converted dataset was recorded in, rendering its main camera at its size.
+        """The env a converted dataset was recorded in, rendering its frames' cameras at its size.
 
         ``meta``: a ``datasets.meta.DatasetMeta`` (anything with ``env_name``, ``env_kwargs``,
-        ``camera_names`` and ``image_size``).
+        ``camera_names`` and ``image_size``; ``views``, the cameras side by side in a frame, 1 if absent).
         """
+        views = int(getattr(meta, "views", 1))
         return cls(meta.env_name, meta.env_kwargs, camera_name=meta.camera_names[0],
-                   image_size=meta.image_size, render=render)
+                   image_size=meta.image_size, render=render, frame_cameras=meta.camera_names[:views])
 
     # ------------------------------------------------------------------ observations
     def observation(self) -> dict[str, np.ndarray]:
@@ -229,8 +238,9 @@ class RobosuiteEnv:
         return np.asarray(self.env.sim.get_state().flatten(), dtype=np.float64)
 
     def render(self) -> np.ndarray:
-        """uint8 [image_size, image_size, 3] frame of the camera, right side up."""
-        return self.render_camera(self.camera_name)
+        """uint8 [S, V * S, 3] (S = image_size): the frame cameras side by side, right side up."""
+        frames = [self.render_camera(c) for c in self.frame_cameras]
+        return frames[0] if len(frames) == 1 else np.concatenate(frames, axis=1)
 
     def render_camera(self, camera_name: str) -> np.ndarray:
         """uint8 [image_size, image_size, 3] frame of any camera of the model, right side up."""

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 from transformers import Dinov2Config, Dinov2Model
 
@@ -127,6 +128,9 @@ class DinoEncoder(nn.Module):
 
     Images are resized to ``img_size`` (a multiple of 14; P = (img_size / 14)^2 patch tokens) and
     normalised with the ImageNet mean / std. ``feature_key="cls"`` returns the CLS token as P = 1.
+    ``views`` = V > 1: each image holds V square views side by side ([B, 3, H, V * W]); every view is resized and
+    encoded on its own (its own positional embeddings, no attention across views) and the V token sets follow
+    each other, P = V x one view's.
     """
 
     name = "dinov2_vits14"
@@ -135,10 +139,13 @@ class DinoEncoder(nn.Module):
     emb_dim = EMBED_DIM
 
     def __init__(self, model: Dinov2Model, img_size: int = 196, feature_key: str = "x_norm_patchtokens",
-                 pretrained: bool = True, weights_source: str = ""):
+                 pretrained: bool = True, weights_source: str = "", views: int = 1):
         super().__init__()
         if img_size % PATCH_SIZE:
             raise ValueError(f"img_size must be a multiple of {PATCH_SIZE}, got {img_size}")
+        if views < 1:
+            raise ValueError(f"views must be >= 1, got {views}")
+        self.views = int(views)
         if feature_key not in FEATURE_KEYS:
             raise ValueError(f"feature_key must be one of {FEATURE_KEYS}, got {feature_key!r}")
         self.model = model
@@ -154,25 +161,31 @@ class DinoEncoder(nn.Module):
 
     @property
     def num_patches(self) -> int:
-        return 1 if self.feature_key == "cls" else (self.img_size // PATCH_SIZE) ** 2
+        return self.views * (1 if self.feature_key == "cls" else (self.img_size // PATCH_SIZE) ** 2)
 
     def cache_key(self) -> str:
-        """Identifies the features this encoder produces (name, weights, image size, feature key)."""
-        return f"{self.name}-{self.weights_hash}-{self.img_size}-{self.feature_key}"
+        """Identifies the features this encoder produces (name, weights, image size, feature key, views > 1)."""
+        views = f"-v{self.views}" if self.views > 1 else ""
+        return f"{self.name}-{self.weights_hash}-{self.img_size}-{self.feature_key}{views}"
 
     def train(self, mode: bool = True) -> DinoEncoder:
         return super().train(False)  # always frozen, eval mode
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """images float [B, 3, H, W] in [0, 1] -> features float [B, P, 384]."""
+        """images float [B, 3, H, V * W] in [0, 1] -> features float [B, P, 384] (P = V x one view's tokens)."""
         x = images.to(self.mean.dtype)
+        if self.views > 1:
+            if x.shape[-1] % self.views:
+                raise ValueError(f"an image of width {x.shape[-1]} does not hold {self.views} views side by side")
+            x = rearrange(x, "b c h (v w) -> (b v) c h w", v=self.views)
         if x.shape[-2:] != (self.img_size, self.img_size):
             x = F.interpolate(x, size=(self.img_size, self.img_size), mode="bilinear",
                               align_corners=False, antialias=True)
         x = (x - self.mean) / self.std
-        hidden = self.model(pixel_values=x).last_hidden_state  # [B, 1 + P, 384], layer-normed
-        return hidden[:, :1] if self.feature_key == "cls" else hidden[:, 1:]
+        hidden = self.model(pixel_values=x).last_hidden_state  # [B * V, 1 + P / V, 384], layer-normed
+        tokens = hidden[:, :1] if self.feature_key == "cls" else hidden[:, 1:]
+        return rearrange(tokens, "(b v) p d -> b (v p) d", v=self.views)
 
 
 class UnreadableWeightsError(FileNotFoundError):
@@ -200,7 +213,7 @@ def _load_hf_snapshot() -> Dinov2Model:
 
 def build_dino_encoder(pretrained: bool = True, weights_path: str | Path | None = None, img_size: int = 196,
                        feature_key: str = "x_norm_patchtokens", seed: int = 0,
-                       num_layers: int = 12) -> DinoEncoder:
+                       num_layers: int = 12, views: int = 1) -> DinoEncoder:
     """Build the frozen encoder from the first reachable weight source (see module docstring).
 
     ``num_layers`` < 12 is only meant for random-weight tests. Raises ``FileNotFoundError`` with the
@@ -212,7 +225,8 @@ def build_dino_encoder(pretrained: bool = True, weights_path: str | Path | None 
             model = Dinov2Model(vits14_config(num_layers))
         log.warning("ENCODER USES RANDOM WEIGHTS (encoder.pretrained=false, seed %d): features are not "
                     "DINOv2 features", seed)
-        return DinoEncoder(model, img_size, feature_key, pretrained=False, weights_source=f"random(seed={seed})")
+        return DinoEncoder(model, img_size, feature_key, pretrained=False, weights_source=f"random(seed={seed})",
+                           views=views)
     if num_layers != 12:
         raise ValueError(f"pretrained DINOv2 ViT-S/14 has 12 layers, got num_layers={num_layers}")
     if weights_path:
@@ -222,7 +236,7 @@ def build_dino_encoder(pretrained: bool = True, weights_path: str | Path | None 
         model = Dinov2Model(vits14_config())
         _load_official(path, model)
         log.info("DINOv2 weights loaded from official file %s", path)
-        return DinoEncoder(model, img_size, feature_key, pretrained=True, weights_source=str(path))
+        return DinoEncoder(model, img_size, feature_key, pretrained=True, weights_source=str(path), views=views)
     try:
         model = _load_hf_snapshot()
     except OSError as e:
@@ -232,4 +246,5 @@ def build_dino_encoder(pretrained: bool = True, weights_path: str | Path | None 
             f"of {HF_REPO_ID} (revision {HF_REVISION[:8]}) in the HF cache (HF_HOME), or run once online; "
             f"encoder.pretrained=false trains with a random encoder. ({type(e).__name__})") from None
     log.info("DINOv2 weights loaded from the Hugging Face snapshot %s@%s", HF_REPO_ID, HF_REVISION[:8])
-    return DinoEncoder(model, img_size, feature_key, pretrained=True, weights_source=f"hf:{HF_REPO_ID}@{HF_REVISION}")
+    return DinoEncoder(model, img_size, feature_key, pretrained=True, weights_source=f"hf:{HF_REPO_ID}@{HF_REVISION}",
+                       views=views)

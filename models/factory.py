@@ -38,6 +38,7 @@ class EncoderSpec:
     feature_key: str = "x_norm_patchtokens"
     seed: int = 0
     num_layers: int = 12
+    views: int = 1  # square views side by side in each frame (the dataset's meta.json ``views``), encoded each alone
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def build_encoder(spec: EncoderSpec) -> ImageEncoder:
 def _build_dino(spec: EncoderSpec) -> DinoEncoder:
     return build_dino_encoder(pretrained=spec.pretrained, weights_path=spec.weights_path or None,
                               img_size=spec.img_size, feature_key=spec.feature_key, seed=spec.seed,
-                              num_layers=spec.num_layers)
+                              num_layers=spec.num_layers, views=spec.views)
 
 
 register_encoder("dinov2_vits14", DinoEncoder, _build_dino)
@@ -161,7 +162,8 @@ def build_world_model(spec: WorldModelSpec, proprio_dim: int, state_dim: int, ac
         state_readout=StateReadout(s.alignment_dim, state_dim,
                                    encoder.num_patches if s.state_readout == "patches" else None)
         if s.dyn_weight > 0 else None,
-        decoder=PatchDecoder(s.projected_dim, s.encoder.img_size) if s.decoder else None,
+        decoder=PatchDecoder(s.projected_dim, s.encoder.img_size, views=getattr(encoder, "views", 1))
+        if s.decoder else None,
         num_hist=s.num_hist, num_pred=s.num_pred, frameskip=s.frameskip, action_dim=action_dim,
         alignment_dim=s.alignment_dim, align_weight=s.align_weight, dyn_weight=s.dyn_weight,
         decoder_weight=s.decoder_weight, target_stop_grad=s.target_stop_grad, residual=s.residual)

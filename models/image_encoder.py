@@ -16,13 +16,16 @@ from torch import Tensor
 @runtime_checkable
 class ImageEncoder(Protocol):
     """A frozen ``nn.Module``: images [B, 3, H, W] in [0, 1] (any H, W: it resizes them to ``img_size``) ->
-    features [B, num_patches, emb_dim]; its parameters never train (``requires_grad`` off, always in eval mode)."""
+    features [B, num_patches, emb_dim]; its parameters never train (``requires_grad`` off, always in eval mode).
+    With ``views`` = V > 1 an image holds V square views side by side ([B, 3, H, V * H], the dataset's cameras):
+    each view is encoded on its own and their tokens follow each other (``num_patches`` = V x one view's)."""
 
     patch_size: ClassVar[int]
     feature_keys: ClassVar[tuple[str, ...]]
     name: str                # the registry's name (``encoder.name``)
     emb_dim: int             # E
-    img_size: int            # the input size in pixels (``img_size``)
+    img_size: int            # the input size in pixels (``img_size``), per view
+    views: int               # square views side by side in each image (1: one camera)
     feature_key: str         # one of ``feature_keys`` (``encoder.feature_key``)
     pretrained: bool         # false: seeded random weights (said in logs, summaries and checkpoints)
     weights_hash: str        # identifies the weights: a checkpoint refuses an encoder whose hash differs
@@ -31,6 +34,6 @@ class ImageEncoder(Protocol):
     @property
     def num_patches(self) -> int: ...  # P
 
-    def cache_key(self) -> str: ...  # names the feature cache (name, weights, input size, feature key)
+    def cache_key(self) -> str: ...  # names the feature cache (name, weights, input size, feature key, views)
 
     def __call__(self, images: Tensor) -> Tensor: ...

@@ -407,3 +407,42 @@ def test_states_only_unknown_camera_is_one_line_exit_2(tiny_lift_hdf5, tmp_path,
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "unknown camera 'nope_cam'" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.hdf5"]
+
+
+# ---------------------------------------------------------------- several cameras (views) per frame
+def test_two_cameras_are_stored_side_by_side_from_the_file(tiny_lift_hdf5, tmp_path):
+    meta = convert(tiny_lift_hdf5, tmp_path / "v2", camera=["agentview", "robot0_eye_in_hand"], lossless=True,
+                   progress=False, explore_branches=1)
+    assert meta.views == 2 and meta.frame_cameras == ["agentview", "robot0_eye_in_hand"]
+    assert meta.extra["frames_source"] == "hdf5" and DatasetMeta.load(tmp_path / "v2").views == 2
+    s = TINY_IMAGE_SIZE
+    with h5py.File(tiny_lift_hdf5, "r") as f:
+        frames = read_video(video_path(tmp_path / "v2", 0))
+        assert frames.shape[1:] == (s, 2 * s, 3)
+        np.testing.assert_array_equal(frames[:, :, :s], f["data/demo_0/obs/agentview_image"][()])
+        np.testing.assert_array_equal(frames[:, :, s:], f["data/demo_0/obs/robot0_eye_in_hand_image"][()])
+    branch = read_video(video_path(tmp_path / "v2", 3))  # an exploration branch, rendered with both cameras
+    assert meta.is_exploration(3) and branch.shape[1:] == (s, 2 * s, 3)
+    assert branch[:, :, s:].std() > 1 and np.abs(branch[:, :, :s].astype(int) - branch[:, :, s:]).mean() > 5
+
+
+def test_a_view_the_file_lacks_renders_every_view_from_the_states(tiny_lift_hdf5, tmp_path):
+    def drop_wrist(f):
+        for name in f["data"]:
+            del f[f"data/{name}/obs/robot0_eye_in_hand_image"]
+
+    src = _copy_without(tiny_lift_hdf5, tmp_path / "agentview_only.hdf5", edit=drop_wrist)
+    meta = convert(src, tmp_path / "v2", camera=["agentview", "robot0_eye_in_hand"], progress=False,
+                   explore_branches=0)
+    assert meta.views == 2 and meta.extra["frames_source"] == "rendered" and meta.image_size == TINY_IMAGE_SIZE
+    s = TINY_IMAGE_SIZE
+    with h5py.File(tiny_lift_hdf5, "r") as f:
+        frames = read_video(video_path(tmp_path / "v2", 1))
+        assert psnr(frames[:, :, :s], f["data/demo_1/obs/agentview_image"][()]) >= 30.0
+        assert psnr(frames[:, :, s:], f["data/demo_1/obs/robot0_eye_in_hand_image"][()]) >= 30.0
+
+
+def test_a_repeated_or_unknown_second_camera_is_one_line_exit_2(tiny_lift_hdf5, tmp_path, capsys):
+    src = _copy_without(tiny_lift_hdf5, tmp_path / "in.hdf5")
+    _assert_refused(src, ["--camera", "agentview", "agentview"], "distinct camera names", capsys)
+    _assert_refused(src, ["--camera", "agentview", "nope_cam"], "unknown camera 'nope_cam'", capsys)

@@ -29,3 +29,17 @@ def test_a_patch_changes_its_own_corner_of_the_image_only():
 def test_non_square_patch_count_is_refused():
     with pytest.raises(ValueError, match="square grid"):
         PatchDecoder(in_dim=4, out_size=8)(torch.zeros(1, 12, 4))
+
+
+def test_two_views_are_drawn_side_by_side_each_from_its_own_tokens():
+    torch.manual_seed(0)
+    dec = PatchDecoder(in_dim=4, out_size=16, width=8, views=2).eval()
+    z = torch.randn(1, 32, 4)  # two 4 x 4 grids: the first view's tokens, then the second's
+    moved = z.clone()
+    moved[0, 16:] += 5.0  # every token of the second view
+    with torch.no_grad():
+        img, diff = dec(z), (dec(moved) - dec(z)).abs()[0].sum(0)  # [16, 32]
+    assert img.shape == (1, 3, 16, 32)
+    assert diff[:, :16].max() == 0 and diff[:, 16:].mean() > 1e-3  # the left picture is the first view's alone
+    with pytest.raises(ValueError, match="2 square grid"):
+        dec(torch.zeros(1, 20, 4))  # 10 tokens a view: no square grid

@@ -131,3 +131,17 @@ def test_random_encoder_is_seeded_frozen_and_shaped(caplog):
     assert a.cache_key() != cls.cache_key()
     with pytest.raises(ValueError, match="multiple of 14"):
         build_dino_encoder(pretrained=False, img_size=30, num_layers=1)
+
+
+def test_views_side_by_side_are_encoded_each_on_its_own():
+    one = build_dino_encoder(pretrained=False, img_size=28, seed=2, num_layers=1)
+    two = build_dino_encoder(pretrained=False, img_size=28, seed=2, num_layers=1, views=2)
+    assert two.num_patches == 2 * one.num_patches == 8 and two.weights_hash == one.weights_hash
+    assert two.cache_key() != one.cache_key() and one.cache_key().endswith("x_norm_patchtokens")
+    left, right = torch.rand(3, 3, 40, 40), torch.rand(3, 3, 40, 40)
+    out = two(torch.cat([left, right], dim=-1))  # [B, 3, 40, 80]: two 40 x 40 views
+    assert out.shape == (3, 8, 384)
+    torch.testing.assert_close(out[:, :4], one(left))  # no attention across views, each resized alone
+    torch.testing.assert_close(out[:, 4:], one(right))
+    with pytest.raises(ValueError, match="does not hold 2 views"):
+        two(torch.rand(1, 3, 40, 81))

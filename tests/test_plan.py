@@ -326,3 +326,34 @@ def test_an_ensemble_member_of_another_split_is_refused_in_one_line(tiny_trained
     with pytest.raises(plan.PlanError, match="another dataset or split"):
         plan_inprocess(tiny_trained_run, tmp_path / "out", [*SMALL_CEM, f"ensemble=[{member}]"])
     assert not (tmp_path / "out").exists()
+
+
+def test_a_two_camera_run_converts_caches_trains_and_plans(tiny_lift_hdf5, tiny_lift_dataset, tmp_path):
+    """agentview + the wrist camera side by side: converter -> feature cache -> training -> planning, and a
+    single-view dataset refused for it in one line."""
+    from convert_robomimic_to_dino_wm import convert
+    from tests.conftest import TINY_TRAIN_OVERRIDES
+    from training.run_dir.run_loading import load_world_model
+
+    data = tmp_path / "lift_v2"
+    convert(tiny_lift_hdf5, data, camera=["agentview", "robot0_eye_in_hand"], progress=False, explore_branches=0)
+    run_dir = tmp_path / "run_v2"
+    run_cli(["train_robomimic_compress.py", "env=demo", f"env.data_path={data}", "debug=true",
+             "encoder.pretrained=false", "wandb.mode=disabled", "model.decoder=true", f"hydra.run.dir={run_dir}",
+             *TINY_TRAIN_OVERRIDES])
+    caches = sorted(p.name for p in (data / "feature_cache").iterdir())
+    assert len(caches) == 1 and caches[0].endswith("-v2")  # both views' tokens, cached once
+    model = load_world_model(run_dir).model
+    assert model.encoder.views == 2 and model.predictor.num_patches == 2 * 16  # 56 px: 4 x 4 patches per view
+    out = tmp_path / "plan"
+    run_cli(["plan.py", "--config-name=plan_robomimic_align_recon", f"ckpt_base_path={run_dir}", "n_evals=1",
+             "goal_H=2", f"hydra.run.dir={out}", *SMALL_CEM])
+    rec = json.loads((out / "logs.json").read_text())["episodes"][0]
+    frames = _read_mp4(out / rec["video"])
+    assert frames.shape[2] == 3 * 2 * frames.shape[1]  # executed | goal | imagined, each two views wide
+    refused = tmp_path / "refused"
+    proc = subprocess.run([sys.executable, "plan.py", f"ckpt_base_path={run_dir}", f"dataset_path={tiny_lift_dataset}",
+                           "planner=replay", f"hydra.run.dir={refused}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "holds 1 camera view(s)" in proc.stderr.strip().splitlines()[-1] and not refused.exists()

@@ -287,3 +287,38 @@ def test_bad_model_xml_leaves_the_env_usable(lift_env, demo):
         lift_env.load_model_xml(bad)
     obs = lift_env.reset_to(arrays["states"][3], model_xml=arrays["model_file"])
     np.testing.assert_allclose(obs["state"][:3], arrays["obs"]["object"][3, :3], atol=1e-6)
+
+
+def test_frame_cameras_are_rendered_side_by_side_and_from_meta_takes_the_views(demo):
+    import dataclasses
+
+    env_args, arrays = demo
+    env = RobosuiteEnv(env_args["env_name"], env_args["env_kwargs"], camera_name="agentview", image_size=32,
+                       frame_cameras=["agentview", "robot0_eye_in_hand"])
+    try:
+        obs = env.observe_state(arrays["states"][5])
+        assert obs["image"].shape == (32, 64, 3)
+        np.testing.assert_array_equal(obs["image"][:, :32], env.render_camera("agentview"))
+        np.testing.assert_array_equal(obs["image"][:, 32:], env.render_camera("robot0_eye_in_hand"))
+    finally:
+        env.close()
+    meta = DatasetMeta(env_name=env_args["env_name"], env_kwargs=env_args["env_kwargs"],
+                       camera_names=["agentview", "robot0_eye_in_hand"], image_size=16, action_dim=7,
+                       state_slices=[], proprio_slices=[], velocity_slices=[], sim_state_dim=32, n_episodes=0,
+                       n_frames=0, demo_keys=[])
+    one = RobosuiteEnv.from_meta(meta)  # views 1 (a dataset before the key): the main camera alone
+    two = RobosuiteEnv.from_meta(dataclasses.replace(meta, views=2))
+    try:
+        assert one.frame_cameras == ["agentview"] and one.render().shape == (16, 16, 3)
+        assert two.frame_cameras == ["agentview", "robot0_eye_in_hand"] and two.render().shape == (16, 32, 3)
+    finally:
+        one.close()
+        two.close()
+    with pytest.raises(ValueError, match="unknown camera 'no_such_camera'"):
+        RobosuiteEnv("Lift", {"robots": ["Panda"]}, camera_name="agentview", image_size=16,
+                     frame_cameras=["agentview", "no_such_camera"])
+    with pytest.raises(ValueError, match="must start with the main camera"):
+        RobosuiteEnv("Lift", {"robots": ["Panda"]}, camera_name="agentview", image_size=16,
+                     frame_cameras=["robot0_eye_in_hand", "agentview"])
+    with pytest.raises(ValueError, match="views=3"):
+        dataclasses.replace(meta, views=3)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from datasets.feature_cache import build_feature_cache
+from datasets.meta import DatasetMeta
 from models.factory import DEFAULT_ENCODER, ENCODERS, EncoderSpec, build_encoder, encoder_class
 from utils.cli_types import positive_int, positive_multiple_of
 from utils.torch_device import device_argument
@@ -63,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.data} is not a converted dataset directory (no meta.json)", file=sys.stderr)
         return 2
     try:
+        views = DatasetMeta.load(args.data).views  # the dataset's cameras side by side in each frame
         enc = build_encoder(EncoderSpec(name=args.encoder, pretrained=not args.random_encoder,
                                         weights_path=args.weights_path, img_size=args.img_size,
-                                        feature_key=feature_key, seed=args.seed))
+                                        feature_key=feature_key, seed=args.seed, views=views))
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

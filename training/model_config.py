@@ -42,23 +42,25 @@ def apply_task(cfg: Any) -> None:
     cfg.alignment_dim = alignment_dim(cfg)
 
 
-def encoder_spec(cfg: Any) -> EncoderSpec:
-    """``cfg.encoder`` and ``cfg.img_size`` -> EncoderSpec."""
+def encoder_spec(cfg: Any, views: int = 1) -> EncoderSpec:
+    """``cfg.encoder`` and ``cfg.img_size`` -> EncoderSpec; ``views``: the dataset's (cameras side by side in a
+    frame, meta.json ``views``): a property of the data, like its dims, not a config key."""
     e = cfg.encoder
     return EncoderSpec(name=str(e.get("name", DEFAULT_ENCODER)), pretrained=bool(e.pretrained), weights_path=e.get("weights_path") or None,
                        img_size=int(cfg.img_size), feature_key=str(e.feature_key), seed=int(e.seed),
-                       num_layers=int(e.get("num_layers", 12)))
+                       num_layers=int(e.get("num_layers", 12)), views=int(views))
 
 
-def world_model_spec(cfg: Any) -> WorldModelSpec:
+def world_model_spec(cfg: Any, views: int = 1) -> WorldModelSpec:
     """The model keys of a training config (projected_dim, alignment_dim, action_emb_dim, proprio_emb_dim,
-    num_hist, num_pred, frameskip, img_size, encoder.*, predictor.*, model.*, training.grad_checkpointing)."""
+    num_hist, num_pred, frameskip, img_size, encoder.*, predictor.*, model.*, training.grad_checkpointing), for
+    frames of ``views`` cameras."""
     m, p = cfg.model, cfg.predictor
     predictor = PredictorSpec(depth=int(p.depth), heads=int(p.heads), mlp_ratio=float(p.mlp_ratio),
                               dropout=float(p.dropout),
                               grad_checkpointing=bool(cfg.training.get("grad_checkpointing", False)))
     return WorldModelSpec(
-        encoder=encoder_spec(cfg), predictor=predictor, projected_dim=int(cfg.projected_dim),
+        encoder=encoder_spec(cfg, views), predictor=predictor, projected_dim=int(cfg.projected_dim),
         alignment_dim=alignment_dim(cfg), action_emb_dim=int(cfg.action_emb_dim),
         proprio_emb_dim=int(cfg.proprio_emb_dim), num_hist=int(cfg.num_hist), num_pred=int(cfg.num_pred),
         frameskip=int(cfg.frameskip), projection_hidden=int(m.projection_hidden),
@@ -67,12 +69,12 @@ def world_model_spec(cfg: Any) -> WorldModelSpec:
         target_stop_grad=bool(m.target_stop_grad), residual=bool(m.get("residual", False)))
 
 
-def encoder_from_cfg(cfg: Any) -> ImageEncoder:
-    """The frozen encoder a training config describes."""
-    return build_encoder(encoder_spec(cfg))
+def encoder_from_cfg(cfg: Any, views: int = 1) -> ImageEncoder:
+    """The frozen encoder a training config describes, for frames of ``views`` cameras side by side."""
+    return build_encoder(encoder_spec(cfg, views))
 
 
 def world_model_from_cfg(cfg: Any, proprio_dim: int, state_dim: int, action_dim: int,
-                         encoder: ImageEncoder | None = None) -> VWorldModel:
-    """The VWorldModel a training config describes, for a dataset of these dims."""
-    return build_world_model(world_model_spec(cfg), proprio_dim, state_dim, action_dim, encoder=encoder)
+                         encoder: ImageEncoder | None = None, views: int = 1) -> VWorldModel:
+    """The VWorldModel a training config describes, for a dataset of these dims and frames of ``views`` cameras."""
+    return build_world_model(world_model_spec(cfg, views), proprio_dim, state_dim, action_dim, encoder=encoder)

@@ -21,6 +21,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from omegaconf import OmegaConf
 
+from datasets.meta import DatasetMeta
 from models.visual_world_model import VWorldModel
 from training.loop.batches import batch_to, validation_batches
 from training.loop.data import TrainData, prepare_data
@@ -87,11 +88,13 @@ def setup(cfg: Any, run_dir: Path, data_path: Path, accelerator: Accelerator) ->
     check_shared_run_dir(run_dir, accelerator)
     ckpt = find_resume_point(run_dir, cfg, data_path, accelerator)
     set_seed(int(t.seed))
-    encoder = encoder_from_cfg(cfg)
+    views = DatasetMeta.load(data_path).views  # cameras side by side in each frame
+    encoder = encoder_from_cfg(cfg, views)
     data = prepare_data(cfg, data_path, run_dir, encoder, accelerator, ckpt is not None)
     dims = {"proprio_dim": data.episodes.meta.proprio_dim, "state_dim": data.episodes.meta.state_dim,
-            "action_dim": data.episodes.meta.action_dim}
-    model = world_model_from_cfg(cfg, dims["proprio_dim"], dims["state_dim"], dims["action_dim"], encoder=encoder)
+            "action_dim": data.episodes.meta.action_dim, "views": views}
+    model = world_model_from_cfg(cfg, dims["proprio_dim"], dims["state_dim"], dims["action_dim"], encoder=encoder,
+                                 views=views)
     if accelerator.is_main_process and ckpt is None:
         write_run_info(run_dir, {"dataset_path": str(data_path), "split": data.split, "dims": dims,
                                  "encoder": encoder_metadata(model), "config": frozen_config(cfg)})

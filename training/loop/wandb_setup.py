@@ -16,7 +16,7 @@ from utils.wandb_artifacts import checkpoint_artifact, dataset_artifact, use_art
 from utils.wandb_mode import resolve_mode
 
 log = logging.getLogger(__name__)
-DATASET_META_KEYS = ("env_name", "camera_names", "image_size", "n_episodes", "n_frames", "source_sha256",
+DATASET_META_KEYS = ("env_name", "camera_names", "views", "image_size", "n_episodes", "n_frames", "source_sha256",
                      "robosuite_version", "format_version")
 
 

@@ -56,7 +56,8 @@ def load_world_model(run_dir: str | Path, model_epoch: str | int = "latest",
     ckpt = resolve_checkpoint(run_dir, model_epoch)
     sd, meta = load_model_file(ckpt)
     dims = info["dims"]
-    model = world_model_from_cfg(cfg, dims["proprio_dim"], dims["state_dim"], dims["action_dim"])
+    model = world_model_from_cfg(cfg, dims["proprio_dim"], dims["state_dim"], dims["action_dim"],
+                                 views=int(dims.get("views", 1)))  # runs before multi-view data: 1
     want = meta.get("encoder_weights_hash")
     if want != model.encoder.weights_hash:
         raise RuntimeError(f"encoder weights hash {model.encoder.weights_hash} ({model.encoder.weights_source}) "

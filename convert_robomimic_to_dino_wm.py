@@ -35,6 +35,7 @@ from datasets.meta import META_FILE, TENSOR_FILES, DatasetMeta, video_path
 from datasets.model_files import save_model_xml
 from datasets.state_layout import vector_slices
 from datasets.video_io import write_video
+from envs.generate_demos import DEFAULT_CAMERAS
 from tasks.state_layout import PROPRIO_DIM
 from utils.atomic_files import atomic_directory
 from utils.progress import progress as progress_bar
@@ -217,7 +218,7 @@ def _simulator_checks(f, info: SourceInfo, env) -> str:
     return object_layout(f, info, env)
 
 
-def convert(input_path: str | Path, output_dir: str | Path, camera: str | Sequence[str] = "agentview",
+def convert(input_path: str | Path, output_dir: str | Path, camera: str | Sequence[str] = DEFAULT_CAMERAS,
             image_size: int | None = None, filter_key: str | None = None, overwrite: bool = False,
             lossless: bool = False, progress: bool = True, allow_unknown_env: bool = False,
             explore_branches: int = 2, explore_replays: int | None = None) -> DatasetMeta:
@@ -225,7 +226,8 @@ def convert(input_path: str | Path, output_dir: str | Path, camera: str | Sequen
 
     Args:
         camera: the main camera, or several cameras (the main one first) stored side by side in every frame
-            (``meta.views``; e.g. agentview + the wrist camera robot0_eye_in_hand); frames come from
+            (``meta.views``); the default is agentview + the wrist camera robot0_eye_in_hand (the wrist view shows
+            whether a grasp closed on the object: docs/experiments.md, round 11); frames come from
             ``obs/<camera>_image`` or are rendered from the states.
         image_size: output frame size; default the stored image size, or 84 when rendering.
         filter_key: convert only the demos listed in ``mask/<filter_key>`` (e.g. "train").
@@ -300,10 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         description="Convert a robomimic hdf5 file (image or states-only) to the dino-wm dataset format.")
     parser.add_argument("--input", required=True, type=Path, help="robomimic hdf5 file (read-only)")
     parser.add_argument("--output", required=True, type=Path, help="dataset directory to create")
-    parser.add_argument("--camera", nargs="+", default=["agentview"], metavar="NAME",
-                        help="the main camera (default agentview); more names add views stored side by side in "
-                             "every frame and encoded each on its own, e.g. --camera agentview robot0_eye_in_hand "
-                             "(the wrist camera; rendered from the states when the file does not store it)")
+    parser.add_argument("--camera", nargs="+", default=list(DEFAULT_CAMERAS), metavar="NAME",
+                        help="the cameras of every frame, the main one first, stored side by side and encoded each "
+                             f"on its own (default: {' '.join(DEFAULT_CAMERAS)}, agentview and the wrist camera, "
+                             "rendered from the states when the file does not store them all; --camera agentview "
+                             "converts one view)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="frame size (default: the stored image size; 84 when rendering a states-only file)")
     parser.add_argument("--filter-key", default=None, help="convert only the demos in mask/<key> (e.g. train)")

@@ -221,10 +221,10 @@ if [[ "$DEMO" == 1 ]]; then
   else
     say "generating $DEMO_EPISODES scripted $DEMO_TASK demos in robosuite (a few minutes on 2 cores)"
     "$PY" -m envs.generate_demos --task "$DEMO_TASK" --n-episodes "$DEMO_EPISODES" --output "$demo_h5" \
-      --cameras agentview --image-size 84 --seed 0 \
+      --cameras agentview,robot0_eye_in_hand --image-size 84 --seed 0 \
       || { echo "setup_and_prepare.sh: demo generation failed (see the message above)" >&2; exit 1; }
   fi
-  convert_once "$demo_h5" "$DATA_ROOT/demo/$DEMO_TASK/dino_wm" --camera agentview
+  convert_once "$demo_h5" "$DATA_ROOT/demo/$DEMO_TASK/dino_wm" --camera agentview robot0_eye_in_hand
 fi
 
 if [[ -n "$TASKS" ]]; then
@@ -237,7 +237,7 @@ if [[ -n "$TASKS" ]]; then
         "$PY" -m datasets.download_robomimic --task "$task" --dataset-type "$dtype" --dest "$dir" \
           || { echo "setup_and_prepare.sh: download of $task/$dtype failed (see the message above)" >&2; exit 1; }
       fi
-      convert_once "$dir/demo_v15.hdf5" "$dir/dino_wm" --camera agentview --image-size 84
+      convert_once "$dir/demo_v15.hdf5" "$dir/dino_wm" --camera agentview robot0_eye_in_hand --image-size 84
     done
   done
 fi

@@ -87,10 +87,14 @@ def test_states_only_file_renders_frames_close_to_the_recorded_ones(tiny_lift_hd
             del f[f"data/{name}/obs"]
     meta = convert(src, tmp_path / "out", image_size=TINY_IMAGE_SIZE, progress=False, explore_branches=0)
     assert meta.extra["frames_source"] == "rendered" and meta.image_size == TINY_IMAGE_SIZE
+    assert meta.frame_cameras == ["agentview", "robot0_eye_in_hand"]  # the default: agentview and the wrist camera
+    s = TINY_IMAGE_SIZE
     with h5py.File(tiny_lift_hdf5, "r") as f:
         for i, name in enumerate(meta.demo_keys):
             recorded = f[f"data/{name}/obs/agentview_image"][()]
-            assert psnr(read_video(video_path(tmp_path / "out", i)), recorded) >= 30.0
+            frames = read_video(video_path(tmp_path / "out", i))
+            assert psnr(frames[:, :, :s], recorded) >= 30.0
+            assert psnr(frames[:, :, s:], f[f"data/{name}/obs/robot0_eye_in_hand_image"][()]) >= 30.0
             t = len(recorded)
             np.testing.assert_allclose(_load(tmp_path / "out", "states")[i, :t, :10].numpy(),
                                        f[f"data/{name}/obs/object"][()], atol=1e-6)

@@ -24,6 +24,7 @@ def load_run_and_data(cfg: DictConfig, device: str):
     import torch
 
     from datasets.robomimic_dset import RobomimicEpisodes
+    from models.image_encoder import views_of
 
     torch.manual_seed(int(cfg.seed))
     run = load_run(cfg, str(cfg.ckpt_base_path), cfg.model_epoch, device)
@@ -32,7 +33,7 @@ def load_run_and_data(cfg: DictConfig, device: str):
         data = RobomimicEpisodes(cfg.dataset_path or run.dataset_path)
     except (OSError, ValueError, KeyError) as exc:
         raise PlanError(f"dataset {cfg.dataset_path or run.dataset_path}: {first_line(exc)}") from exc
-    views = int(getattr(model.encoder, "views", 1))
+    views = views_of(model.encoder)
     if data.meta.views != views:
         raise PlanError(f"dataset {cfg.dataset_path or run.dataset_path} holds {data.meta.views} camera view(s) "
                         f"per frame ({' + '.join(data.meta.frame_cameras)}); the run {cfg.ckpt_base_path} was "

@@ -18,7 +18,7 @@ from models.alignment import StateAlignment, StateReadout
 from models.decoder import PatchDecoder
 from models.dino import DinoEncoder, build_dino_encoder
 from models.encoders import ActionEncoder, ProprioEncoder
-from models.image_encoder import ImageEncoder
+from models.image_encoder import ImageEncoder, views_of
 from models.projection import Projection
 from models.visual_world_model import VWorldModel
 from models.vit import ViTPredictor
@@ -130,6 +130,9 @@ def build_encoder(spec: EncoderSpec) -> ImageEncoder:
     encoder = ENCODERS[spec.name].build(spec)
     if getattr(encoder, "name", None) != spec.name:
         raise ValueError(f"the builder of encoder {spec.name!r} made one named {getattr(encoder, 'name', None)!r}")
+    if views_of(encoder) != spec.views:
+        raise ValueError(f"encoder {spec.name!r} takes {views_of(encoder)} view(s) per frame, the data holds "
+                         f"{spec.views}: convert with one camera (--camera agentview) or give the encoder views")
     return encoder
 
 
@@ -162,7 +165,7 @@ def build_world_model(spec: WorldModelSpec, proprio_dim: int, state_dim: int, ac
         state_readout=StateReadout(s.alignment_dim, state_dim,
                                    encoder.num_patches if s.state_readout == "patches" else None)
         if s.dyn_weight > 0 else None,
-        decoder=PatchDecoder(s.projected_dim, s.encoder.img_size, views=getattr(encoder, "views", 1))
+        decoder=PatchDecoder(s.projected_dim, s.encoder.img_size, views=views_of(encoder))
         if s.decoder else None,
         num_hist=s.num_hist, num_pred=s.num_pred, frameskip=s.frameskip, action_dim=action_dim,
         alignment_dim=s.alignment_dim, align_weight=s.align_weight, dyn_weight=s.dyn_weight,

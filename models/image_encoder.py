@@ -17,15 +17,15 @@ from torch import Tensor
 class ImageEncoder(Protocol):
     """A frozen ``nn.Module``: images [B, 3, H, W] in [0, 1] (any H, W: it resizes them to ``img_size``) ->
     features [B, num_patches, emb_dim]; its parameters never train (``requires_grad`` off, always in eval mode).
-    With ``views`` = V > 1 an image holds V square views side by side ([B, 3, H, V * H], the dataset's cameras):
-    each view is encoded on its own and their tokens follow each other (``num_patches`` = V x one view's)."""
+    An encoder that takes several cameras has ``views`` = V: an image then holds V square views side by side
+    ([B, 3, H, V * H], the dataset's cameras), each view is encoded on its own and their tokens follow each other
+    (``num_patches`` = V x one view's). Without the attribute an encoder takes one view (``views_of``)."""
 
     patch_size: ClassVar[int]
     feature_keys: ClassVar[tuple[str, ...]]
     name: str                # the registry's name (``encoder.name``)
     emb_dim: int             # E
     img_size: int            # the input size in pixels (``img_size``), per view
-    views: int               # square views side by side in each image (1: one camera)
     feature_key: str         # one of ``feature_keys`` (``encoder.feature_key``)
     pretrained: bool         # false: seeded random weights (said in logs, summaries and checkpoints)
     weights_hash: str        # identifies the weights: a checkpoint refuses an encoder whose hash differs
@@ -37,3 +37,8 @@ class ImageEncoder(Protocol):
     def cache_key(self) -> str: ...  # names the feature cache (name, weights, input size, feature key, views)
 
     def __call__(self, images: Tensor) -> Tensor: ...
+
+
+def views_of(encoder: object) -> int:
+    """The views side by side an encoder takes in each image (1 for an encoder without ``views``)."""
+    return int(getattr(encoder, "views", 1))

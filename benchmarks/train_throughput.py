@@ -60,30 +60,30 @@ def profile_step(step, device, rows: int, label: str) -> dict:
     return {"wall_s": wall, "host_s": host, "device_busy_s": busy, "kernels": kernels}
 
 
-def run_mode(args: argparse.Namespace) -> dict:
-    import contextlib
-
-    import torch
+def _compose_config(args: argparse.Namespace):
+    """The training config the benchmark times: the demo env on ``args.data`` plus the command line's overrides."""
     from hydra import compose, initialize_config_dir
-
-    from datasets.feature_cache import build_feature_cache, load_feature_cache
-    from datasets.meta import DatasetMeta
-    from datasets.normalizer import Normalizer
-    from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset
-    from training.loop.data import batch_sources
-    from training.model_config import encoder_from_cfg, world_model_from_cfg
 
     overrides = ["env=demo", f"env.data_path={args.data}", f"img_size={args.img_size}",
                  f"encoder.pretrained={str(not args.random_encoder).lower()}", *args.override]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train_robomimic_compress", overrides=overrides)
-    torch.manual_seed(0)
-    device = torch.device(args.device)
-    views = DatasetMeta.load(args.data).views
-    encoder = encoder_from_cfg(cfg, views)
-    if args.mode == "build":
-        build_feature_cache(args.data, encoder, device=device, progress=False)
-        return {"mode": "build"}
+        return compose(config_name="train_robomimic_compress", overrides=overrides)
+
+
+def _training_step(args: argparse.Namespace, cfg, encoder, views: int, device):
+    """(one optimiser step as a callable, the batch source, the compile mode): the model, data and optimiser
+    training builds, fed from the feature cache (``cache`` mode) or by re-encoding frames."""
+    import contextlib
+
+    import torch
+
+    from datasets.feature_cache import load_feature_cache
+    from datasets.normalizer import Normalizer
+    from datasets.robomimic_dset import RobomimicEpisodes, WindowDataset
+    from training.loop.data import batch_sources
+    from training.model_config import world_model_from_cfg
+    from utils.torch_compile import mark_step, training_compile_mode
+
     ep = RobomimicEpisodes(args.data)
     ids = list(range(len(ep)))
     norm = Normalizer.fit(ep.actions, ep.proprios, ep.states, ep.seq_lengths, ids)
@@ -94,15 +94,11 @@ def run_mode(args: argparse.Namespace) -> dict:
                                  views=views).to(device).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                             fused=device.type == "cuda")
-    from utils.torch_compile import mark_step, training_compile_mode
-
     mode = training_compile_mode(args.compile, device.type)[0]
     forward = torch.compile(model, mode=mode) if mode else model  # as training.compile (the frozen encoder stays eager)
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if args.mixed_precision == "bf16" \
         else contextlib.nullcontext()
     batches = (b for epoch in range(10**9) for b in src.epoch(epoch, seed=0))
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
 
     def step() -> None:
         mark_step(mode)
@@ -112,6 +108,28 @@ def run_mode(args: argparse.Namespace) -> dict:
         loss.backward()
         opt.step()
 
+    return step, src, mode
+
+
+def run_mode(args: argparse.Namespace) -> dict:
+    """Time ``args.mode`` (build the cache, or train from the cache / from frames); the figures as a dict."""
+    import torch
+
+    from datasets.feature_cache import build_feature_cache
+    from datasets.meta import DatasetMeta
+    from training.model_config import encoder_from_cfg
+
+    cfg = _compose_config(args)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    views = DatasetMeta.load(args.data).views
+    encoder = encoder_from_cfg(cfg, views)
+    if args.mode == "build":
+        build_feature_cache(args.data, encoder, device=device, progress=False)
+        return {"mode": "build"}
+    step, src, mode = _training_step(args, cfg, encoder, views, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     first = _timed_steps(step, 1, device)  # compiles when compiling
     _timed_steps(step, args.warmup, device)
     dt = _timed_steps(step, args.steps, device) / args.steps

@@ -117,11 +117,11 @@ class RobosuiteEnv:
         """The env a converted dataset was recorded in, rendering its frames' cameras at its size.
 
         ``meta``: a ``datasets.meta.DatasetMeta`` (anything with ``env_name``, ``env_kwargs``,
-        ``camera_names`` and ``image_size``; ``views``, the cameras side by side in a frame, 1 if absent).
+        ``camera_names`` and ``image_size``; ``frame_cameras``, the cameras side by side in a frame, the main
+        camera alone if absent).
         """
-        views = int(getattr(meta, "views", 1))
-        return cls(meta.env_name, meta.env_kwargs, camera_name=meta.camera_names[0],
-                   image_size=meta.image_size, render=render, frame_cameras=meta.camera_names[:views])
+        return cls(meta.env_name, meta.env_kwargs, camera_name=meta.camera_names[0], image_size=meta.image_size,
+                   render=render, frame_cameras=getattr(meta, "frame_cameras", meta.camera_names[:1]))
 
     # ------------------------------------------------------------------ observations
     def observation(self) -> dict[str, np.ndarray]:

@@ -164,7 +164,7 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
         objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
                                 if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0),
                                 state_reader=reader, cost_to_go=ctg,
-                                disagreement=getattr(model, "disagreement", None))
+                                disagreement=getattr(model, "disagreement", None), state_std=normalizer.state_std)
     except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
         raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
     try:

@@ -17,7 +17,13 @@ goal is its last frame, the start ``goal_H`` planning steps earlier (as ``plan.p
 * ``error``: the rollout's distance from the encoded truth after k steps.
 
 A failing plan whose true end (``failed_true_end_distance`` in a plan summary) is lower than ``predicted`` at
-goal_H defeats the demonstration through the model's error over the horizon, whatever the search. Frames are
+goal_H defeats the demonstration through the model's error over the horizon, whatever the search.
+
+For a run that reads states from its latents (``model.dyn_weight`` > 0, the learned state cost), two more rows, in
+centimetres: ``object readout error`` (the object's position read from the rollout against the true one) and
+``object rise`` (the true height of the object above its start). The object-position state cost
+(``plan.py objective.state_weight=W objective.state_tolerance=T``) can tell a lift from a miss only where the
+readout error at goal_H is well below the rise. Frames are
 encoded with the run's frozen encoder here (no feature cache needed). CPU or GPU (``--device``).
 """
 
@@ -58,8 +64,14 @@ def demo_curves(model, normalizer, data: RobomimicEpisodes, episode: int, goal_h
     z_pred = model.rollout_latents(z[:, :1], acts)  # [1, goal_H + 1, P, D], step 0 the encoded start
     cost = LatentGoalObjective().per_step
     goal = z[:, -1]
-    return {"true": cost(z, goal)[0].cpu().numpy(), "predicted": cost(z_pred, goal)[0].cpu().numpy(),
-            "error": cost(z_pred, z)[0].cpu().numpy()}  # step by step against the encoded truth
+    curves = {"true": cost(z, goal)[0].cpu().numpy(), "predicted": cost(z_pred, goal)[0].cpu().numpy(),
+              "error": cost(z_pred, z)[0].cpu().numpy()}  # step by step against the encoded truth
+    if getattr(model, "reads_state", False):
+        true_pos = data.states[episode, ts, :3].numpy()  # [goal_H + 1, 3] metres
+        read_pos = normalizer.denormalize_state(model.read_state(z_pred)[0].float().cpu())[:, :3].numpy()
+        curves["object_readout_error_cm"] = 100 * np.linalg.norm(read_pos - true_pos, axis=-1)
+        curves["object_rise_cm"] = 100 * (true_pos[:, 2] - true_pos[0, 2])
+    return curves
 
 
 def measure(run_dir: str | Path, goal_h: int, split: str = "val", max_episodes: int | None = None,
@@ -81,7 +93,7 @@ def measure(run_dir: str | Path, goal_h: int, split: str = "val", max_episodes: 
         raise RolloutErrorError(f"no {split} demonstration of {run.dataset_path} spans goal_H={goal_h} "
                                 f"({span} env steps); the {len(demos)} there are shorter")
     curves = [demo_curves(run.model, run.normalizer, data, e, goal_h, torch.device(device)) for e in usable]
-    med = {key: np.median(np.stack([c[key] for c in curves]), axis=0).tolist() for key in ("true", "predicted", "error")}
+    med = {key: np.median(np.stack([c[key] for c in curves]), axis=0).tolist() for key in curves[0]}
     return {"run": str(run_dir), "split": split, "goal_H": goal_h, "frameskip": run.model.frameskip,
             "n_demonstrations": len(usable), "episodes": usable, "steps": list(range(goal_h + 1)), **med,
             "demo_predicted_cost": med["predicted"][-1]}
@@ -92,6 +104,8 @@ def format_table(res: dict) -> str:
     rows = [("step after the start", [f"{k:7d}" for k in cols])]
     rows += [(f"{name} cost to the goal" if name != "error" else "rollout error", [f"{v:7.4f}" for v in res[name]])
              for name in ("true", "predicted", "error")]
+    rows += [(label, [f"{v:7.2f}" for v in res[key]]) for key, label in (
+        ("object_readout_error_cm", "object readout error (cm)"), ("object_rise_cm", "object rise (cm)")) if key in res]
     width = max(len(r[0]) for r in rows)
     lines = [f"{label:<{width}} " + " ".join(vals) for label, vals in rows]
     lines.append(f"{res['n_demonstrations']} {res['split']} demonstrations, goal_H {res['goal_H']}: the model's cost of "

@@ -18,7 +18,11 @@ pulls it towards the ground-truth low-dim state with InfoNCE. The objective ther
   (``read_state``: the low-dim robot / object state it reads from a latent, trained with it on states only)
   applied to the predicted and the goal latent, ``mean_s (read(z_pred) - read(z_goal))_s^2`` in normalised
   state units. It sees where the task shows (object pose, object relative to the gripper, gripper opening)
-  however few pixels the object covers.
+  however few pixels the object covers. With ``state_tolerance`` (metres) it reads the object's position only
+  (state dims 0-2 of every task), in metres over that tolerance: ``mean_xyz ((pos_pred - pos_goal) / tol)^2``.
+  The normalised units weigh a dim by how little it varies in the data (a cube that the data barely lifts
+  turns a few millimetres of readout error into a large cost); the tolerance weighs every axis by the task's
+  own precision, so a plan that leaves the object a tolerance short of the goal pays 1 per axis.
 
 * ``cost_to_go`` (``cost_to_go_weight`` > 0, a *learned cost on latents*, ``models.cost_to_go``): the predicted
   planning steps from the last predicted latent to the goal, learned from the data's trajectories (states only).
@@ -41,6 +45,8 @@ from __future__ import annotations
 import torch
 from einops import reduce
 
+OBJECT_POSITION_DIM = 3  # every task's state starts with its object's position (tasks.task.OBJECT_POSE_DIM: pos, quat)
+
 
 class LatentGoalObjective:
     """Cost of predicted latent trajectories w.r.t. a goal latent (lower is better).
@@ -54,6 +60,10 @@ class LatentGoalObjective:
         state_weight: weight of the learned state term (0: off).
         state_reader: latents [..., P, D] -> normalised state [..., S] (the world model's ``read_state``);
             required when ``state_weight`` > 0.
+        state_tolerance: None: the state term is the mean over all S normalised dims; metres: the object's
+            position (state dims 0-2) only, in units of this tolerance (needs ``state_std``).
+        state_std: [S] the state normaliser's std (``Normalizer.state_std``): turns normalised differences
+            into metres for ``state_tolerance``.
         cost_to_go_weight: weight of the learned cost-to-go term (0: off); cost_to_go: ``(z [B, P, D], z_goal
             [B, P, D]) -> [B]`` planning steps (``RUN/cost_to_go``), required when the weight is > 0.
         disagreement_weight: weight of the ensemble's disagreement (0: off); disagreement: latents [..., P, D] ->
@@ -63,7 +73,7 @@ class LatentGoalObjective:
     def __init__(self, mode: str = "last", discount: float = 1.0, alpha: float = 0.0,
                  alignment_dim: int | None = None, state_weight: float = 0.0, state_reader=None,
                  cost_to_go_weight: float = 0.0, cost_to_go=None, disagreement_weight: float = 0.0,
-                 disagreement=None):
+                 disagreement=None, state_tolerance: float | None = None, state_std=None):
         if mode not in ("last", "all"):
             raise ValueError(f"objective mode must be 'last' or 'all', got {mode!r}")
         if not 0.0 < discount <= 1.0 and mode == "all":
@@ -84,6 +94,13 @@ class LatentGoalObjective:
         if self.state_weight < 0 or (self.state_weight > 0 and state_reader is None):
             raise ValueError(f"state_weight={state_weight} needs to be >= 0, and > 0 needs a world model that reads "
                              "states from its latents (read_state)")
+        self.state_scale = None  # [3] metres per normalised unit over the tolerance, for the object position
+        if state_tolerance is not None:
+            if not float(state_tolerance) > 0:
+                raise ValueError(f"state_tolerance={state_tolerance} must be > 0 metres (or null: normalised units)")
+            if state_std is None or len(state_std) < OBJECT_POSITION_DIM:
+                raise ValueError("state_tolerance needs the state normaliser's std (state_std) of the object position")
+            self.state_scale = torch.as_tensor(state_std, dtype=torch.float32)[:OBJECT_POSITION_DIM] / float(state_tolerance)
 
     def step_weights(self, h: int, device: torch.device | None = None) -> torch.Tensor:
         """Weights [h] over predicted steps, summing to 1."""
@@ -113,7 +130,10 @@ class LatentGoalObjective:
             cost = cost + self.alpha * reduce(aligned.pow(2), "b h a -> b h", "mean")
         if self.state_weight > 0:
             s_pred, s_goal = self.state_reader(z_pred).float(), self.state_reader(z_goal).float()  # [B, h, S], [B, 1, S]
-            cost = cost + self.state_weight * reduce((s_pred - s_goal).pow(2), "b h s -> b h", "mean")
+            gap = s_pred - s_goal
+            if self.state_scale is not None:  # the object's position in tolerances: [B, h, 3]
+                gap = gap[..., :OBJECT_POSITION_DIM] * self.state_scale.to(gap.device)
+            cost = cost + self.state_weight * reduce(gap.pow(2), "b h s -> b h", "mean")
         return cost
 
     def __call__(self, z_pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:

@@ -133,6 +133,7 @@ def test_plan_sh_takes_the_run_relative_to_the_caller_or_as_an_override(tmp_path
     ("wandb.mode=ofline", "wandb.mode='ofline' is not one of"),
     ("eval.success_metric=foo", "eval.success_metric='foo' is not one of task, goal"),
     ("objective.mode=foo", "objective: objective mode must be 'last' or 'all', got 'foo'"),
+    ("objective.state_tolerance=0", "objective: state_tolerance=0 must be > 0 metres"),
     ("dataset_path=/nonexistent", "dataset /nonexistent: "),
     ("n_evals=abc", "n_evals='abc' must be a whole number >= 1"),
     ("goal_H=0", "goal_H=0 must be a whole number >= 1"),
@@ -313,6 +314,17 @@ def test_an_ensemble_plans_as_one_model_and_says_so(tiny_trained_run, tmp_path):
     (described,) = logs["info"]["ensemble"]
     assert Path(described["dir"]) == member.resolve() and described["step"] == logs["info"]["model_step"]
     assert logs["config"]["objective"]["disagreement_weight"] == 1.0
+
+
+def test_the_object_position_state_cost_plans_and_is_named(tiny_trained_run, tmp_path):
+    """objective.state_tolerance reaches the objective with the run's state normaliser, and the summary names it."""
+    out = tmp_path / "out"
+    summary = plan_inprocess(tiny_trained_run, out, [*SMALL_CEM, "objective.state_weight=1.0",
+                                                     "objective.state_tolerance=0.01", "outputs.videos=false",
+                                                     "outputs.plots=false", "wandb.mode=disabled"])
+    assert summary["n_evals"] == 2
+    assert summary["planner_settings"]["objective"]["state_tolerance"] == 0.01
+    assert summary["actions_chosen_by"] == "world model"
 
 
 def test_an_ensemble_member_of_another_split_is_refused_in_one_line(tiny_trained_run, tmp_path):

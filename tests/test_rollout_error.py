@@ -61,3 +61,20 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_trained_run, tmp_path, ca
     assert main([str(tiny_trained_run), "--split", "nope"]) == 2
     with pytest.raises(RolloutErrorError, match="goal-h must be >= 1"):
         measure(tiny_trained_run, goal_h=0)
+
+
+def test_object_readout_rows_read_the_true_position_in_centimetres(tiny_trained_run, capsys):
+    """A run with a state readout gets the object rows: the rise is the true height above the start (0 at step 0, in
+    cm from the dataset's states) and the readout error is the distance of the rollout's read position from it."""
+    run = load_world_model(tiny_trained_run)
+    assert run.model.reads_state
+    data = RobomimicEpisodes(run.dataset_path)
+    e, fs, h = run.split["train"][0], run.model.frameskip, 2
+    curves = demo_curves(run.model, run.normalizer, data, e, h, torch.device("cpu"))
+    last = data.seq_len(e) - 1
+    ts = [last - fs * k for k in range(h, -1, -1)]
+    z_true = data.states[e, ts, 2].numpy()
+    np.testing.assert_allclose(curves["object_rise_cm"], 100 * (z_true - z_true[0]), atol=1e-4)
+    assert curves["object_readout_error_cm"].shape == (h + 1,) and np.all(curves["object_readout_error_cm"] >= 0)
+    assert main([str(tiny_trained_run), "--goal-h", "2", "--split", "train"]) == 0
+    assert "object readout error (cm)" in capsys.readouterr().out

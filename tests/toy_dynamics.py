@@ -119,3 +119,39 @@ def grasp_context(batch: int = 2, horizon: int = 6, seed: int = 0) -> PlanContex
                        action_low=-torch.ones(3), action_high=torch.ones(3),
                        hold_actions=torch.tensor([0.0, 0.0, -1.0]).expand(batch, 3).clone(),
                        gripper=GripperLevels(dims=dims, open=-torch.ones(3), close=torch.ones(3)))
+
+
+class ArmHeavyGraspModel(GraspToyModel):
+    """The toy grasp seen the way a camera sees it: ``arm_patches`` more patches show only the arm, so the mean
+    latent cost is mostly the arm's and a plan that parks the arm at the goal without the object costs little.
+
+    Latent [B, T, 1 + arm_patches, 6]: patch 0 is :class:`GraspToyModel`'s (arm, object, holding, closed), the
+    others (arm x, arm y, 0, 0, 0, 0). ``read_state`` -> [..., 3] the object's position (x, y, 0), std 1.
+    """
+
+    def __init__(self, arm_patches: int = 7):
+        super().__init__()
+        self.arm_patches = arm_patches
+        self.reads_state = True
+
+    def _with_arm_patches(self, z: torch.Tensor) -> torch.Tensor:
+        arm = torch.zeros_like(z[:, :, :1]).expand(-1, -1, self.arm_patches, -1).clone()
+        arm[..., :2] = z[:, :, :1, :2]
+        return torch.cat([z[:, :, :1], arm], dim=2)
+
+    def encode_obs(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._with_arm_patches(super().encode_obs(obs))
+
+    def rollout_latents(self, z_obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self._with_arm_patches(super().rollout_latents(z_obs[:, :, :1], act))
+
+    @staticmethod
+    def read_state(z: torch.Tensor) -> torch.Tensor:
+        obj = z[..., 0, 2:4]
+        return torch.cat([obj, torch.zeros_like(obj[..., :1])], dim=-1)
+
+    def goal(self, ctx: PlanContext) -> PlanContext:
+        """``ctx`` (a :func:`grasp_context`) with its goal seen through the arm patches."""
+        import dataclasses
+
+        return dataclasses.replace(ctx, z_goal=self._with_arm_patches(ctx.z_goal))

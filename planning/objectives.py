@@ -132,7 +132,9 @@ class LatentGoalObjective:
             s_pred, s_goal = self.state_reader(z_pred).float(), self.state_reader(z_goal).float()  # [B, h, S], [B, 1, S]
             gap = s_pred - s_goal
             if self.state_scale is not None:  # the object's position in tolerances: [B, h, 3]
-                gap = gap[..., :OBJECT_POSITION_DIM] * self.state_scale.to(gap.device)
+                if self.state_scale.device != gap.device:  # moved once, on the first (eager) call: no copy in a graph
+                    self.state_scale = self.state_scale.to(gap.device)
+                gap = gap[..., :OBJECT_POSITION_DIM] * self.state_scale
             cost = cost + self.state_weight * reduce(gap.pow(2), "b h s -> b h", "mean")
         return cost
 

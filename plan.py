@@ -7,7 +7,8 @@
     python plan.py ... shard.index=0 shard.count=2      # one of 2 shards; python -m planning.reporting.merge A B --out OUT
 
 Writes ``hydra.run.dir`` (default ``plan_outputs/<timestamp>_<name>_gH<H>/``): logs.json, summary.json,
-videos/eval_XXX_epY.mp4, plots/*.png. See conf/plan.yaml for every key.
+videos/eval_XXX_epY.mp4, plots/*.png (and actions/eval_XXX_epY.npz with outputs.actions=true). See conf/plan.yaml
+for every key.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     log.info("planning %d of %d evaluations (shard %d/%d) with %s on %s, goal_H=%d (%d env steps), %d re-plans, "
              "%d evaluations at a time", len(todo), len(specs), cfg.shard.index, cfg.shard.count, planner.name, device,
              cfg.goal_H, cfg.goal_H * fs, mpc.max_iter, batch)
-    writer = OutputWriter(out_dir, cfg, planner.name, int(cfg.goal_H), with_imagined=mpc.decode_imagined)
+    writer = OutputWriter(out_dir, cfg, planner.name, int(cfg.goal_H), with_imagined=mpc.decode_imagined,
+                          dataset=(data.path.resolve().name, len(data)))
 
     def finish_batch(records, traces, goals) -> None:  # videos and plots first, then the batch counts as finished
         seconds, failed = writer.write_batch(records, traces, goals)

@@ -23,9 +23,17 @@ from). They go to the split of their source episode, so
 no test episode's scene is ever trained on (``datasets.robomimic_dset.split_episodes``), and they are never
 planning goals or action-prior data.
 
-CLI (the converter runs the same step with ``--explore-branches``)::
+*Plan branches* (``--from-plans PLAN_DIR``) close the loop with the planner itself: ``plan.py outputs.actions=true``
+on the run's *training* episodes records the env actions its search executed; each is replayed here from the same
+start and appended as a branch of that demonstration. They are the plans the search found in the model, with what
+the simulator says they truly do, so a model retrained on them (from scratch, the same recipe) has seen where its
+predecessor was exploited (as model-based RL gathers data with its own planner). They may be added to a dataset
+that already holds branches.
+
+CLI (the converter runs the first step with ``--explore-branches``)::
 
     python -m conversion.exploration DATASET_DIR [--branches 2] [--chunks 4] [--chunk-steps 5] [--replays 2] [--seed 0]
+    python -m conversion.exploration DATASET_DIR --from-plans PLAN_DIR [PLAN_DIR ...] --out NEW_DATASET_DIR
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from datasets import executed_actions
 from datasets.meta import TENSOR_FILES, DatasetMeta, video_path
 from datasets.model_files import episode_model_xml, save_model_xml
 from datasets.video_io import lossless_path, write_video
@@ -162,9 +171,39 @@ def explore_sources(meta: DatasetMeta) -> list[int]:
     return list(meta.explore_sources) if meta.explore_sources else [-1] * meta.n_episodes
 
 
-def write_with_branches(data, branches: list[tuple[int, dict]], out_dir: Path, settings: ExploreSettings) -> DatasetMeta:
+def plan_branches(data, files: list[Path], progress: bool = True) -> list[tuple[int, dict]]:
+    """(source episode, branch arrays) for each executed-actions file (``datasets.executed_actions``): its
+    actions replayed in the simulator from its start. Raises ValueError (one line) for a file that does not belong
+    to ``data`` (another dataset, an episode that is not a demonstration, a start past its end)."""
+    from envs.robosuite_env import RobosuiteEnv
+
+    sources = explore_sources(data.meta)
+    plans = []
+    for f in files:
+        rec = executed_actions.load(f)
+        if rec.n_episodes > len(data) or sources[rec.episode] >= 0:
+            raise ValueError(f"{f}: planned on {rec.dataset} ({rec.n_episodes} episodes), whose episode {rec.episode} "
+                             f"is not a demonstration of {data.path}")
+        if rec.start >= data.seq_len(rec.episode) or rec.actions.shape[1] != data.actions.shape[-1]:
+            raise ValueError(f"{f}: start {rec.start} / action dim {rec.actions.shape[1]} do not fit episode "
+                             f"{rec.episode} of {data.path}")
+        plans.append(rec)
+    env = RobosuiteEnv.from_meta(data.meta, render=True)
+    out = []
+    try:
+        for rec in progress_bar(plans, desc="plan branches", unit="plan", disable=not progress):
+            actions = np.clip(rec.actions, env.action_low, env.action_high)
+            out.append((rec.episode, {**run_branch(env, data, rec.episode, rec.start, actions), "start": rec.start,
+                                      "kind": "plan"}))
+    finally:
+        env.close()
+    return out
+
+
+def write_with_branches(data, branches: list[tuple[int, dict]], out_dir: Path, extra: dict) -> DatasetMeta:
     """The dataset directory ``out_dir`` = ``data``'s episodes followed by ``branches`` (written atomically;
-    the demonstrations' videos and models are hard-linked when the filesystem allows, else copied)."""
+    the demonstrations' videos and models are hard-linked when the filesystem allows, else copied); ``extra`` is
+    merged into the meta's ``extra`` (what made the branches)."""
     meta, n = data.meta, len(data)
     lengths = [data.seq_len(i) for i in range(n)] + [len(b["actions"]) for _, b in branches]
     t_max = max(lengths)
@@ -201,8 +240,9 @@ def write_with_branches(data, branches: list[tuple[int, dict]], out_dir: Path, s
                                               for k, (s, b) in enumerate(branches)],
                                           "model_files": files,
                                           "explore_sources": explore_sources(meta) + [s for s, _ in branches],
-                                          "explore_starts": [-1] * n + [int(b["start"]) for _, b in branches]})
-        new_meta.extra = {**meta.extra, "exploration": dataclasses.asdict(settings)}
+                                          "explore_starts": list(meta.explore_starts or [-1] * n)
+                                          + [int(b["start"]) for _, b in branches]})
+        new_meta.extra = {**meta.extra, **extra}
         new_meta.save(tmp)
     return new_meta
 
@@ -226,10 +266,28 @@ def add_exploration(data_dir: str | Path, out_dir: str | Path | None = None, set
     if any(s >= 0 for s in explore_sources(data.meta)):
         raise ValueError(f"{data_dir} already holds exploration branches ({data.meta.extra.get('exploration')})")
     branches = explore(data, settings, progress) if settings.branches or settings.replays else []
-    meta = write_with_branches(data, branches, Path(out_dir or data_dir), settings)
+    meta = write_with_branches(data, branches, Path(out_dir or data_dir), {"exploration": dataclasses.asdict(settings)})
     n_replays = sum(b["kind"] == "replay" for _, b in branches)
     log.info("%d exploration branches of %d env steps and %d noisy replays added to %s", len(branches) - n_replays,
              settings.chunks * settings.chunk_steps, n_replays, out_dir or data_dir)
+    return meta
+
+
+def add_plan_branches(data_dir: str | Path, plan_dirs: list[str | Path], out_dir: str | Path | None = None,
+                      progress: bool = True) -> DatasetMeta:
+    """Append the plan branches of every executed-actions file of ``plan_dirs`` to ``data_dir`` (into ``out_dir``,
+    default in place). Raises ValueError (nothing written) when a dir holds none or a file does not fit."""
+    from datasets.robomimic_dset import RobomimicEpisodes
+
+    data = RobomimicEpisodes(data_dir)
+    files = [f for d in plan_dirs for f in executed_actions.find(d)]
+    branches = plan_branches(data, files, progress)
+    earlier = list(data.meta.extra.get("plan_branches", []))
+    meta = write_with_branches(data, branches, Path(out_dir or data_dir),
+                               {"plan_branches": earlier + [{"plan_dir": str(d)} for d in plan_dirs]})
+    solved = sum(executed_actions.load(f).success for f in files)
+    log.info("%d plan branches (%d solved the task when planned) added to %s", len(branches), solved,
+             out_dir or data_dir)
     return meta
 
 
@@ -251,8 +309,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replay-gripper-shift", type=int, default=5,
                    help="the replays' gripper commands shifted by up to this many env steps (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of start frames and actions (default 0)")
+    p.add_argument("--from-plans", type=Path, nargs="+", default=None, metavar="PLAN_DIR",
+                   help="instead of random branches: replay the actions that planning jobs executed (plan.py "
+                        "outputs.actions=true, on this dataset's training episodes) and append them as plan branches; "
+                        "the dataset may already hold branches")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.from_plans:
+        try:
+            meta = add_plan_branches(args.dataset, args.from_plans, args.out)
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{meta.n_episodes} episodes ({len([s for s in meta.explore_sources if s >= 0])} branches) "
+              f"in {args.out or args.dataset}")
+        return 0
     try:
         settings = ExploreSettings(args.branches, args.chunks, args.chunk_steps, args.seed, args.replays,
                                    args.replay_drift, args.replay_gripper_shift)

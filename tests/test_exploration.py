@@ -1,5 +1,5 @@
-"""Exploration branches: random action chunks from demonstration states, appended to a converted dataset and
-kept in their source episode's split."""
+"""Exploration branches: random action chunks from demonstration states, noisy replays and plan branches (a planning
+job's executed actions replayed), appended to a converted dataset and kept in their source episode's split."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from conversion.exploration import ExploreSettings, add_exploration, noisy_replay, random_chunks, replay_start
+from conversion.exploration import (
+    ExploreSettings,
+    add_exploration,
+    add_plan_branches,
+    main,
+    noisy_replay,
+    random_chunks,
+    replay_start,
+)
+from datasets import executed_actions
 from datasets.meta import DatasetMeta
 from datasets.robomimic_dset import RobomimicEpisodes, split_with_branches
 
@@ -114,3 +123,44 @@ def test_noisy_replays_follow_random_branches_which_they_leave_unchanged(tiny_li
         drift = (b.actions[r, : t - start, :3] - before.actions[j, start:t, :3]).numpy()
         unclipped = drift[np.abs(b.actions[r, : t - start, :3].numpy()).max(1) < 1 - 1e-6]  # off the env's bounds
         assert len(unclipped) and np.allclose(unclipped, unclipped[0], atol=1e-5)  # one offset, held
+
+
+@pytest.mark.slow
+def test_plan_branches_replay_executed_actions_onto_a_dataset_that_holds_branches(tiny_lift_dataset, tmp_path):
+    explored = tmp_path / "explored"
+    add_exploration(tiny_lift_dataset, explored, ExploreSettings(branches=1, chunks=2, chunk_steps=3, seed=4),
+                    progress=False)
+    before = RobomimicEpisodes(explored)
+    n, demos = len(before), [i for i in range(len(before)) if not before.meta.is_exploration(i)]
+    ep, start = demos[-1], 2
+    t = before.seq_len(ep)
+    plan_dir = tmp_path / "plan"  # as plan.py outputs.actions=true writes it: the demo's own actions from `start`
+    executed_actions.save(plan_dir / "actions" / f"eval_000_ep{ep}.npz", executed_actions.ExecutedActions(
+        before.actions[ep, start:t].numpy(), ep, start, explored.name, n, True))
+    meta = add_plan_branches(explored, [plan_dir], tmp_path / "planned", progress=False)
+    after = RobomimicEpisodes(tmp_path / "planned")
+    assert meta.n_episodes == n + 1 and meta.explore_sources == list(before.meta.explore_sources) + [ep]
+    assert meta.explore_starts == list(before.meta.explore_starts) + [start]  # the earlier branches' starts kept
+    assert meta.demo_keys[-1].startswith("plan_") and meta.extra["plan_branches"] == [{"plan_dir": str(plan_dir)}]
+    assert "exploration" in meta.extra and after.meta.is_exploration(n)
+    assert after.seq_len(n) == t - start and torch.equal(after.actions[n, : t - start], before.actions[ep, start:t])
+    assert np.abs(after.sim_states[n, 0, 1:].numpy() - before.sim_states[ep, start, 1:].numpy()).max() < 1e-6
+    # replaying the demonstration's own actions from its state follows it (the simulator is deterministic)
+    assert np.abs(after.states[n, : t - start, :3] - before.states[ep, start:t, :3]).max() < 0.005
+    split = split_with_branches(meta.explore_sources, 0.3, seed=0)
+    assert next(k for k, v in split.items() if n in v) == next(k for k, v in split.items() if ep in v)
+
+    branch = n - 1  # a file naming an exploration branch (not a demonstration) is refused, nothing written
+    executed_actions.save(tmp_path / "bad" / "actions" / "eval_000.npz", executed_actions.ExecutedActions(
+        before.actions[ep, :4].numpy(), branch, 0, explored.name, n, False))
+    with pytest.raises(ValueError, match="is not a demonstration"):
+        add_plan_branches(explored, [tmp_path / "bad"], tmp_path / "nothing", progress=False)
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_plan_branches_cli_refuses_a_dir_without_executed_actions_in_one_line(tiny_lift_dataset, tmp_path, capsys):
+    (tmp_path / "plan").mkdir()
+    assert main([str(tiny_lift_dataset), "--from-plans", str(tmp_path / "plan"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "outputs.actions=true" in err and "\n" not in err
+    assert not (tmp_path / "o").exists()

@@ -369,3 +369,30 @@ def test_a_two_camera_run_converts_caches_trains_and_plans(tiny_lift_hdf5, tiny_
                           timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "holds 1 camera view(s)" in proc.stderr.strip().splitlines()[-1] and not refused.exists()
+
+
+def test_executed_actions_are_written_and_become_plan_branches_of_the_training_data(tiny_trained_run,
+                                                                                    tiny_lift_dataset, tmp_path):
+    import numpy as np
+
+    from conversion.exploration import add_plan_branches
+    from datasets import executed_actions
+    from datasets.robomimic_dset import RobomimicEpisodes
+
+    out = tmp_path / "replay"
+    plan_inprocess(tiny_trained_run, out, ["planner=replay", "progress=false", "outputs.actions=true",
+                                           "episodes.split=train", "outputs.videos=false"])
+    logs = json.loads((out / "logs.json").read_text())
+    data = RobomimicEpisodes(tiny_lift_dataset)
+    files = executed_actions.find(out)
+    assert len(files) == len(logs["episodes"]) == 2
+    for rec in logs["episodes"]:
+        got = executed_actions.load(out / rec["actions_file"])
+        assert (got.episode, got.start, got.success) == (rec["episode"], rec["start"], rec["success"])
+        assert got.n_episodes == len(data) and got.dataset == tiny_lift_dataset.name
+        # the replay baseline executes the demonstration's own actions: exactly what the file holds
+        assert len(got.actions) == rec["n_env_steps"] == 25
+        assert np.allclose(got.actions, data.actions[rec["episode"], rec["start"]:rec["start"] + 25].numpy(), atol=1e-6)
+    meta = add_plan_branches(tiny_lift_dataset, [out], tmp_path / "with_plans", progress=False)
+    assert meta.n_episodes == len(data) + 2
+    assert sorted(meta.explore_sources[len(data):]) == sorted(r["episode"] for r in logs["episodes"])

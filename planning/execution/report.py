@@ -7,6 +7,7 @@ Output dir layout::
     videos/eval_XXX_epY.mp4   executed view | goal frame (| decoded imagined frame)
     plots/eef_eval_XXX.png    planned (commanded) vs executed end-effector path
     plots/success.png         success and final object distance per episode
+    actions/eval_XXX_epY.npz  the env actions executed (outputs.actions=true; datasets.executed_actions)
     job.json, batches/        the job's identity and its finished batches (planning.execution.resume)
 
 Memory stays bounded by the batch, not by ``n_evals``: each batch's videos and plots are written as
@@ -30,6 +31,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from datasets import executed_actions
 from datasets.video_io import write_video
 from planning.execution.evaluator import evaluate_batch, seed_simulation
 from planning.reporting.outputs import (
@@ -113,15 +115,22 @@ def run_batches(make_env, model, normalizer, data, specs, mpc, settings, device,
 
 
 class OutputWriter:
-    """Writes the per-episode videos and eef plots of each batch, then the success plot.
+    """Writes the per-episode videos, eef plots and executed actions of each batch, then the success plot.
 
     A write that fails is recorded in ``errors`` (and logged); every later video / plot is skipped,
     because what broke one (no space, no memory) would break the next ones too.
     """
 
-    def __init__(self, out_dir: Path, cfg: DictConfig, planner: str, goal_h: int, with_imagined: bool):
+    def __init__(self, out_dir: Path, cfg: DictConfig, planner: str, goal_h: int, with_imagined: bool,
+                 dataset: tuple[str, int] | None = None):
+        """dataset: (name, n_episodes) of the dataset planned on, recorded with the executed actions
+        (``cfg.outputs.actions``)."""
         self.out_dir, self.planner, self.goal_h = Path(out_dir), planner, int(goal_h)
         self.videos, self.plots = bool(cfg.outputs.videos), bool(cfg.outputs.plots)
+        self.actions = bool(cfg.outputs.get("actions", False))
+        if self.actions and dataset is None:
+            raise ValueError("outputs.actions needs the dataset's name and episode count")
+        self.dataset = dataset
         self.fps, self.with_imagined = float(cfg.outputs.fps), bool(with_imagined)
         self.errors: list[str] = []
         self.skipped = 0
@@ -150,8 +159,14 @@ class OutputWriter:
         plot_eef_paths(path, trace, np.asarray(rec["goal_eef_pos"]),
                        f"{self.planner} eval {rec['eval_index']} (episode {rec['episode']}): {ok}")
 
+    def _executed(self, path: Path, rec: dict, trace) -> None:
+        name, n = self.dataset
+        executed_actions.save(path, executed_actions.ExecutedActions(
+            np.stack(trace.actions), int(rec["episode"]), int(rec["start"]), name, int(n), bool(rec["success"])))
+
     def write_batch(self, records: list[dict], traces, goals) -> tuple[float, list[str]]:
-        """Videos and eef plots of one batch (records get their ``video`` / ``eef_plot`` paths).
+        """Videos, eef plots and executed actions of one batch (records get their ``video`` / ``eef_plot`` /
+        ``actions_file`` paths).
 
         Returns the seconds they took and the outputs of this batch that could not be written."""
         t, failed_before = time.perf_counter(), len(self.errors)
@@ -161,6 +176,8 @@ class OutputWriter:
                 self._write(rec, "video", f"videos/{stem}.mp4", self._video, tr, goal)
             if self.plots:
                 self._write(rec, "eef_plot", f"plots/eef_{stem}.png", self._eef_plot, rec, tr)
+            if self.actions and tr.actions:
+                self._write(rec, "actions_file", f"actions/{stem}{executed_actions.SUFFIX}", self._executed, rec, tr)
         seconds = time.perf_counter() - t
         self.seconds += seconds
         return seconds, self.errors[failed_before:]

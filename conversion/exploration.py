@@ -173,7 +173,7 @@ def explore_sources(meta: DatasetMeta) -> list[int]:
 
 def plan_branches(data, files: list[Path], progress: bool = True) -> list[tuple[int, dict]]:
     """(source episode, branch arrays) for each executed-actions file (``datasets.executed_actions``): its
-    actions replayed in the simulator from its start. Raises ValueError (one line) for a file that does not belong
+    actions replayed in the simulator from its start, in the order of (episode, start). Raises ValueError (one line) for a file that does not belong
     to ``data`` (another dataset, an episode that is not a demonstration, a start past its end)."""
     from envs.robosuite_env import RobosuiteEnv
 
@@ -188,6 +188,7 @@ def plan_branches(data, files: list[Path], progress: bool = True) -> list[tuple[
             raise ValueError(f"{f}: start {rec.start} / action dim {rec.actions.shape[1]} do not fit episode "
                              f"{rec.episode} of {data.path}")
         plans.append(rec)
+    plans.sort(key=lambda r: (r.episode, r.start))  # an episode's plans together: its model is loaded once
     env = RobosuiteEnv.from_meta(data.meta, render=True)
     out = []
     try:

@@ -316,23 +316,17 @@ def main(argv: list[str] | None = None) -> int:
                         "the dataset may already hold branches")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.from_plans:
-        try:
-            meta = add_plan_branches(args.dataset, args.from_plans, args.out)
-        except (ValueError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"{meta.n_episodes} episodes ({len([s for s in meta.explore_sources if s >= 0])} branches) "
-              f"in {args.out or args.dataset}")
-        return 0
     try:
-        settings = ExploreSettings(args.branches, args.chunks, args.chunk_steps, args.seed, args.replays,
-                                   args.replay_drift, args.replay_gripper_shift)
-        meta = add_exploration(args.dataset, args.out, settings)
+        if args.from_plans:
+            meta, what = add_plan_branches(args.dataset, args.from_plans, args.out), "branches"
+        else:
+            settings = ExploreSettings(args.branches, args.chunks, args.chunk_steps, args.seed, args.replays,
+                                       args.replay_drift, args.replay_gripper_shift)
+            meta, what = add_exploration(args.dataset, args.out, settings), "exploration branches"
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{meta.n_episodes} episodes ({len([s for s in meta.explore_sources if s >= 0])} exploration branches) "
+    print(f"{meta.n_episodes} episodes ({len([s for s in meta.explore_sources if s >= 0])} {what}) "
           f"in {args.out or args.dataset}")
     return 0
 

@@ -173,8 +173,8 @@ def explore_sources(meta: DatasetMeta) -> list[int]:
 
 def plan_branches(data, files: list[Path], progress: bool = True) -> list[tuple[int, dict]]:
     """(source episode, branch arrays) for each executed-actions file (``datasets.executed_actions``): its
-    actions replayed in the simulator from its start, in the order of (episode, start). Raises ValueError (one line) for a file that does not belong
-    to ``data`` (another dataset, an episode that is not a demonstration, a start past its end)."""
+    actions replayed in the simulator from its start, in the order of (episode, start); ``solved``: whether the
+    planner solved the task. Raises ValueError (one line) for a file that does not belong to ``data`` (another dataset, an episode that is not a demonstration, a start past its end)."""
     from envs.robosuite_env import RobosuiteEnv
 
     sources = explore_sources(data.meta)
@@ -195,7 +195,7 @@ def plan_branches(data, files: list[Path], progress: bool = True) -> list[tuple[
         for rec in progress_bar(plans, desc="plan branches", unit="plan", disable=not progress):
             actions = np.clip(rec.actions, env.action_low, env.action_high)
             out.append((rec.episode, {**run_branch(env, data, rec.episode, rec.start, actions), "start": rec.start,
-                                      "kind": "plan"}))
+                                      "kind": "plan", "solved": rec.success}))
     finally:
         env.close()
     return out
@@ -286,7 +286,7 @@ def add_plan_branches(data_dir: str | Path, plan_dirs: list[str | Path], out_dir
     earlier = list(data.meta.extra.get("plan_branches", []))
     meta = write_with_branches(data, branches, Path(out_dir or data_dir),
                                {"plan_branches": earlier + [{"plan_dir": str(d)} for d in plan_dirs]})
-    solved = sum(executed_actions.load(f).success for f in files)
+    solved = sum(b["solved"] for _, b in branches)
     log.info("%d plan branches (%d solved the task when planned) added to %s", len(branches), solved,
              out_dir or data_dir)
     return meta

@@ -204,7 +204,8 @@ def plan_branches(data, files: list[Path], progress: bool = True) -> list[tuple[
 def write_with_branches(data, branches: list[tuple[int, dict]], out_dir: Path, extra: dict) -> DatasetMeta:
     """The dataset directory ``out_dir`` = ``data``'s episodes followed by ``branches`` (written atomically;
     the demonstrations' videos and models are hard-linked when the filesystem allows, else copied); ``extra`` is
-    merged into the meta's ``extra`` (what made the branches)."""
+    merged into the meta's ``extra`` (what made the branches), and ``extra["derived_from"]`` names ``data``'s
+    directory when ``out_dir`` is another one, so the feature cache reuses ``data``'s rows for its episodes."""
     meta, n = data.meta, len(data)
     lengths = [data.seq_len(i) for i in range(n)] + [len(b["actions"]) for _, b in branches]
     t_max = max(lengths)
@@ -244,6 +245,8 @@ def write_with_branches(data, branches: list[tuple[int, dict]], out_dir: Path, e
                                           "explore_starts": list(meta.explore_starts or [-1] * n)
                                           + [int(b["start"]) for _, b in branches]})
         new_meta.extra = {**meta.extra, **extra}
+        if Path(out_dir).resolve() != data.path.resolve():  # its feature caches serve the new episodes' parents
+            new_meta.extra["derived_from"] = str(data.path.resolve())
         new_meta.save(tmp)
     return new_meta
 

@@ -143,6 +143,7 @@ def test_plan_branches_replay_executed_actions_onto_a_dataset_that_holds_branche
     assert meta.explore_starts == list(before.meta.explore_starts) + [start]  # the earlier branches' starts kept
     assert meta.demo_keys[-1].startswith("plan_") and meta.extra["plan_branches"] == [{"plan_dir": str(plan_dir)}]
     assert "exploration" in meta.extra and after.meta.is_exploration(n)
+    assert meta.extra["derived_from"] == str(explored.resolve())  # the feature cache reuses its rows
     assert after.seq_len(n) == t - start and torch.equal(after.actions[n, : t - start], before.actions[ep, start:t])
     assert np.abs(after.sim_states[n, 0, 1:].numpy() - before.sim_states[ep, start, 1:].numpy()).max() < 1e-6
     # replaying the demonstration's own actions from its state follows it (the simulator is deterministic)

@@ -1,8 +1,10 @@
-"""Feature cache: written once, fp16 memmap, equal to the encoder, stale / partial caches rebuilt, CLI."""
+"""Feature cache: written once, fp16 memmap, equal to the encoder, stale / partial caches rebuilt, rows reused
+from a parent dataset for byte-identical episodes only, CLI."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +14,10 @@ import pytest
 import torch
 from _synthetic_data import make_dataset
 
-from datasets.feature_cache import MANIFEST, build_feature_cache, cache_dir, load_feature_cache
+from datasets.feature_cache import MANIFEST, build_feature_cache, cache_dir, load_feature_cache, reusable_rows
+from datasets.meta import DatasetMeta, video_path
 from datasets.robomimic_dset import RobomimicEpisodes
+from datasets.video_io import read_video, write_video
 from models.dino import build_dino_encoder
 from training.cache_features import main
 
@@ -62,6 +66,62 @@ def test_partial_or_stale_cache_is_rebuilt(syn, enc):
     assert not list(path.parent.glob(".*tmp*"))
 
 
+def _derived(syn: Path, dst: Path) -> Path:
+    """A copy of ``syn`` (no cache) whose episode 1 holds other frames of the same length."""
+    shutil.copytree(syn, dst, ignore=shutil.ignore_patterns("feature_cache"))
+    write_video(video_path(dst, 1), 255 - read_video(video_path(syn, 1)))
+    return dst
+
+
+class _Counting(torch.nn.Module):
+    """``enc`` that counts the frames it encodes (same cache key)."""
+
+    def __init__(self, enc):
+        super().__init__()
+        self.enc, self.frames = enc, 0
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.enc, name)
+
+    def forward(self, x):
+        self.frames += len(x)
+        return self.enc(x)
+
+
+def test_a_derived_dataset_reuses_the_rows_of_byte_identical_episodes_only(syn, enc, tmp_path):
+    build_feature_cache(syn, enc, progress=False)
+    derived = _derived(syn, tmp_path / "derived")
+    assert reusable_rows(derived, syn, enc) == {0: 0, 2: 19}  # episode 1's frames changed
+    assert reusable_rows(syn, syn, enc) == {}
+    meta = DatasetMeta.load(derived)
+    meta.extra["derived_from"] = str(syn)  # as conversion.exploration records it
+    meta.save(derived)
+    counting = _Counting(enc)
+    build_feature_cache(derived, counting, progress=False)
+    assert counting.frames == 9  # only episode 1 was encoded
+    reused = np.array(load_feature_cache(derived, enc)[0])
+    build_feature_cache(derived, enc, force=True, progress=False, reuse_from=tmp_path)  # nothing to reuse there
+    full, _ = load_feature_cache(derived, enc)
+    original, _ = load_feature_cache(syn, enc)
+    np.testing.assert_allclose(reused, np.asarray(full), atol=2e-3, rtol=0)  # reused rows = a full re-encode
+    assert not np.array_equal(np.asarray(full[10:19]), np.asarray(original[10:19]))
+
+
+def test_a_missing_parent_or_parent_cache_means_encoding_everything(syn, enc, tmp_path):
+    derived = _derived(syn, tmp_path / "derived")
+    meta = DatasetMeta.load(derived)
+    meta.extra["derived_from"] = str(tmp_path / "gone")
+    meta.save(derived)
+    counting = _Counting(enc)
+    build_feature_cache(derived, counting, progress=False)
+    assert counting.frames == 27
+    other = build_dino_encoder(pretrained=False, img_size=28, num_layers=1, seed=5)  # the parent has no cache for it
+    assert reusable_rows(derived, syn, other) == {}
+
+
 def test_cli(syn, tmp_path, capsys):
     proc = subprocess.run([sys.executable, "-m", "training.cache_features", "--help"], cwd=ROOT,
                           capture_output=True, text=True)
@@ -70,6 +130,8 @@ def test_cli(syn, tmp_path, capsys):
     assert "not a converted dataset" in capsys.readouterr().err
     assert main(["--data", str(syn), "--random-encoder", "--img-size", "14"]) == 0
     assert "feature_cache" in capsys.readouterr().out
+    assert main(["--data", str(syn), "--random-encoder", "--img-size", "14", "--reuse-from", str(tmp_path)]) == 2
+    assert "--reuse-from" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, says", [

@@ -1,6 +1,7 @@
 """Encode every frame of a converted dataset once with the frozen encoder (``datasets/feature_cache.py``).
 
     python -m training.cache_features --data DIR --img-size 56 [--encoder NAME] [--random-encoder] [--device auto]
+                                      [--reuse-from OTHER_DATASET]
 
 Training builds the cache itself when ``encoder.cache`` is on; this command builds it ahead of time. The encoder
 is built by the model factory from its registered name (``encoder.name``), as training builds it.
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="auto", type=device_argument,
                    help="auto (a CUDA GPU when there is one, else cpu) | cpu | cuda | cuda:N (default auto)")
     p.add_argument("--force", action="store_true", help="rebuild even if a valid cache exists")
+    p.add_argument("--reuse-from", default=None, metavar="DIR",
+                   help="a dataset whose valid cache (same encoder) gives the rows of every episode with a "
+                        "byte-identical frame file, so only the others are encoded (default: the parent that "
+                        "conversion.exploration records in meta.json, if it still exists)")
     args = p.parse_args(argv)
     cls = encoder_class(args.encoder)
     try:
@@ -71,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    path = build_feature_cache(args.data, enc, args.batch_size, args.device, force=args.force)
+    if args.reuse_from is not None and not (Path(args.reuse_from) / "meta.json").is_file():
+        print(f"error: --reuse-from {args.reuse_from} is not a converted dataset directory (no meta.json)",
+              file=sys.stderr)
+        return 2
+    path = build_feature_cache(args.data, enc, args.batch_size, args.device, force=args.force,
+                               reuse_from=args.reuse_from)
     print(path)
     return 0
 

@@ -170,7 +170,9 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
     except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
         raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
     try:
-        budget = MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=int(cfg.mpc.n_taken_actions),
+        taken = cfg.mpc.n_taken_actions  # an int, or a schedule: the steps executed at each re-plan
+        taken = tuple(int(n) for n in taken) if OmegaConf.is_list(taken) else int(taken)
+        budget = MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=taken,
                            max_iter=None if cfg.mpc.max_iter is None else int(cfg.mpc.max_iter),
                            horizon=int(cfg.planner.horizon) if cfg.planner.get("horizon") is not None else None)
         spec = OmegaConf.to_container(cfg.planner, resolve=True)

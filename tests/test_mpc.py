@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pytest
 import torch
 
 from datasets.normalizer import Normalizer
@@ -133,3 +134,21 @@ def test_mpc_marks_action_dims_constant_in_the_training_data():
     ones = Normalizer(torch.zeros(7), torch.ones(7), torch.zeros(P * D), torch.ones(P * D), torch.zeros(3), torch.ones(3))
     _run(MPC(planner, model, ones, FS, n_taken_actions=1, max_iter=1, progress=False), envs, z_goal[:1])
     assert planner.calls[0] is None
+
+
+def test_a_schedule_executes_its_steps_and_re_plans_from_the_real_state():
+    """n_taken_actions=(3, 1, 1): the first plan's first 3 steps open loop, then one re-plan before each of the
+    last 2 steps, each planning only up to the goal time and warm-started from the unexecuted rest."""
+    model, norm, envs, _ = _setup(b=1)
+    planner = RecordingPlanner(horizon=5)
+    mpc = MPC(planner, model, norm, FS, n_taken_actions=(3, 1, 1), max_iter=3, progress=False)
+    assert mpc.budget_steps == 5 and mpc.n_taken == [3, 1, 1]
+    res = _run(mpc, envs, torch.zeros(1, 1, P, D))
+    assert planner.calls == [(5, None), (2, 2), (1, 1)]
+    assert res.n_replans == 3 and res.n_env_steps == 5 * FS and len(res.traces[0].actions) == 5 * FS
+
+
+def test_a_schedule_must_match_the_re_plans():
+    model, norm, _, _ = _setup(b=1)
+    with pytest.raises(ValueError, match="has 2 re-plans, mpc.max_iter=3"):
+        MPC(RecordingPlanner(horizon=4), model, norm, FS, n_taken_actions=(2, 2), max_iter=3, progress=False)

@@ -26,3 +26,22 @@ def test_bad_budgets_are_refused_in_one_line(kw, match):
     with pytest.raises(ValueError, match=match) as exc:
         MPCBudget(**kw)
     assert "\n" not in str(exc.value)
+
+
+def test_a_schedule_sets_the_re_plans_and_ends_at_the_goal():
+    b = MPCBudget(goal_H=9, n_taken_actions=(6, 1, 1, 1), horizon=9)
+    assert (b.iterations, b.steps, b.schedule) == (4, 9, (6, 1, 1, 1))
+    assert MPCBudget(goal_H=6, n_taken_actions=2).schedule == (2, 2, 2)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"goal_H": 9, "n_taken_actions": (6, 1, 1)}, r"adds up to 8 planning steps, not goal_H=9"),
+    ({"goal_H": 4, "n_taken_actions": (2, 2), "max_iter": 3}, "is 2 re-plans, mpc.max_iter=3"),
+    ({"goal_H": 4, "n_taken_actions": (3, 1), "horizon": 2}, "planner.horizon=2 is shorter"),
+    ({"goal_H": 4, "n_taken_actions": (4, 0)}, "must be >= 1"),
+    ({"goal_H": 4, "n_taken_actions": ()}, "must be >= 1"),
+])
+def test_bad_schedules_are_refused_in_one_line(kw, match):
+    with pytest.raises(ValueError, match=match) as exc:
+        MPCBudget(**kw)
+    assert "\n" not in str(exc.value)

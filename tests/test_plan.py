@@ -178,6 +178,25 @@ def test_budget_that_would_run_past_the_goal_is_refused(tiny_trained_run, tmp_pa
         plan_inprocess(tiny_trained_run, tmp_path / "out", ["mpc.n_taken_actions=2", "planner=random"])
 
 
+def test_a_re_plan_schedule_plans_and_is_named(tiny_trained_run, tmp_path):
+    """mpc.n_taken_actions=[3,1,1]: 3 re-plans, 5 planning steps in all, and the summary says the schedule."""
+    summary = plan_inprocess(tiny_trained_run, tmp_path / "out", ["planner=random", "n_evals=1",
+                                                                  "mpc.n_taken_actions=[3,1,1]", "outputs.videos=false",
+                                                                  "outputs.plots=false", "wandb.mode=disabled"])
+    assert summary["planner_settings"]["n_taken_actions"] == [3, 1, 1]
+    assert summary["planner_settings"]["max_iter"] == 3
+    (rec,) = json.loads((tmp_path / "out" / "logs.json").read_text())["episodes"]
+    assert rec["n_replans"] == 3 and rec["n_env_steps"] == 25
+
+
+def test_a_schedule_that_does_not_end_at_the_goal_is_refused(tiny_trained_run, tmp_path):
+    import plan
+
+    with pytest.raises(plan.PlanError, match=r"adds up to 4 planning steps, not goal_H=5") as exc:
+        plan_inprocess(tiny_trained_run, tmp_path / "out", ["mpc.n_taken_actions=[3,1]", "planner=random"])
+    assert "\n" not in str(exc.value)
+
+
 def test_unknown_planner_setting_is_refused_in_one_line(tiny_trained_run, tmp_path):
     import plan
 

@@ -2,7 +2,8 @@
 
 Every re-plan plans all episodes at once (one batched planner call); then each env executes the
 first ``n_taken_actions`` planning steps (``frameskip`` env steps each, denormalised and clipped to
-the env's bounds). The budget is explicit: ``max_iter`` re-plans. The task's success is recorded
+the env's bounds), or the next entry of an ``n_taken_actions`` schedule. The budget is explicit: ``max_iter``
+re-plans. The task's success is recorded
 after every env step for the report, and never read by the planner or used to stop early.
 """
 
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from einops import rearrange
 
+from planning.execution.mpc_budget import taken_schedule
 from planning.execution.observations import (
     action_bounds,
     constant_action_dims,
@@ -64,8 +67,11 @@ class MPC:
         model: world model (for the goal / current-obs encodings and optional decoded frames).
         normalizer: the run's normaliser (actions, proprio).
         frameskip: env steps per planning step.
-        n_taken_actions: planning steps executed per re-plan.
-        max_iter: number of re-plans (the budget: ``max_iter * n_taken_actions`` planning steps).
+        n_taken_actions: planning steps executed per re-plan, or a schedule of them, one per re-plan (e.g.
+            ``(6, 1, 1, 1)``: the first plan's first 6 steps open loop, then a re-plan from the real frame before
+            each of the last 3 steps).
+        max_iter: number of re-plans (the budget: ``max_iter * n_taken_actions`` planning steps, or the
+            schedule's sum; a schedule's length must equal it).
         shrink_horizon: plan ``min(horizon, steps left in the budget)`` steps, so that the last
             predicted step of every plan lines up with the end of the budget (the goal time).
         history_frames: observed frames given to the model (1 .. num_hist).
@@ -80,14 +86,16 @@ class MPC:
             The planner never sees them (only the replay baseline is given them, :func:`planning.planners.protocol.context_for`).
     """
 
-    def __init__(self, planner, model, normalizer, frameskip: int, n_taken_actions: int = 1, max_iter: int = 5,
+    def __init__(self, planner, model, normalizer, frameskip: int, n_taken_actions: int | Sequence[int] = 1,
+                 max_iter: int = 5,
                  shrink_horizon: bool = True, history_frames: int = 1, eef_scale: float = 0.05,
                  decode_imagined: bool = False, device: str | torch.device = "cpu", progress: bool = True,
                  binary_gripper: bool = False, rank_reference: bool = True):
-        if n_taken_actions < 1 or max_iter < 1:
-            raise ValueError(f"n_taken_actions and max_iter must be >= 1, got {n_taken_actions}, {max_iter}")
+        self.schedule = taken_schedule(n_taken_actions, max_iter)  # steps executed at each re-plan
         self.planner, self.model, self.normalizer = planner, model, normalizer
-        self.frameskip, self.n_taken, self.max_iter = int(frameskip), int(n_taken_actions), int(max_iter)
+        self.frameskip, self.max_iter = int(frameskip), int(max_iter)
+        # as configured (an int, or the schedule as a list), for the reports
+        self.n_taken = list(self.schedule) if isinstance(n_taken_actions, Sequence) else self.schedule[0]
         self.shrink_horizon, self.history_frames = bool(shrink_horizon), max(1, int(history_frames))
         self.eef_scale, self.decode_imagined = float(eef_scale), bool(decode_imagined)
         self.device, self.progress = torch.device(device), progress
@@ -106,7 +114,7 @@ class MPC:
 
     @property
     def budget_steps(self) -> int:
-        return self.max_iter * self.n_taken
+        return sum(self.schedule)
 
     def _context_obs(self, hist_img, hist_prop) -> dict[str, torch.Tensor]:
         t0 = self.history_frames
@@ -218,7 +226,7 @@ class MPC:
             torch.as_tensor(reference_actions, dtype=torch.float32, device=self.device))
         prev, plan_seconds, done = None, [], 0
         bar = progress(range(self.max_iter), desc=f"MPC {getattr(self.planner, 'name', 'plan')}", disable=not self.progress)
-        for _ in bar:
+        for k in bar:
             if done >= self.budget_steps:  # here, not after the step: the bar has counted the last re-plan
                 break
             left = self.budget_steps - done
@@ -235,8 +243,8 @@ class MPC:
             raw = self._env_actions(res.actions, low, high)  # [B, h * fs, 7]
             imagined = None
             if self.decode_imagined and res.z_pred is not None and getattr(self.model, "has_decoder", False):
-                imagined = images_to_uint8(self.model.decode(res.z_pred[:, : self.n_taken]))  # [B, n, H, W, 3]
-            n_exec = min(self.n_taken, horizon)
+                imagined = images_to_uint8(self.model.decode(res.z_pred[:, : self.schedule[k]]))  # [B, n, H, W, 3]
+            n_exec = min(self.schedule[k], horizon)
             for i, (env, tr) in enumerate(zip(envs, traces)):
                 self._record_plan(tr, i, raw[i], res, ref_cost)
                 last_raw[i] = self._execute(env, tr, raw[i], n_exec, None if imagined is None else imagined[i],

@@ -18,8 +18,10 @@ pulls it towards the ground-truth low-dim state with InfoNCE. The objective ther
   (``read_state``: the low-dim robot / object state it reads from a latent, trained with it on states only)
   applied to the predicted and the goal latent, ``mean_s (read(z_pred) - read(z_goal))_s^2`` in normalised
   state units. It sees where the task shows (object pose, object relative to the gripper, gripper opening)
-  however few pixels the object covers. With ``state_tolerance`` (metres) it reads the object's position only
-  (state dims 0-2 of every task), in metres over that tolerance: ``mean_xyz ((pos_pred - pos_goal) / tol)^2``.
+  however few pixels the object covers. With ``state_tolerance`` (metres) it reads a position only, in metres
+  over that tolerance: ``mean_xyz ((pos_pred - pos_goal) / tol)^2``. ``state_position`` says which: ``object``
+  (state dims 0-2 of every task), ``eef`` (the end effector, the first 3 of the state's trailing proprio dims), or
+  ``both`` (the mean over the 6 dims).
   The normalised units weigh a dim by how little it varies in the data (a cube that the data barely lifts
   turns a few millimetres of readout error into a large cost); the tolerance weighs every axis by the task's
   own precision, so a plan that leaves the object a tolerance short of the goal pays 1 per axis.
@@ -45,7 +47,19 @@ from __future__ import annotations
 import torch
 from einops import reduce
 
-OBJECT_POSITION_DIM = 3  # every task's state starts with its object's position (tasks.task.OBJECT_POSE_DIM: pos, quat)
+from tasks.state_layout import EEF_POS_SLICE, OBJECT_POS, PROPRIO_DIM
+
+STATE_POSITIONS = ("object", "eef", "both")  # what the state cost compares with a state_tolerance
+
+
+def position_dims(state_dim: int, which: str) -> list[int]:
+    """Indices into a [state_dim] state of the object's position (every task's state starts with it), the end
+    effector's (the first 3 of the trailing proprio dims), or both."""
+    if which not in STATE_POSITIONS:
+        raise ValueError(f"state_position={which!r} is not one of {', '.join(STATE_POSITIONS)}")
+    obj = list(range(state_dim))[OBJECT_POS]
+    eef = list(range(state_dim - PROPRIO_DIM, state_dim))[EEF_POS_SLICE]
+    return {"object": obj, "eef": eef, "both": obj + eef}[which]
 
 
 class LatentGoalObjective:
@@ -60,8 +74,10 @@ class LatentGoalObjective:
         state_weight: weight of the learned state term (0: off).
         state_reader: latents [..., P, D] -> normalised state [..., S] (the world model's ``read_state``);
             required when ``state_weight`` > 0.
-        state_tolerance: None: the state term is the mean over all S normalised dims; metres: the object's
-            position (state dims 0-2) only, in units of this tolerance (needs ``state_std``).
+        state_tolerance: None: the state term is the mean over all S normalised dims; metres: a position only
+            (``state_position``), in units of this tolerance (needs ``state_std``).
+        state_position: with ``state_tolerance``: ``object`` (state dims 0-2), ``eef`` (the end effector's
+            position) or ``both``.
         state_std: [S] the state normaliser's std (``Normalizer.state_std``): turns normalised differences
             into metres for ``state_tolerance``.
         cost_to_go_weight: weight of the learned cost-to-go term (0: off); cost_to_go: ``(z [B, P, D], z_goal
@@ -73,7 +89,8 @@ class LatentGoalObjective:
     def __init__(self, mode: str = "last", discount: float = 1.0, alpha: float = 0.0,
                  alignment_dim: int | None = None, state_weight: float = 0.0, state_reader=None,
                  cost_to_go_weight: float = 0.0, cost_to_go=None, disagreement_weight: float = 0.0,
-                 disagreement=None, state_tolerance: float | None = None, state_std=None):
+                 disagreement=None, state_tolerance: float | None = None, state_std=None,
+                 state_position: str = "object"):
         if mode not in ("last", "all"):
             raise ValueError(f"objective mode must be 'last' or 'all', got {mode!r}")
         if not 0.0 < discount <= 1.0 and mode == "all":
@@ -94,13 +111,22 @@ class LatentGoalObjective:
         if self.state_weight < 0 or (self.state_weight > 0 and state_reader is None):
             raise ValueError(f"state_weight={state_weight} needs to be >= 0, and > 0 needs a world model that reads "
                              "states from its latents (read_state)")
-        self.state_scale = None  # [3] metres per normalised unit over the tolerance, for the object position
+        # with a tolerance: the compared dims and [len(dims)] metres per normalised unit over the tolerance
+        self.state_dims, self.state_scale = None, None
+        if state_position not in STATE_POSITIONS:
+            raise ValueError(f"state_position={state_position!r} is not one of {', '.join(STATE_POSITIONS)}")
         if state_tolerance is not None:
             if not float(state_tolerance) > 0:
                 raise ValueError(f"state_tolerance={state_tolerance} must be > 0 metres (or null: normalised units)")
-            if state_std is None or len(state_std) < OBJECT_POSITION_DIM:
-                raise ValueError("state_tolerance needs the state normaliser's std (state_std) of the object position")
-            self.state_scale = torch.as_tensor(state_std, dtype=torch.float32)[:OBJECT_POSITION_DIM] / float(state_tolerance)
+            if state_std is None:
+                raise ValueError("state_tolerance needs the state normaliser's std (state_std) of the compared position")
+            std = torch.as_tensor(state_std, dtype=torch.float32)
+            need = OBJECT_POS.stop + (PROPRIO_DIM if state_position != "object" else 0)
+            if len(std) < need:
+                raise ValueError(f"state_position={state_position} needs a state of >= {need} dims (object, then "
+                                 f"proprio), the state normaliser has {len(std)}")
+            self.state_dims = torch.as_tensor(position_dims(len(std), state_position))
+            self.state_scale = std[self.state_dims] / float(state_tolerance)
 
     def step_weights(self, h: int, device: torch.device | None = None) -> torch.Tensor:
         """Weights [h] over predicted steps, summing to 1."""
@@ -131,10 +157,10 @@ class LatentGoalObjective:
         if self.state_weight > 0:
             s_pred, s_goal = self.state_reader(z_pred).float(), self.state_reader(z_goal).float()  # [B, h, S], [B, 1, S]
             gap = s_pred - s_goal
-            if self.state_scale is not None:  # the object's position in tolerances: [B, h, 3]
+            if self.state_scale is not None:  # the compared positions in tolerances: [B, h, 3 or 6]
                 if self.state_scale.device != gap.device:  # moved once, on the first (eager) call: no copy in a graph
-                    self.state_scale = self.state_scale.to(gap.device)
-                gap = gap[..., :OBJECT_POSITION_DIM] * self.state_scale
+                    self.state_scale, self.state_dims = self.state_scale.to(gap.device), self.state_dims.to(gap.device)
+                gap = gap[..., self.state_dims] * self.state_scale
             cost = cost + self.state_weight * reduce(gap.pow(2), "b h s -> b h", "mean")
         return cost
 

@@ -83,7 +83,28 @@ def test_state_tolerance_reads_the_object_position_in_tolerances():
     assert plain(z, goal).item() == pytest.approx(base.item() + 2.0 * (0.5 ** 2 + 7.0 ** 2) / 5)
 
 
+def test_state_position_eef_reads_the_end_effector_in_tolerances():
+    """state_position=eef compares the end effector's position (the first 3 of the state's trailing 9 proprio dims)
+    and ignores the object's; both averages the 6 dims."""
+    reader = lambda z: z[..., 0, :12]  # noqa: E731  a 12-dim state: object pos 3, then proprio 9 (eef pos first)
+    goal, z = torch.zeros(1, 1, 2, 12), torch.zeros(1, 1, 2, 12)
+    z[0, 0, 0, 1] = 9.0  # object y: ignored by eef
+    z[0, 0, 0, 5] = 0.5  # eef z: 0.5 normalised units = 0.5 * 0.04 m = 2 cm
+    z[0, 0, 0, 6] = 5.0  # eef quat: never a position
+    std = torch.full((12,), 0.02)
+    std[5] = 0.04
+    base = LatentGoalObjective()(z, goal).item()
+    eef = LatentGoalObjective(state_weight=1.0, state_reader=reader, state_tolerance=0.01, state_std=std,
+                              state_position="eef")
+    assert eef(z, goal).item() == pytest.approx(base + (0.02 / 0.01) ** 2 / 3)
+    both = LatentGoalObjective(state_weight=1.0, state_reader=reader, state_tolerance=0.01, state_std=std,
+                               state_position="both")
+    assert both(z, goal).item() == pytest.approx(base + ((0.02 / 0.01) ** 2 + (9.0 * 0.02 / 0.01) ** 2) / 6)
+
+
 @pytest.mark.parametrize("kwargs, says", [
+    (dict(state_tolerance=0.01, state_std=torch.ones(5), state_position="eef"), "needs a state of >= 12 dims"),
+    (dict(state_tolerance=0.01, state_std=torch.ones(12), state_position="gripper"), "not one of object, eef, both"),
     (dict(state_tolerance=0.0, state_std=torch.ones(3)), "must be > 0 metres"),
     (dict(state_tolerance=-0.01, state_std=torch.ones(3)), "must be > 0 metres"),
     (dict(state_tolerance=0.01), "needs the state normaliser's std"),

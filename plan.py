@@ -163,10 +163,12 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
         reader = model.read_state if getattr(model, "reads_state", False) else None
         ctg, ctg_info = (load_learned_cost(cfg, device) if float(cfg.objective.get("cost_to_go_weight", 0) or 0) > 0
                          else (None, None))
-        objective = instantiate(cfg.objective, alignment_dim=cfg.objective.alignment_dim
-                                if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0),
-                                state_reader=reader, cost_to_go=ctg,
-                                disagreement=getattr(model, "disagreement", None), state_std=normalizer.state_std)
+        extra = dict(state_reader=reader, cost_to_go=ctg, disagreement=getattr(model, "disagreement", None),
+                     state_std=normalizer.state_std, alignment_dim=cfg.objective.alignment_dim
+                     if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
+        objective = instantiate(cfg.objective, **extra)
+        later = later_objective_settings(cfg)
+        later_objective = instantiate(OmegaConf.merge(cfg.objective, later), **extra) if later else None
     except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
         raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
     try:
@@ -183,15 +185,27 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
         planner = build_planner(spec, model, objective)
     except (ValueError, TypeError) as exc:
         raise PlanError(str(exc)) from exc
+    if later_objective is not None and budget.iterations < 2:
+        raise PlanError("mpc.later_objective needs re-plans after the first (mpc.n_taken_actions below goal_H, or a "
+                        "schedule)")
+    if later_objective is not None and getattr(planner, "objective", None) is None:
+        raise PlanError(f"mpc.later_objective needs a planner that scores with an objective, not {planner.name}")
     mpc = MPC(planner, model, normalizer, fs, n_taken_actions=budget.n_taken_actions, max_iter=budget.iterations,
               shrink_horizon=bool(cfg.mpc.shrink_horizon), history_frames=t0, eef_scale=float(cfg.eef_scale),
               decode_imagined=bool(cfg.decode_imagined) and bool(getattr(model, "has_decoder", False)),
               device=device, progress=bool(cfg.progress), binary_gripper=bool(cfg.mpc.get("binary_gripper", False)),
-              rank_reference=bool(cfg.eval.get("rank_reference", True)))
+              rank_reference=bool(cfg.eval.get("rank_reference", True)), later_objective=later_objective)
     settings = EvalSettings(frameskip=fs, history_frames=t0, success_metric=cfg.eval.success_metric,
                             goal_tolerance=float(cfg.eval.goal_tolerance),
                             gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))
     return planner, mpc, settings, {**planning_description(cfg, planner, mpc, prior_info), "learned_cost": ctg_info}
+
+
+def later_objective_settings(cfg: DictConfig) -> dict:
+    """The objective settings that ``mpc.later_objective`` changes for every re-plan after the first (its non-null
+    keys; empty: every re-plan uses ``objective``)."""
+    later = cfg.mpc.get("later_objective") or {}
+    return {k: v for k, v in OmegaConf.to_container(later, resolve=True).items() if v is not None}
 
 
 def planning_description(cfg: DictConfig, planner, mpc, prior_info: dict | None) -> dict:
@@ -201,6 +215,8 @@ def planning_description(cfg: DictConfig, planner, mpc, prior_info: dict | None)
     settings.update({"class": str(cfg.planner.get("_target_")), "n_taken_actions": mpc.n_taken, "max_iter": mpc.max_iter,
                      "binary_gripper": mpc.binary_gripper, "objective": {k: v for k, v in OmegaConf.to_container(
                          cfg.objective, resolve=True).items() if k != "_target_"}})
+    if later_objective_settings(cfg):
+        settings["later_objective"] = later_objective_settings(cfg)
     if prior_info is not None:
         settings["prior"] = prior_info["path"]
     chooser = ("world model" if planner.uses_model and prior_info is None else

@@ -152,3 +152,31 @@ def test_a_schedule_must_match_the_re_plans():
     model, norm, _, _ = _setup(b=1)
     with pytest.raises(ValueError, match="has 2 re-plans, mpc.max_iter=3"):
         MPC(RecordingPlanner(horizon=4), model, norm, FS, n_taken_actions=(2, 2), max_iter=3, progress=False)
+
+
+class ObjectiveRecorder(RecordingPlanner):
+    """Records which objective each re-plan was scored with."""
+
+    def __init__(self, horizon: int, objective):
+        super().__init__(horizon)
+        self.objective = objective
+
+    def plan(self, ctx):
+        self.calls.append(self.objective)
+        return PlanResult(actions=torch.zeros(ctx.batch_size, ctx.horizon, 7 * FS))
+
+
+def test_the_later_objective_scores_every_re_plan_after_the_first_and_the_planners_own_comes_back():
+    model, norm, envs, _ = _setup(b=1)
+    first, later = LatentGoalObjective(), LatentGoalObjective(alpha=1.0, alignment_dim=1)
+    planner = ObjectiveRecorder(horizon=4, objective=first)
+    mpc = MPC(planner, model, norm, FS, n_taken_actions=(2, 1, 1), max_iter=3, progress=False, later_objective=later)
+    _run(mpc, envs, torch.zeros(1, 1, P, D))
+    assert planner.calls == [first, later, later] and planner.objective is first
+    planner = ObjectiveRecorder(horizon=4, objective=first)  # restored after a failure too
+    planner.plan = lambda ctx: (_ for _ in ()).throw(RuntimeError("boom")) if planner.objective is later else \
+        PlanResult(actions=torch.zeros(ctx.batch_size, ctx.horizon, 7 * FS))
+    with pytest.raises(RuntimeError, match="boom"):
+        _run(MPC(planner, model, norm, FS, n_taken_actions=(2, 2), max_iter=2, progress=False, later_objective=later),
+             envs, torch.zeros(1, 1, P, D))
+    assert planner.objective is first

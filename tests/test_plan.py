@@ -197,6 +197,28 @@ def test_a_schedule_that_does_not_end_at_the_goal_is_refused(tiny_trained_run, t
     assert "\n" not in str(exc.value)
 
 
+def test_a_later_objective_plans_and_is_named(tiny_trained_run, tmp_path):
+    """mpc.later_objective: the re-plans after the first score with the end effector's position cost; the summary
+    names both objectives. Without re-plans after the first, or with a planner that has no objective, it is refused."""
+    import plan
+
+    later = ["mpc.later_objective.state_weight=0.1", "mpc.later_objective.state_tolerance=0.01",
+             "mpc.later_objective.state_position=eef"]
+    summary = plan_inprocess(tiny_trained_run, tmp_path / "out", [*SMALL_CEM, "n_evals=1", "mpc.n_taken_actions=[3,1,1]",
+                                                                  *later, "outputs.videos=false", "outputs.plots=false",
+                                                                  "wandb.mode=disabled"])
+    assert summary["planner_settings"]["later_objective"] == {"state_weight": 0.1, "state_tolerance": 0.01,
+                                                               "state_position": "eef"}
+    assert summary["planner_settings"]["objective"]["state_weight"] == 0.0
+    assert summary["actions_chosen_by"] == "world model"
+    with pytest.raises(plan.PlanError, match="needs re-plans after the first"):
+        plan_inprocess(tiny_trained_run, tmp_path / "o2", [*SMALL_CEM, "mpc.n_taken_actions=5", *later])
+    with pytest.raises(plan.PlanError, match="needs a planner that scores with an objective"):
+        plan_inprocess(tiny_trained_run, tmp_path / "o3", ["planner=random", *later])
+    with pytest.raises(plan.PlanError, match="not one of object, eef, both"):
+        plan_inprocess(tiny_trained_run, tmp_path / "o4", [*SMALL_CEM, *later[:2], "mpc.later_objective.state_position=arm"])
+
+
 def test_unknown_planner_setting_is_refused_in_one_line(tiny_trained_run, tmp_path):
     import plan
 

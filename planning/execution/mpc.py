@@ -84,13 +84,16 @@ class MPC:
             the planner's model and objective (``EpisodeTrace.reference_costs``), the ranking diagnostic that
             tells a model failure (the failing plan scored better than the demonstration) from a search failure.
             The planner never sees them (only the replay baseline is given them, :func:`planning.planners.protocol.context_for`).
+        later_objective: the planner's objective at every re-plan after the first (None: its own throughout), e.g. a
+            state cost that should only act once the first plan has been executed from the real frames (the planner's
+            ``objective`` is swapped for the re-plans and restored after the run).
     """
 
     def __init__(self, planner, model, normalizer, frameskip: int, n_taken_actions: int | Sequence[int] = 1,
                  max_iter: int = 5,
                  shrink_horizon: bool = True, history_frames: int = 1, eef_scale: float = 0.05,
                  decode_imagined: bool = False, device: str | torch.device = "cpu", progress: bool = True,
-                 binary_gripper: bool = False, rank_reference: bool = True):
+                 binary_gripper: bool = False, rank_reference: bool = True, later_objective=None):
         self.schedule = taken_schedule(n_taken_actions, max_iter)  # steps executed at each re-plan
         self.planner, self.model, self.normalizer = planner, model, normalizer
         self.frameskip, self.max_iter = int(frameskip), int(max_iter)
@@ -100,6 +103,7 @@ class MPC:
         self.eef_scale, self.decode_imagined = float(eef_scale), bool(decode_imagined)
         self.device, self.progress = torch.device(device), progress
         self.binary_gripper, self.rank_reference = bool(binary_gripper), bool(rank_reference)
+        self.later_objective = later_objective
 
     def _gripper_levels(self, a_dim: int) -> GripperLevels | None:
         """The normalised open / close values of the gripper dims of a [a_dim * fs] chunk, or None."""
@@ -198,6 +202,17 @@ class MPC:
 
     def run(self, envs: list, start_obs: list[dict], history: list[dict], z_goal: torch.Tensor,
             generators: list[torch.Generator], reference_actions: np.ndarray | None = None) -> MPCResult:
+        """Plan and execute in every env for ``max_iter`` re-plans (see :meth:`_run`); the planner's own objective is
+        back in place afterwards whatever happens."""
+        first = getattr(self.planner, "objective", None)
+        try:
+            return self._run(envs, start_obs, history, z_goal, generators, reference_actions)
+        finally:
+            if self.later_objective is not None:
+                self.planner.objective = first
+
+    def _run(self, envs: list, start_obs: list[dict], history: list[dict], z_goal: torch.Tensor,
+             generators: list[torch.Generator], reference_actions: np.ndarray | None = None) -> MPCResult:
         """Plan and execute in every env for ``max_iter`` re-plans.
 
         Args:
@@ -235,6 +250,8 @@ class MPC:
                               z_goal=z_goal, horizon=horizon, generators=generators, action_low=low_n.to(self.device),
                               action_high=high_n.to(self.device), init_actions=prev,
                               fixed_dims=fixed, hold_actions=self._hold_actions(last_raw), gripper=gripper)
+            if k == 1 and self.later_objective is not None:
+                self.planner.objective = self.later_objective
             ref_now = None if ref is None else ref[:, done:done + horizon]
             t = time.perf_counter()
             res = self.planner.plan(context_for(self.planner, ctx, ref_now))

@@ -27,8 +27,6 @@ Frames are encoded with the run's frozen encoder (no feature cache needed). CPU 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 from pathlib import Path
 
@@ -38,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.report_cli import report  # noqa: E402
 from datasets.meta import DatasetMeta  # noqa: E402
 from datasets.robomimic_dset import RobomimicEpisodes  # noqa: E402
 from planning.execution.observations import to_model_obs  # noqa: E402
@@ -156,18 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        res = measure(args.run, args.data, args.lift_cm, args.from_index, args.model_epoch, args.device)
-    except PlanBranchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(format_table(res))
-    if args.json:
-        from utils.atomic_files import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(res, indent=1))
-    return 0
+    return report(lambda: measure(args.run, args.data, args.lift_cm, args.from_index, args.model_epoch, args.device), format_table, args.json, PlanBranchError)
 
 
 if __name__ == "__main__":

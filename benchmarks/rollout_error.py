@@ -30,8 +30,6 @@ encoded with the run's frozen encoder here (no feature cache needed). CPU or GPU
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 from pathlib import Path
 
@@ -41,10 +39,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.report_cli import report  # noqa: E402
 from datasets.robomimic_dset import RobomimicEpisodes  # noqa: E402
 from planning.execution.observations import to_model_obs  # noqa: E402
 from planning.objectives import LatentGoalObjective  # noqa: E402
 from training.run_dir.run_loading import load_world_model  # noqa: E402
+
 
 class RolloutErrorError(Exception):
     """Bad input (one line, exit code 2)."""
@@ -124,18 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
     ap.add_argument("--json", default=None, help="also write the medians to this JSON file")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        res = measure(args.run, args.goal_h, args.split, args.max_episodes, args.model_epoch, args.device)
-    except RolloutErrorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(format_table(res))
-    if args.json:
-        from utils.atomic_files import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(res, indent=1))
-    return 0
+    return report(lambda: measure(args.run, args.goal_h, args.split, args.max_episodes, args.model_epoch, args.device), format_table, args.json, RolloutErrorError)
 
 
 if __name__ == "__main__":

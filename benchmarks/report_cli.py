@@ -1,0 +1,26 @@
+"""The end of a benchmark CLI that measures, prints a table and optionally writes JSON: one place for the exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+
+
+def report(measure: Callable[[], dict], format_table: Callable[[dict], str], json_path: str | None,
+           bad_input: type[Exception]) -> int:
+    """Run ``measure``; print its table and write ``json_path`` (atomically) if given: exit code 0. ``bad_input``
+    raised by ``measure`` is printed as one line on stderr with nothing written: exit code 2."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        res = measure()
+    except bad_input as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_table(res))
+    if json_path:
+        from utils.atomic_files import atomic_write_text
+
+        atomic_write_text(json_path, json.dumps(res, indent=1))
+    return 0

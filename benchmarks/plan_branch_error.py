@@ -26,7 +26,6 @@ Frames are encoded with the run's frozen encoder (no feature cache needed). CPU 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.report_cli import report  # noqa: E402
+from benchmarks.report_cli import model_arguments, report, run_parser  # noqa: E402
 from datasets.meta import DatasetMeta  # noqa: E402
 from datasets.robomimic_dset import RobomimicEpisodes  # noqa: E402
 from planning.execution.observations import to_model_obs  # noqa: E402
@@ -102,11 +101,14 @@ def measure(run_dir: str | Path, data_dir: str | Path | None = None, lift_cm: fl
     """Per-axis means and mean absolute offsets (cm) over the lifted plan branches (see the module docstring)."""
     try:
         run = load_world_model(run_dir, model_epoch, device=device)
-        data_dir = Path(data_dir or run.dataset_path)
+    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        raise PlanBranchError(f"cannot load the run {run_dir}: {str(exc).splitlines()[0]}") from exc
+    data_dir = Path(data_dir or run.dataset_path)
+    try:
         data = RobomimicEpisodes(data_dir)
         first = new_branches_from(Path(run.dataset_path), data_dir) if from_index is None else int(from_index)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        raise PlanBranchError(f"cannot load {run_dir} / {data_dir}: {str(exc).splitlines()[0]}") from exc
+        raise PlanBranchError(f"cannot load the dataset {data_dir}: {str(exc).splitlines()[0]}") from exc
     keys = data.meta.demo_keys
     branches = [i for i in range(first, len(keys)) if keys[i].startswith(PLAN_PREFIX)]
     if not branches:
@@ -144,18 +146,15 @@ def format_table(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog="Prints a table; --json writes it too. Exit code 2 on bad input.")
-    ap.add_argument("run", help="training run directory")
+    ap = run_parser(__doc__)
     ap.add_argument("--data", default=None, help="dataset holding the plan branches (default: the run's own)")
     ap.add_argument("--from-index", type=int, default=None,
                     help="first episode index to read (default: the branches new to the run, see above)")
     ap.add_argument("--lift-cm", type=float, default=2.0, help="a branch counts as lifted above this rise (default 2)")
-    ap.add_argument("--model-epoch", default="latest", help="checkpoint: latest or a training step")
-    ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    model_arguments(ap)
     args = ap.parse_args(argv)
-    return report(lambda: measure(args.run, args.data, args.lift_cm, args.from_index, args.model_epoch, args.device), format_table, args.json, PlanBranchError)
+    return report(lambda: measure(args.run, args.data, args.lift_cm, args.from_index, args.model_epoch, args.device),
+                  format_table, args.json, PlanBranchError)
 
 
 if __name__ == "__main__":

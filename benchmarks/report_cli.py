@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
 from collections.abc import Callable
+
+
+def run_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser described by the first paragraph of ``doc`` whose first argument is the training run directory."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                 epilog="Prints a table; --json writes it too. Exit code 2 on bad input.")
+    ap.add_argument("run", help="training run directory")
+    return ap
+
+
+def model_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options every benchmark of a training run takes: its checkpoint, the device, the JSON output."""
+    ap.add_argument("--model-epoch", default="latest", help="checkpoint: latest or a training step")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
+    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
 
 
 def report(measure: Callable[[], dict], format_table: Callable[[dict], str], json_path: str | None,

@@ -29,7 +29,6 @@ encoded with the run's frozen encoder here (no feature cache needed). CPU or GPU
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -39,7 +38,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.report_cli import report  # noqa: E402
+from benchmarks.report_cli import model_arguments, report, run_parser  # noqa: E402
 from datasets.robomimic_dset import RobomimicEpisodes  # noqa: E402
 from planning.execution.observations import to_model_obs  # noqa: E402
 from planning.objectives import LatentGoalObjective  # noqa: E402
@@ -114,17 +113,14 @@ def format_table(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog="Prints a table; --json writes it too. Exit code 2 on bad input.")
-    ap.add_argument("run", help="training run directory")
+    ap = run_parser(__doc__)
     ap.add_argument("--goal-h", type=int, default=9, help="planning steps from the start to the goal (default 9)")
     ap.add_argument("--split", default="val", help="the run's episode split to read (val | test | train; default val)")
     ap.add_argument("--max-episodes", type=int, default=None, help="at most this many demonstrations")
-    ap.add_argument("--model-epoch", default="latest", help="checkpoint: latest or a training step")
-    ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default cpu)")
-    ap.add_argument("--json", default=None, help="also write the medians to this JSON file")
+    model_arguments(ap)
     args = ap.parse_args(argv)
-    return report(lambda: measure(args.run, args.goal_h, args.split, args.max_episodes, args.model_epoch, args.device), format_table, args.json, RolloutErrorError)
+    return report(lambda: measure(args.run, args.goal_h, args.split, args.max_episodes, args.model_epoch, args.device),
+                  format_table, args.json, RolloutErrorError)
 
 
 if __name__ == "__main__":

@@ -61,3 +61,6 @@ def test_cli_prints_the_table_writes_json_and_refuses_a_dataset_without_plan_bra
     assert main([str(tiny_trained_run), "--json", str(out)]) == 2  # the run's own dataset holds no plan branch
     err = capsys.readouterr().err
     assert "holds no plan branch" in err and err.count("\n") == 1 and not out.exists()
+    assert main([str(tiny_trained_run), "--data", str(tmp_path), "--json", str(out)]) == 2  # not a dataset
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot load the dataset {tmp_path}") and err.count("\n") == 1 and not out.exists()

@@ -204,7 +204,9 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
 def later_objective_settings(cfg: DictConfig) -> dict:
     """The objective settings that ``mpc.later_objective`` changes for every re-plan after the first (its non-null
     keys; empty: every re-plan uses ``objective``)."""
-    later = cfg.mpc.get("later_objective") or {}
+    later = cfg.mpc.get("later_objective")
+    if not OmegaConf.is_dict(later):
+        return {}
     return {k: v for k, v in OmegaConf.to_container(later, resolve=True).items() if v is not None}
 
 

@@ -3,8 +3,8 @@
 Every re-plan plans all episodes at once (one batched planner call); then each env executes the
 first ``n_taken_actions`` planning steps (``frameskip`` env steps each, denormalised and clipped to
 the env's bounds), or the next entry of an ``n_taken_actions`` schedule. The budget is explicit: ``max_iter``
-re-plans. The task's success is recorded
-after every env step for the report, and never read by the planner or used to stop early.
+re-plans. The task's success is recorded after every env step for the report, and never read by the planner or
+used to stop early.
 """
 
 from __future__ import annotations
@@ -90,8 +90,7 @@ class MPC:
     """
 
     def __init__(self, planner, model, normalizer, frameskip: int, n_taken_actions: int | Sequence[int] = 1,
-                 max_iter: int = 5,
-                 shrink_horizon: bool = True, history_frames: int = 1, eef_scale: float = 0.05,
+                 max_iter: int = 5, shrink_horizon: bool = True, history_frames: int = 1, eef_scale: float = 0.05,
                  decode_imagined: bool = False, device: str | torch.device = "cpu", progress: bool = True,
                  binary_gripper: bool = False, rank_reference: bool = True, later_objective=None):
         self.schedule = taken_schedule(n_taken_actions, max_iter)  # steps executed at each re-plan

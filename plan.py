@@ -23,18 +23,16 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from plan_build import build_planning
 from plan_setup import (
     PlanError,
     ensemble_description,
     evaluation_specs,
-    load_learned_cost,
-    load_prior,
     load_run_and_data,
     pool_name,
     with_ensemble,
 )
 from planning.reporting.outputs import OutputError
-from utils.errors import first_line
 
 OmegaConf.register_new_resolver("basename", lambda p: Path(str(p)).name if p else "model", replace=True)
 log = logging.getLogger("plan")
@@ -144,86 +142,6 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     publish_once(cfg, job, out_dir, info, summary, records)
     writer.raise_if_failed(errors)
     return summary
-
-
-def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device: str):
-    """(planner, MPC, EvalSettings) from the config; a bad planner setting or an MPC budget that runs
-    past the goal is refused in one line (``planning.planners.factory.build_planner``, ``planning.execution.mpc_budget``)."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    from planning.execution.evaluator import EvalSettings
-    from planning.execution.mpc import MPC
-    from planning.execution.mpc_budget import MPCBudget
-    from planning.planners.factory import build_planner
-
-    if cfg.eval.success_metric not in ("task", "goal"):
-        raise PlanError(f"eval.success_metric={cfg.eval.success_metric!r} is not one of task, goal")
-    try:
-        reader = model.read_state if getattr(model, "reads_state", False) else None
-        ctg, ctg_info = (load_learned_cost(cfg, device) if float(cfg.objective.get("cost_to_go_weight", 0) or 0) > 0
-                         else (None, None))
-        extra = dict(state_reader=reader, cost_to_go=ctg, disagreement=getattr(model, "disagreement", None),
-                     state_std=normalizer.state_std, alignment_dim=cfg.objective.alignment_dim
-                     if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
-        objective = instantiate(cfg.objective, **extra)
-        later = later_objective_settings(cfg)
-        later_objective = instantiate(OmegaConf.merge(cfg.objective, later), **extra) if later else None
-    except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
-        raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
-    try:
-        taken = cfg.mpc.n_taken_actions  # an int, or a schedule: the steps executed at each re-plan
-        taken = tuple(int(n) for n in taken) if OmegaConf.is_list(taken) else int(taken)
-        budget = MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=taken,
-                           max_iter=None if cfg.mpc.max_iter is None else int(cfg.mpc.max_iter),
-                           horizon=int(cfg.planner.horizon) if cfg.planner.get("horizon") is not None else None)
-        spec = OmegaConf.to_container(cfg.planner, resolve=True)
-        prior_info = None
-        if "prior" in spec:
-            spec["prior"], prior_info = load_prior(spec["prior"], Path(str(cfg.ckpt_base_path)).resolve(), device,
-                                                   cfg.model_epoch)
-        planner = build_planner(spec, model, objective)
-    except (ValueError, TypeError) as exc:
-        raise PlanError(str(exc)) from exc
-    if later_objective is not None and budget.iterations < 2:
-        raise PlanError("mpc.later_objective needs re-plans after the first (mpc.n_taken_actions below goal_H, or a "
-                        "schedule)")
-    if later_objective is not None and getattr(planner, "objective", None) is None:
-        raise PlanError(f"mpc.later_objective needs a planner that scores with an objective, not {planner.name}")
-    mpc = MPC(planner, model, normalizer, fs, n_taken_actions=budget.n_taken_actions, max_iter=budget.iterations,
-              shrink_horizon=bool(cfg.mpc.shrink_horizon), history_frames=t0, eef_scale=float(cfg.eef_scale),
-              decode_imagined=bool(cfg.decode_imagined) and bool(getattr(model, "has_decoder", False)),
-              device=device, progress=bool(cfg.progress), binary_gripper=bool(cfg.mpc.get("binary_gripper", False)),
-              rank_reference=bool(cfg.eval.get("rank_reference", True)), later_objective=later_objective)
-    settings = EvalSettings(frameskip=fs, history_frames=t0, success_metric=cfg.eval.success_metric,
-                            goal_tolerance=float(cfg.eval.goal_tolerance),
-                            gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))
-    return planner, mpc, settings, {**planning_description(cfg, planner, mpc, prior_info), "learned_cost": ctg_info}
-
-
-def later_objective_settings(cfg: DictConfig) -> dict:
-    """The objective settings that ``mpc.later_objective`` changes for every re-plan after the first (its non-null
-    keys; empty: every re-plan uses ``objective``)."""
-    later = cfg.mpc.get("later_objective")
-    if not OmegaConf.is_dict(later):
-        return {}
-    return {k: v for k, v in OmegaConf.to_container(later, resolve=True).items() if v is not None}
-
-
-def planning_description(cfg: DictConfig, planner, mpc, prior_info: dict | None) -> dict:
-    """How this evaluation planned, for summary.json, logs.json and the wandb config: the planner's resolved
-    settings (its config without ``_target_``, plus the MPC's), what chose the actions, and the prior's identity."""
-    settings = {k: v for k, v in OmegaConf.to_container(cfg.planner, resolve=True).items() if k != "_target_"}
-    settings.update({"class": str(cfg.planner.get("_target_")), "n_taken_actions": mpc.n_taken, "max_iter": mpc.max_iter,
-                     "binary_gripper": mpc.binary_gripper, "objective": {k: v for k, v in OmegaConf.to_container(
-                         cfg.objective, resolve=True).items() if k != "_target_"}})
-    if later_objective_settings(cfg):
-        settings["later_objective"] = later_objective_settings(cfg)
-    if prior_info is not None:
-        settings["prior"] = prior_info["path"]
-    chooser = ("world model" if planner.uses_model and prior_info is None else
-               "action prior + world model" if planner.uses_model else "baseline (no model)")
-    return {"planner_settings": settings, "action_prior": prior_info, "actions_chosen_by": chooser}
 
 
 def pick_batch_size(cfg: DictConfig, model, planner, n: int, env_steps: int, data, earlier: int | None = None):

@@ -102,7 +102,8 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     model, members = with_ensemble(cfg, run, model, device)
     fs, t0 = int(model.frameskip), int(cfg.history_frames or model.num_hist)
     specs, mine = evaluation_specs(cfg, run, data, fs, t0)
-    planner, mpc, settings, described = build_planning(cfg, model, run.normalizer, fs, t0, device)
+    planner, mpc, settings, described = build_planning(cfg, model, run.normalizer, fs, t0, device,
+                                                       Path(run.checkpoint_dir).name)
     described = {**described, "ensemble": ensemble_description(members)}
     job = open_job(cfg, out_dir, run, data, mine, described)  # only reads: a refused job leaves the dir as it was
     todo = [s for s in mine if s.eval_index not in job.finished]
@@ -176,6 +177,8 @@ def open_job(cfg: DictConfig, out_dir: Path, run, data, mine: list, described: d
     config = OmegaConf.to_container(cfg, resolve=True)
     config["ckpt_base_path"] = str(Path(str(cfg.ckpt_base_path)).resolve())
     config["ensemble"] = [m["checkpoint"] for m in described.get("ensemble") or []]  # which members, at which step
+    if described.get("rollout_readout"):  # a refit readout is another job (absent otherwise: older jobs resume)
+        config["rollout_readout_sha256"] = described["rollout_readout"]["sha256"]
     if cfg.dataset_path:
         config["dataset_path"] = str(Path(str(cfg.dataset_path)).resolve())
     identity = job_identity(config, checkpoint=str(Path(run.checkpoint_dir).resolve()),

@@ -13,9 +13,10 @@ from plan_setup import PlanError, load_learned_cost, load_prior
 from utils.errors import first_line
 
 
-def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device: str):
-    """(planner, MPC, EvalSettings) from the config; a bad planner setting or an MPC budget that runs
-    past the goal is refused in one line (``planning.planners.factory.build_planner``, ``planning.execution.mpc_budget``)."""
+def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device: str, checkpoint: str | None = None):
+    """(planner, MPC, EvalSettings, description) from the config; a bad planner setting or an MPC budget that runs
+    past the goal is refused in one line (``planning.planners.factory.build_planner``, ``planning.execution.mpc_budget``).
+    ``checkpoint``: the name of the checkpoint planned with (a rollout readout fitted on another is warned about)."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
@@ -27,15 +28,19 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
     if cfg.eval.success_metric not in ("task", "goal"):
         raise PlanError(f"eval.success_metric={cfg.eval.success_metric!r} is not one of task, goal")
     try:
-        reader = model.read_state if getattr(model, "reads_state", False) else None
         ctg, ctg_info = (load_learned_cost(cfg, device) if float(cfg.objective.get("cost_to_go_weight", 0) or 0) > 0
                          else (None, None))
-        extra = dict(state_reader=reader, cost_to_go=ctg, disagreement=getattr(model, "disagreement", None),
+        extra = dict(cost_to_go=ctg, disagreement=getattr(model, "disagreement", None),
                      state_std=normalizer.state_std, alignment_dim=cfg.objective.alignment_dim
                      if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
-        objective = instantiate(cfg.objective, **extra)
         later = later_objective_settings(cfg)
-        later_objective = instantiate(OmegaConf.merge(cfg.objective, later), **extra) if later else None
+        specs = [OmegaConf.to_container(cfg.objective, resolve=True)]
+        specs += [OmegaConf.to_container(OmegaConf.merge(cfg.objective, later), resolve=True)] if later else []
+        readers = state_readers(cfg, model, [spec.pop("state_readout", None) or "model" for spec in specs], device,
+                                checkpoint)
+        objective, *rest = [instantiate(spec, state_reader=readers[which][0], **extra)
+                            for spec, which in zip(specs, readers["order"])]
+        later_objective = rest[0] if rest else None
     except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
         raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
     try:
@@ -65,7 +70,25 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
     settings = EvalSettings(frameskip=fs, history_frames=t0, success_metric=cfg.eval.success_metric,
                             goal_tolerance=float(cfg.eval.goal_tolerance),
                             gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))
-    return planner, mpc, settings, {**planning_description(cfg, planner, mpc, prior_info), "learned_cost": ctg_info}
+    return planner, mpc, settings, {**planning_description(cfg, planner, mpc, prior_info), "learned_cost": ctg_info,
+                                    "rollout_readout": readers.get("rollout", (None, None))[1]}
+
+
+def state_readers(cfg: DictConfig, model, wanted: list[str], device: str, checkpoint: str | None = None) -> dict:
+    """{"model": (the world model's own read_state or None, None), "rollout": (the run's rollout readout, its identity)
+    when asked for, "order": ``wanted``}: the state reader of each objective (``objective.state_readout``, and
+    ``mpc.later_objective.state_readout`` for the later re-plans); an unknown name is refused in one line."""
+    from plan_setup import load_state_readout
+
+    readers: dict = {"model": (model.read_state if getattr(model, "reads_state", False) else None, None),
+                     "order": wanted}
+    for which in wanted:
+        if which not in ("model", "rollout"):
+            raise PlanError(f"objective.state_readout={which!r} is not one of model (the run's own readout), rollout "
+                            "(RUN/rollout_readout, python -m training.rollout_readout RUN)")
+        if which == "rollout" and "rollout" not in readers:
+            readers["rollout"] = load_state_readout(cfg, device, checkpoint)
+    return readers
 
 
 def later_objective_settings(cfg: DictConfig) -> dict:

@@ -119,6 +119,32 @@ def load_learned_cost(cfg: DictConfig, device: str):
     return model, {"path": str(path), "sha256": hashlib.sha256((path / WEIGHTS_FILE).read_bytes()).hexdigest()}
 
 
+def load_state_readout(cfg: DictConfig, device: str, checkpoint: str | None = None):
+    """The run's rollout readout (``RUN/rollout_readout``) for ``objective.state_readout=rollout``, and its identity
+    (path, sha256 of its weights, the checkpoint it was fitted on); PlanError when it has none or it is damaged. A
+    readout fitted on another checkpoint than ``checkpoint`` (the one planned with) reads another model's rollouts:
+    that is said in a warning (it still loads)."""
+    import hashlib
+    import json
+
+    from models.rollout_readout import CONFIG_FILE, READOUT_DIR, WEIGHTS_FILE, load_rollout_readout
+
+    if cfg.get("ensemble"):
+        raise PlanError("objective.state_readout=rollout reads one run's rollouts, not an ensemble's (drop ensemble, or "
+                        "use state_readout=model)")
+    path = Path(str(cfg.ckpt_base_path)).resolve() / READOUT_DIR
+    try:
+        reader = load_rollout_readout(path, device)
+    except (FileNotFoundError, ValueError) as exc:
+        raise PlanError(f"objective.state_readout=rollout: {exc}") from exc
+    fitted_on = json.loads((path / CONFIG_FILE).read_text()).get("world_model_checkpoint")
+    if checkpoint is not None and fitted_on is not None and fitted_on != checkpoint:
+        log.warning("the rollout readout %s was fitted on %s, the plan uses %s: refit it (python -m "
+                    "training.rollout_readout %s)", path, fitted_on, checkpoint, cfg.ckpt_base_path)
+    return reader, {"path": str(path), "sha256": hashlib.sha256((path / WEIGHTS_FILE).read_bytes()).hexdigest(),
+                    "world_model_checkpoint": fitted_on}
+
+
 def load_prior(spec, run_dir: Path, device: str, model_epoch="latest"):
     """``planner.prior``: null (none) | auto (``RUN/action_prior`` when it exists) | a prior directory.
 

@@ -15,7 +15,9 @@ centimetres:
 * ``predicted - goal``: the run's state readout of its own rollout of the branch's actions against its readout of the
   encoded goal (what the model believed the plan would reach; runs with a state readout, ``model.dyn_weight`` > 0);
 * ``readout of the true end - goal``: the same readout of the encoded true last frame (how well the readout sees a
-  real frame, e.g. after a re-plan from it).
+  real frame, e.g. after a re-plan from it);
+* ``predicted - goal (rollout readout)``: where the run has one (``python -m training.rollout_readout RUN``), the
+  readout refitted on the model's own rollouts applied to the same rollout and goal (``objective.state_readout=rollout``).
 
 A mean ``true end - goal`` far from zero where ``predicted - goal`` is near zero is a bias of the model on the plans
 the search chooses: re-planning cannot remove what the cost does not see, and ``goal reached`` (object within 2 cm of
@@ -38,8 +40,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.report_cli import model_arguments, report, run_parser  # noqa: E402
 from datasets.meta import DatasetMeta  # noqa: E402
 from datasets.robomimic_dset import RobomimicEpisodes  # noqa: E402
+from models.rollout_readout import READOUT_DIR, load_rollout_readout  # noqa: E402
 from planning.execution.observations import to_model_obs  # noqa: E402
-from tasks.state_layout import EEF_POS_SLICE, OBJECT_POS, PROPRIO_DIM  # noqa: E402
+from tasks.state_layout import position_slices  # noqa: E402
 from training.run_dir.run_loading import load_world_model  # noqa: E402
 
 PLAN_PREFIX = "plan_"  # conversion.exploration's key for a plan branch
@@ -49,16 +52,12 @@ class PlanBranchError(Exception):
     """Bad input (one line, exit code 2)."""
 
 
-def position_slices(state_dim: int) -> dict[str, slice]:
-    """The object's and the end effector's position in a [state_dim] state (object first, proprio last)."""
-    eef0 = state_dim - PROPRIO_DIM
-    return {"object": OBJECT_POS, "eef": slice(eef0 + EEF_POS_SLICE.start, eef0 + EEF_POS_SLICE.stop)}
-
-
 @torch.no_grad()
-def branch_offsets(model, normalizer, data: RobomimicEpisodes, branch: int, device: torch.device) -> dict[str, np.ndarray]:
+def branch_offsets(model, normalizer, data: RobomimicEpisodes, branch: int, device: torch.device,
+                   rollout_reader=None) -> dict[str, np.ndarray]:
     """[3] metres per quantity for one plan branch: true end, predicted end and readout of the true end, each minus
-    the goal (the source demonstration's last frame), for the object and the end effector."""
+    the goal (the source demonstration's last frame), for the object and the end effector; with ``rollout_reader``
+    (``models.rollout_readout``) also the predicted end as that reader sees it."""
     src, fs = data.meta.explore_sources[branch], model.frameskip
     last_b, last_s = data.seq_len(branch) - 1, data.seq_len(src) - 1
     steps = data.seq_len(branch) // fs  # the planning steps the branch executed (one action per stored frame)
@@ -75,13 +74,16 @@ def branch_offsets(model, normalizer, data: RobomimicEpisodes, branch: int, devi
         acts = torch.stack([data.actions[branch, k * fs:(k + 1) * fs].reshape(-1) for k in range(steps)])[None]
         z_pred = model.rollout_latents(encode(branch, 0), normalizer.normalize_action(acts.to(device).float()))
 
-        def read(z):  # [1, T, P, D] -> [S] metres, the last step
-            return normalizer.denormalize_state(model.read_state(z[:, -1]).float().cpu())[0].numpy()
+        def read(z, reader=model.read_state):  # [1, T, P, D] -> [S] metres, the last step
+            return normalizer.denormalize_state(reader(z[:, -1]).float().cpu())[0].numpy()
 
         goal = read(z_goal)
         for name, sl in parts.items():
             out[f"{name}_predicted"] = (read(z_pred) - goal)[sl]
             out[f"{name}_readout_true"] = (read(z_end) - goal)[sl]
+            if rollout_reader is not None:
+                out[f"{name}_predicted_rollout_readout"] = (read(z_pred, rollout_reader)
+                                                            - read(z_goal, rollout_reader))[sl]
     return out
 
 
@@ -117,7 +119,13 @@ def measure(run_dir: str | Path, data_dir: str | Path | None = None, lift_cm: fl
     z0 = data.states[branches, 0, 2]
     z_end = torch.stack([data.states[i, data.seq_len(i) - 1, 2] for i in branches])
     lifted = [i for i, rise in zip(branches, (z_end - z0).tolist()) if rise > lift_cm / 100]
-    rows = [branch_offsets(run.model, run.normalizer, data, i, torch.device(device)) for i in lifted]
+    reader = None
+    if (Path(run_dir) / READOUT_DIR).is_dir():
+        try:
+            reader = load_rollout_readout(Path(run_dir) / READOUT_DIR, device)
+        except (FileNotFoundError, ValueError) as exc:
+            raise PlanBranchError(f"cannot load the rollout readout: {exc}") from exc
+    rows = [branch_offsets(run.model, run.normalizer, data, i, torch.device(device), reader) for i in lifted]
     res = {"run": str(run_dir), "data": str(data_dir), "from_index": first, "n_plan_branches": len(branches),
            "n_lifted": len(lifted), "lift_cm": lift_cm, "episodes": lifted}
     if rows:
@@ -132,7 +140,8 @@ def format_table(res: dict) -> str:
     lines = [f"{res['n_lifted']} of {res['n_plan_branches']} plan branches (episodes {res['from_index']}+ of "
              f"{res['data']}) lifted the object by > {res['lift_cm']:g} cm; offsets from the goal, cm (x, y, z):"]
     labels = [("true", "true end - goal"), ("predicted", "predicted - goal (readout of the rollout)"),
-              ("readout_true", "readout of the true end - goal")]
+              ("readout_true", "readout of the true end - goal"),
+              ("predicted_rollout_readout", "predicted - goal (rollout readout)")]
     for part in ("object", "eef"):
         for suffix, label in labels:
             key = f"{part}_{suffix}"

@@ -121,6 +121,12 @@ def eef_position(proprio: np.ndarray) -> np.ndarray:
     return np.array(np.asarray(proprio)[..., EEF_POS_SLICE])
 
 
+def position_slices(state_dim: int) -> dict[str, slice]:
+    """The object's and the end effector's position in a [state_dim] state vector (object first, proprio last)."""
+    eef0 = state_dim - PROPRIO_DIM
+    return {"object": OBJECT_POS, "eef": slice(eef0 + EEF_POS_SLICE.start, eef0 + EEF_POS_SLICE.stop)}
+
+
 def object_parts(env_name: str, object_dim: int | None = None) -> tuple[tuple[str, int], ...]:
     """Named parts of the object vector: the registered task's names when they fit, else pos/quat/rest.
 

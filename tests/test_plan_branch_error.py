@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.plan_branch_error import main, measure, new_branches_from, position_slices
+from benchmarks.plan_branch_error import main, measure, new_branches_from
 from conversion.exploration import add_plan_branches
 from datasets import executed_actions
 from datasets.robomimic_dset import RobomimicEpisodes
+from tasks.state_layout import position_slices
 
 
 def test_positions_are_the_object_first_and_the_eef_first_of_the_trailing_proprio():

@@ -19,7 +19,7 @@ Inside planning/ and training/ their rooms (sub-packages and the package's own m
 (``ROOMS``, drawn in the README under the graph above):
 
     planning:  objectives <- planners <- execution -> reporting
-    training:  model_config <- run_dir <- loop;  run_dir <- action_prior <- cost_to_go
+    training:  model_config <- run_dir <- loop;  run_dir <- action_prior <- cost_to_go, rollout_readout
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ ROOMS = {
         "loop": {"run_dir", "model_config"},     # the Accelerate loop
         "action_prior": {"run_dir"},             # heads fitted after training
         "cost_to_go": {"action_prior", "run_dir"},
+        "rollout_readout": {"action_prior", "run_dir"},
     },
 }
 

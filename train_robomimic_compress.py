@@ -153,8 +153,8 @@ DEBUG_HEAD_STEPS = 50  # ``debug=true``: the learned heads are fitted this many 
 
 
 def fit_learned_heads(cfg: DictConfig, run_dir: Path) -> None:
-    """After the world model, on its frozen latents: the learned cost-to-go (``cost_to_go.train``) and the action
-    prior (``action_prior.train``), on the device training ran on (the selected GPU when CUDA is there); a
+    """After the world model, on its frozen latents: the learned cost-to-go (``cost_to_go.train``), the action
+    prior (``action_prior.train``) and the rollout readout (``rollout_readout.train``), on the device training ran on (the selected GPU when CUDA is there); a
     ``debug=true`` run fits each for ``DEBUG_HEAD_STEPS`` steps at most, as its one epoch is short."""
     import torch
 
@@ -171,6 +171,11 @@ def fit_learned_heads(cfg: DictConfig, run_dir: Path) -> None:
         from training.action_prior import fit_after_training
 
         fit_after_training(run_dir, steps(cfg.action_prior), device)
+    if cfg.get("rollout_readout") and cfg.rollout_readout.train:
+        from training.rollout_readout import fit_after_training
+
+        head = cfg.rollout_readout
+        fit_after_training(run_dir, steps(head), int(head.horizon), int(head.max_starts), device)
 
 
 # keys of the project this one replaces, under the names they have here: one line naming today's

@@ -77,14 +77,22 @@ def test_files_round_trip_and_damage_is_one_line(tmp_path):
 
 
 def test_fit_on_a_run_then_plan_with_it(tiny_trained_run, tmp_path):
-    """On a tiny trained run: the CLI writes RUN/rollout_readout with held-out figures of both readouts; plan.py scores
+    """On a tiny trained run: training fitted one (a rerun keeps it); the CLI writes RUN/rollout_readout with held-out figures of both readouts; plan.py scores
     the later re-plans with it and names it; asking for it on a run without one, or an unknown readout, is one line."""
     import plan
     from tests.conftest import run_cli
     from tests.test_plan import SMALL_CEM, plan_inprocess
+    from training.rollout_readout import fit_after_training
 
+    fitted = tiny_trained_run / "rollout_readout" / "config.json"
+    assert fitted.is_file()  # fitted after training (rollout_readout.train, the default)
     run = tmp_path / "run"
     shutil.copytree(tiny_trained_run, run)
+    stamp = (run / "rollout_readout" / "model.safetensors").stat().st_mtime_ns
+    steps = json.loads(fitted.read_text())["steps"]
+    assert fit_after_training(run, steps, 9, 6, "cpu") == run / "rollout_readout"  # kept: fitted on the latest
+    assert (run / "rollout_readout" / "model.safetensors").stat().st_mtime_ns == stamp
+    shutil.rmtree(run / "rollout_readout")
     later = ["mpc.n_taken_actions=[3,1,1]", "mpc.later_objective.state_weight=0.1",
              "mpc.later_objective.state_readout=rollout", "n_evals=1", "outputs.videos=false", "outputs.plots=false",
              "wandb.mode=disabled"]

@@ -266,12 +266,17 @@ def test_a_debug_run_fits_its_learned_heads_briefly(monkeypatch, tmp_path):
 
     import training.action_prior
     import training.cost_to_go
+    import training.rollout_readout
     from train_robomimic_compress import DEBUG_HEAD_STEPS, fit_learned_heads
 
     fitted = []
     monkeypatch.setattr(training.action_prior, "fit_after_training", lambda _d, n, _dev: fitted.append(("prior", n)))
     monkeypatch.setattr(training.cost_to_go, "fit_after_training", lambda _d, n, _dev: fitted.append(("ctg", n)))
-    heads = {"action_prior": {"train": True, "steps": 3000}, "cost_to_go": {"train": True, "steps": 2000}}
+    monkeypatch.setattr(training.rollout_readout, "fit_after_training",
+                        lambda _d, n, h, k, _dev: fitted.append(("readout", n, h, k)))
+    heads = {"action_prior": {"train": True, "steps": 3000}, "cost_to_go": {"train": True, "steps": 2000},
+             "rollout_readout": {"train": True, "steps": 1000, "horizon": 9, "max_starts": 6}}
     fit_learned_heads(OmegaConf.create({"debug": True, **heads}), tmp_path)
     fit_learned_heads(OmegaConf.create({"debug": False, **heads}), tmp_path)
-    assert fitted == [("ctg", DEBUG_HEAD_STEPS), ("prior", DEBUG_HEAD_STEPS), ("ctg", 2000), ("prior", 3000)]
+    assert fitted == [("ctg", DEBUG_HEAD_STEPS), ("prior", DEBUG_HEAD_STEPS), ("readout", DEBUG_HEAD_STEPS, 9, 6),
+                      ("ctg", 2000), ("prior", 3000), ("readout", 1000, 9, 6)]

@@ -162,15 +162,10 @@ def fit_after_training(run_dir: str | Path, steps: int, device: str | torch.devi
 
     A prior already fitted with ``steps`` steps on the run's latest checkpoint is kept (a rerun of a finished
     run, e.g. ``run_demo.sh`` again, does not spend the fit twice)."""
-    from training.run_dir.checkpoint import fitted_on_latest
+    from training.run_dir.checkpoint import fit_head_unless_current
 
-    current = Path(run_dir) / PRIOR_DIR / CONFIG_FILE
-    if (latest := fitted_on_latest(current, run_dir, steps)) is not None:
-        log.info("action prior: %s is already fitted on %s", current.parent, latest)
-        return current.parent
-    out, stats = fit_run_prior(run_dir, steps=steps, device=device)
-    log.info("action prior: %s (%s)", out, ", ".join(f"{k} {v:.4f}" for k, v in stats.items()))
-    return out
+    return fit_head_unless_current("action prior", Path(run_dir) / PRIOR_DIR, run_dir, steps,
+                                   lambda: fit_run_prior(run_dir, steps=steps, device=device))
 
 
 def refusal(run_dir: str, steps: int, max_steps: int | None, out: str | None) -> str | None:

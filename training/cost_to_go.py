@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.cost_to_go import CONFIG_FILE, CTG_DIR, CostToGo, CostToGoConfig, save_cost_to_go
+from models.cost_to_go import CTG_DIR, CostToGo, CostToGoConfig, save_cost_to_go
 from utils.atomic_files import atomic_directory
 from utils.torch_device import device_argument
 
@@ -203,15 +203,10 @@ def fit_run_cost_to_go(run_dir: str | Path, steps: int = 3000, device: str = "cp
 def fit_after_training(run_dir: str | Path, steps: int, device: str | torch.device) -> Path:
     """The cost-to-go of a run that has just finished training (kept when already fitted with ``steps`` steps on the
     run's latest checkpoint)."""
-    from training.run_dir.checkpoint import fitted_on_latest
+    from training.run_dir.checkpoint import fit_head_unless_current
 
-    current = Path(run_dir) / CTG_DIR / CONFIG_FILE
-    if (latest := fitted_on_latest(current, run_dir, steps)) is not None:
-        log.info("cost-to-go: %s is already fitted on %s", current.parent, latest)
-        return current.parent
-    out, stats = fit_run_cost_to_go(run_dir, steps=steps, device=str(device))
-    log.info("cost-to-go: %s (%s)", out, ", ".join(f"{k} {v:.3f}" for k, v in stats.items()))
-    return out
+    return fit_head_unless_current("cost-to-go", Path(run_dir) / CTG_DIR, run_dir, steps,
+                                   lambda: fit_run_cost_to_go(run_dir, steps=steps, device=str(device)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -171,6 +171,20 @@ def fit_run_rollout_readout(run_dir: str | Path, horizon: int = 9, max_starts: i
     return out, stats
 
 
+def fit_after_training(run_dir: str | Path, steps: int, horizon: int, max_starts: int,
+                       device: str | torch.device) -> Path | None:
+    """The rollout readout of a run that has just finished training (kept when already fitted with ``steps`` steps on
+    the run's latest checkpoint; None for a run without a state readout)."""
+    from training.run_dir.checkpoint import fit_head_unless_current
+
+    try:
+        return fit_head_unless_current("rollout readout", Path(run_dir) / READOUT_DIR, run_dir, steps,
+                                       lambda: fit_run_rollout_readout(run_dir, horizon, max_starts, steps, str(device)))
+    except ValueError as exc:  # no state readout (model.dyn_weight 0), or no episode long enough
+        log.warning("rollout readout: not fitted: %s", exc)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -23,7 +23,8 @@ INTEGERS: dict[str, int] = {
     "training.log_every": 1, "training.val_every": 1, "training.save_every": 1, "training.num_workers": 0,
     "training.seed": 0, "num_hist": 1, "num_pred": 1, "frameskip": 1, "img_size": 1, "projected_dim": 1,
     "alignment_dim": 1, "action_emb_dim": 1, "proprio_emb_dim": 1, "predictor.depth": 1, "predictor.heads": 1,
-    "action_prior.steps": 1, "training.test_seed": 0, "cost_to_go.steps": 1,
+    "action_prior.steps": 1, "training.test_seed": 0, "cost_to_go.steps": 1, "rollout_readout.steps": 1,
+    "rollout_readout.horizon": 1, "rollout_readout.max_starts": 1,
 }  # num_gpus and min_free_memory_gb: checked by the GPU selection (gpu_utils), which says what it needs;
 # img_size: at least the encoder's patch_size (check_training_settings reads it from the encoder's class)
 # key -> (lowest, highest, whether the lowest itself is allowed); None: unbounded
@@ -38,7 +39,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "training.mixed_precision": ("no", "bf16", "fp16"),
 }  # + encoder.feature_key: one of the encoder's feature_keys
 FLAGS = ("debug", "training.resume", "training.grad_checkpointing", "model.decoder", "model.residual",
-         "model.target_stop_grad", "action_prior.train", "cost_to_go.train", "gpu.auto_select")
+         "model.target_stop_grad", "action_prior.train", "cost_to_go.train", "rollout_readout.train", "gpu.auto_select")
 
 
 class BadSetting(ValueError):

@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -196,9 +197,22 @@ def load_train_state(ckpt: Path) -> dict[str, Any]:
 
 def fitted_on_latest(head_config: Path, run_dir: str | Path, steps: int) -> str | None:
     """The latest checkpoint's name when the learned head whose ``config.json`` is ``head_config`` (the action prior,
-    the cost-to-go) was already fitted on it with ``steps`` steps, else None (fit it again)."""
+    the cost-to-go, the rollout readout) was already fitted on it with ``steps`` steps, else None (fit it again)."""
     latest = latest_checkpoint(run_dir)
     if not head_config.is_file() or latest is None:
         return None
     done = json.loads(head_config.read_text())
     return latest.name if done.get("world_model_checkpoint") == latest.name and done.get("steps") == steps else None
+
+
+def fit_head_unless_current(label: str, head_dir: Path, run_dir: str | Path, steps: int,
+                            fit: Callable[[], tuple[Path, dict[str, float]]]) -> Path:
+    """A learned head of a run that has just finished training: ``head_dir`` kept when it was already fitted with
+    ``steps`` steps on the run's latest checkpoint (a rerun of a finished run does not spend the fit twice), else
+    ``fit()`` -> (its directory, held-out figures), logged under ``label``."""
+    if (latest := fitted_on_latest(head_dir / "config.json", run_dir, steps)) is not None:
+        log.info("%s: %s is already fitted on %s", label, head_dir, latest)
+        return head_dir
+    out, stats = fit()
+    log.info("%s: %s (%s)", label, out, ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
+    return out

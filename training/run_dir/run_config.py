@@ -18,10 +18,10 @@ from training.run_dir.launch_settings import explicit_keys
 
 # Top-level keys (and dotted sub-keys) a resume may change: they steer training, not the model.
 # ``task`` names the data (like env.data_path); the model keys it feeds (alignment_dim) are checked on
-# their own, and runs saved before the task group existed have no ``task`` section. ``action_prior``
-# is fitted after the world model and does not change it.
-MUTABLE = ("training", "action_prior", "cost_to_go", "wandb", "debug", "num_gpus", "min_free_memory_gb", "gpu", "name",
-           "encoder.cache", "env.data_path", "task")
+# their own, and runs saved before the task group existed have no ``task`` section. ``action_prior``,
+# ``cost_to_go`` and ``rollout_readout`` are fitted after the world model and do not change it.
+MUTABLE = ("training", "action_prior", "cost_to_go", "rollout_readout", "wandb", "debug", "num_gpus", "min_free_memory_gb",
+           "gpu", "name", "encoder.cache", "env.data_path", "task")
 _ABSENT = object()  # OmegaConf.select's default: tells a key that is not there from one set to null
 
 

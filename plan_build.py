@@ -36,10 +36,10 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
         later = later_objective_settings(cfg)
         specs = [OmegaConf.to_container(cfg.objective, resolve=True)]
         specs += [OmegaConf.to_container(OmegaConf.merge(cfg.objective, later), resolve=True)] if later else []
-        readers = state_readers(cfg, model, [spec.pop("state_readout", None) or "model" for spec in specs], device,
-                                checkpoint)
+        wanted = [spec.pop("state_readout", None) or "model" for spec in specs]  # each objective's state reader
+        readers = state_readers(cfg, model, wanted, device, checkpoint)
         objective, *rest = [instantiate(spec, state_reader=readers[which][0], **extra)
-                            for spec, which in zip(specs, readers["order"])]
+                            for spec, which in zip(specs, wanted)]
         later_objective = rest[0] if rest else None
     except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
         raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
@@ -76,12 +76,11 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
 
 def state_readers(cfg: DictConfig, model, wanted: list[str], device: str, checkpoint: str | None = None) -> dict:
     """{"model": (the world model's own read_state or None, None), "rollout": (the run's rollout readout, its identity)
-    when asked for, "order": ``wanted``}: the state reader of each objective (``objective.state_readout``, and
+    when ``wanted`` names it}: the state readers the objectives ask for (``objective.state_readout``, and
     ``mpc.later_objective.state_readout`` for the later re-plans); an unknown name is refused in one line."""
     from plan_setup import load_state_readout
 
-    readers: dict = {"model": (model.read_state if getattr(model, "reads_state", False) else None, None),
-                     "order": wanted}
+    readers = {"model": (model.read_state if getattr(model, "reads_state", False) else None, None)}
     for which in wanted:
         if which not in ("model", "rollout"):
             raise PlanError(f"objective.state_readout={which!r} is not one of model (the run's own readout), rollout "

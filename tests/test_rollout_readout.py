@@ -92,6 +92,8 @@ def test_fit_on_a_run_then_plan_with_it(tiny_trained_run, tmp_path):
     steps = json.loads(fitted.read_text())["steps"]
     assert fit_after_training(run, steps, 9, 6, "cpu") == run / "rollout_readout"  # kept: fitted on the latest
     assert (run / "rollout_readout" / "model.safetensors").stat().st_mtime_ns == stamp
+    fit_after_training(run, steps, 4, 6, "cpu")  # other rollouts (horizon 4): fitted again
+    assert json.loads((run / "rollout_readout" / "config.json").read_text())["horizon"] == 4
     shutil.rmtree(run / "rollout_readout")
     later = ["mpc.n_taken_actions=[3,1,1]", "mpc.later_objective.state_weight=0.1",
              "mpc.later_objective.state_readout=rollout", "n_evals=1", "outputs.videos=false", "outputs.plots=false",

@@ -125,9 +125,9 @@ def fit_readout(start: StateReadout, train: ReadoutPairs, steps: int = 3000, bat
 
 
 @torch.no_grad()
-def evaluate(readouts: dict[str, StateReadout], pairs: ReadoutPairs, normalizer, horizon: int) -> dict[str, float]:
+def evaluate(readouts: dict[str, StateReadout], pairs: ReadoutPairs, normalizer) -> dict[str, float]:
     """Per readout: mean squared error (normalised) on rollouts and on encoded frames, and the object's and end
-    effector's position error at the rollouts' last step (``horizon``; RMS over the three axes' squares, cm)."""
+    effector's position error at the rollouts' last step (the longest rollouts; RMS over the three axes' squares, cm)."""
     out: dict[str, float] = {}
     rollouts, frames = pairs.rollouts(), pairs.frames()
     last = rollouts.steps == rollouts.steps.max() if len(rollouts.steps) else rollouts.steps.bool()
@@ -161,7 +161,7 @@ def fit_run_rollout_readout(run_dir: str | Path, horizon: int = 9, max_starts: i
     held = rollout_pairs(run, episodes, run.split[held_split], horizon, max_starts, features) \
         if held_split == "val" else train
     readout = fit_readout(run.model.state_readout, train, steps=steps, seed=seed)
-    stats = evaluate({"model": run.model.state_readout, "refit": readout}, held, run.normalizer, horizon)
+    stats = evaluate({"model": run.model.state_readout, "refit": readout}, held, run.normalizer)
     extra = {"held_out": stats, "held_out_split": held_split, "horizon": horizon, "max_starts": max_starts,
              "steps": steps, "n_train_pairs": len(train.z), "world_model_checkpoint": run.checkpoint_dir.name,
              "train_seconds": round(time.perf_counter() - t, 1)}
@@ -175,11 +175,19 @@ def fit_after_training(run_dir: str | Path, steps: int, horizon: int, max_starts
                        device: str | torch.device) -> Path | None:
     """The rollout readout of a run that has just finished training (kept when already fitted with ``steps`` steps on
     the run's latest checkpoint; None for a run without a state readout)."""
+    import json
+
     from training.run_dir.checkpoint import fit_head_unless_current
 
+    def fit() -> tuple[Path, dict]:
+        return fit_run_rollout_readout(run_dir, horizon, max_starts, steps, str(device))
+
+    saved = Path(run_dir) / READOUT_DIR / "config.json"
     try:
-        return fit_head_unless_current("rollout readout", Path(run_dir) / READOUT_DIR, run_dir, steps,
-                                       lambda: fit_run_rollout_readout(run_dir, horizon, max_starts, steps, str(device)))
+        if saved.is_file() and [json.loads(saved.read_text()).get(k) for k in ("horizon", "max_starts")] != [
+                horizon, max_starts]:
+            return fit()[0]  # fitted with other rollouts: fit again whatever the checkpoint
+        return fit_head_unless_current("rollout readout", Path(run_dir) / READOUT_DIR, run_dir, steps, fit)
     except ValueError as exc:  # no state readout (model.dyn_weight 0), or no episode long enough
         log.warning("rollout readout: not fitted: %s", exc)
         return None

@@ -33,6 +33,7 @@ from plan_setup import (
     with_ensemble,
 )
 from planning.reporting.outputs import OutputError
+from tasks import task_for_env
 
 OmegaConf.register_new_resolver("basename", lambda p: Path(str(p)).name if p else "model", replace=True)
 log = logging.getLogger("plan")
@@ -103,7 +104,7 @@ def run_plan(cfg: DictConfig, out_dir: Path) -> dict:
     fs, t0 = int(model.frameskip), int(cfg.history_frames or model.num_hist)
     specs, mine = evaluation_specs(cfg, run, data, fs, t0)
     planner, mpc, settings, described = build_planning(cfg, model, run.normalizer, fs, t0, device,
-                                                       Path(run.checkpoint_dir).name)
+                                                       Path(run.checkpoint_dir).name, task_for_env(data.meta.env_name))
     described = {**described, "ensemble": ensemble_description(members)}
     job = open_job(cfg, out_dir, run, data, mine, described)  # only reads: a refused job leaves the dir as it was
     todo = [s for s in mine if s.eval_index not in job.finished]

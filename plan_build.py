@@ -5,18 +5,24 @@ A bad planner setting, objective or MPC budget is refused in one line (``plan_se
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from plan_setup import PlanError, load_learned_cost, load_prior
 from utils.errors import first_line
 
+log = logging.getLogger("plan")
 
-def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device: str, checkpoint: str | None = None):
+
+def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device: str, checkpoint: str | None = None,
+                   task=None):
     """(planner, MPC, EvalSettings, description) from the config; a bad planner setting or an MPC budget that runs
     past the goal is refused in one line (``planning.planners.factory.build_planner``, ``planning.execution.mpc_budget``).
-    ``checkpoint``: the name of the checkpoint planned with (a rollout readout fitted on another is warned about)."""
+    ``checkpoint``: the name of the checkpoint planned with (a rollout readout fitted on another is warned about).
+    ``task``: the planned task (``tasks.Task``), whose MPC recipe ``mpc.n_taken_actions=auto`` applies: ``cfg`` is
+    changed in place to the concrete settings, so the job's identity and outputs name what was planned."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
@@ -27,6 +33,7 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
 
     if cfg.eval.success_metric not in ("task", "goal"):
         raise PlanError(f"eval.success_metric={cfg.eval.success_metric!r} is not one of task, goal")
+    recipe = apply_mpc_recipe(cfg, task, model)
     try:
         ctg, ctg_info = (load_learned_cost(cfg, device) if float(cfg.objective.get("cost_to_go_weight", 0) or 0) > 0
                          else (None, None))
@@ -44,8 +51,7 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
     except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
         raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
     try:
-        taken = cfg.mpc.n_taken_actions  # an int, or a schedule: the steps executed at each re-plan
-        taken = tuple(int(n) for n in taken) if OmegaConf.is_list(taken) else int(taken)
+        taken = n_taken_actions(cfg)
         budget = MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=taken,
                            max_iter=None if cfg.mpc.max_iter is None else int(cfg.mpc.max_iter),
                            horizon=int(cfg.planner.horizon) if cfg.planner.get("horizon") is not None else None)
@@ -71,7 +77,50 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
                             goal_tolerance=float(cfg.eval.goal_tolerance),
                             gripper_tolerance=float(cfg.eval.get("gripper_tolerance", 0.01)))
     return planner, mpc, settings, {**planning_description(cfg, planner, mpc, prior_info), "learned_cost": ctg_info,
-                                    "rollout_readout": readers.get("rollout", (None, None))[1]}
+                                    "rollout_readout": readers.get("rollout", (None, None))[1], "mpc_recipe": recipe}
+
+
+def apply_mpc_recipe(cfg: DictConfig, task, model) -> dict | None:
+    """``mpc.n_taken_actions: auto`` made concrete, in ``cfg``: the task's measured schedule (``tasks.task.MPCRecipe``)
+    and, for a planner that scores with an objective, its ``mpc.later_objective`` settings under the ones given
+    (a key set on the command line wins). What was applied, for the summary; None when nothing was ``auto``.
+
+    The recipe adapts to the run: a rollout readout it asks for is replaced by the run's own readout when the run has
+    none (or plans as an ensemble), and its later state cost is left out when the model reads no state."""
+    from models.rollout_readout import READOUT_DIR
+    from planning.execution.mpc_budget import MPCBudget
+    from planning.planners.factory import takes_objective
+    from tasks.task import MPCRecipe
+
+    taken = cfg.mpc.n_taken_actions
+    if not (isinstance(taken, str) and taken == "auto"):
+        return None
+    recipe = task.mpc if task is not None else MPCRecipe()
+    schedule = recipe.schedule(int(cfg.goal_H))
+    later, notes = dict(recipe.later_objective), []
+    try:
+        scores = takes_objective(str(cfg.planner.get("_target_", "")))
+    except ValueError:  # refused in one line when the planner is built
+        scores = False
+    if later and (len(MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=schedule).schedule) < 2 or not scores
+                  or not OmegaConf.is_dict(cfg.mpc.get("later_objective"))):
+        later = {}  # one re-plan only, a baseline that scores nothing, or mpc.later_objective=null (none wanted)
+    if later.get("state_weight") and not getattr(model, "reads_state", False):
+        later, notes = {}, [*notes, "the model reads no state: the later state cost is left out"]
+    if later.get("state_readout") == "rollout" and (cfg.get("ensemble") or not (
+            Path(str(cfg.ckpt_base_path)) / READOUT_DIR).is_dir()):
+        later["state_readout"] = "model"
+        notes.append(f"the run has no {READOUT_DIR}/ (python -m training.rollout_readout RUN) or plans as an ensemble: "
+                     "the later state cost reads latents with the run's own readout")
+    for note in notes:
+        log.warning("mpc.n_taken_actions=auto (%s): %s", getattr(task, "name", "no task"), note)
+    with open_dict(cfg):
+        cfg.mpc.n_taken_actions = list(schedule) if isinstance(schedule, tuple) else schedule
+        for key, value in later.items():
+            if cfg.mpc.later_objective.get(key) is None:
+                cfg.mpc.later_objective[key] = value
+    return {"task": getattr(task, "name", None), "n_taken_actions": OmegaConf.to_container(cfg.mpc, resolve=True)[
+        "n_taken_actions"], "later_objective": later_objective_settings(cfg), "notes": notes}
 
 
 def state_readers(cfg: DictConfig, model, wanted: list[str], device: str, checkpoint: str | None = None) -> dict:
@@ -88,6 +137,21 @@ def state_readers(cfg: DictConfig, model, wanted: list[str], device: str, checkp
         if which == "rollout" and "rollout" not in readers:
             readers["rollout"] = load_state_readout(cfg, device, checkpoint)
     return readers
+
+
+def n_taken_actions(cfg: DictConfig) -> int | tuple[int, ...]:
+    """``mpc.n_taken_actions`` (after :func:`apply_mpc_recipe`): an int, or a schedule, the steps executed at each
+    re-plan; ValueError (one line) for anything else."""
+    taken = cfg.mpc.n_taken_actions
+    try:
+        if OmegaConf.is_list(taken):
+            return tuple(int(n) for n in taken)
+        if isinstance(taken, bool) or float(taken) != int(taken):
+            raise ValueError
+        return int(taken)
+    except (TypeError, ValueError):
+        raise ValueError(f"mpc.n_taken_actions={taken!r} is not a number of planning steps, a schedule ([6,1,1,1]) "
+                         "or auto") from None
 
 
 def later_objective_settings(cfg: DictConfig) -> dict:

@@ -4,7 +4,8 @@ A task is named by its short name (``lift``, ``can``): the ``--task`` of the dem
 downloader, ``conf/task/<name>.yaml`` and the data folders ``data/<source>/<name>/``. Its entry says
 which robosuite env it is, how that env's object vector is laid out, how wide its actions are,
 how the scripted demo policy solves it (optional), how long a demo may run, where the robomimic hub
-keeps its files, which camera to render and what counts as success. The entries are in
+keeps its files, which camera to render, what counts as success and how MPC plans it by default
+(``mpc.n_taken_actions: auto``, the settings measured best for the world model alone). The entries are in
 ``tasks/builtin.py``; ``tasks/registry.py`` looks them up.
 """
 
@@ -33,6 +34,34 @@ OBJECT_POSE_DIM = 7  # every object vector starts with the object's position 3 a
 
 
 @dataclass(frozen=True)
+class MPCRecipe:
+    """How plan.py's MPC plans a task by default (``mpc.n_taken_actions: auto``): the setting measured best for the
+    world model's own search on that task (``docs/experiments.md`` names the round that chose it).
+
+    Args:
+        replan_last: re-plan from the real frame before each of the last N planning steps only; the first plan's
+            earlier steps run open loop (goal_H 9, N 3: the schedule ``[6, 1, 1, 1]``). 0: re-plan before every step.
+        later_objective: ``mpc.later_objective`` settings (``(key, value)`` pairs) for every re-plan after the
+            first, e.g. a state cost that acts only once the first plan has run; empty: the objective throughout.
+    """
+
+    replan_last: int = 0
+    later_objective: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.replan_last < 0:
+            raise ValueError(f"MPCRecipe.replan_last must be >= 0, got {self.replan_last}")
+
+    def schedule(self, goal_H: int) -> int | tuple[int, ...]:
+        """``mpc.n_taken_actions`` for a goal ``goal_H`` planning steps away: 1 (every step) or a schedule adding up
+        to ``goal_H``."""
+        if self.replan_last == 0 or goal_H <= 1:
+            return 1
+        last = min(self.replan_last, goal_H)
+        return (goal_H - last,) * (goal_H > last) + (1,) * last
+
+
+@dataclass(frozen=True)
 class Task:
     """One task. Only ``name``, ``env_name`` and ``object_parts`` are required.
 
@@ -55,6 +84,7 @@ class Task:
         success: ``f(robosuite env) -> bool``; None: robosuite's own ``env._check_success()``.
         alignment_dim: the leading ``state`` dims training aligns with the latent by default (InfoNCE; the
             training config's ``alignment_dim: null``): the object pose, pos 3 + quat 4.
+        mpc: how plan.py's MPC plans the task when ``mpc.n_taken_actions`` is ``auto`` (its default).
     """
 
     name: str
@@ -70,6 +100,7 @@ class Task:
     policy_goal: Callable[[Any], np.ndarray] | None = None
     success: Callable[[Any], bool] | None = None
     alignment_dim: int = OBJECT_POSE_DIM
+    mpc: MPCRecipe = MPCRecipe()
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.lower() or not self.name.isidentifier():

@@ -50,12 +50,18 @@ def test_cli_writes_every_output(cem_single):
     dists = [r["final_object_dist"] for r in logs["episodes"]]
     assert summary["mean_final_object_dist"] == pytest.approx(sum(dists) / 2) and min(dists) > 0
     assert logs["config"]["planner"]["num_samples"] == 16
+    # mpc.n_taken_actions=auto: Lift's recipe, the first plan open loop then a re-plan before each of the last 3
+    # steps, with the end-effector state cost in those re-plans; the outputs name the concrete settings
+    assert summary["planner_settings"]["n_taken_actions"] == [2, 1, 1, 1] == logs["config"]["mpc"]["n_taken_actions"]
+    recipe = summary["mpc_recipe"]
+    assert recipe["task"] == "lift" and recipe["later_objective"]["state_position"] == "eef"
+    assert summary["planner_settings"]["later_objective"] == recipe["later_objective"]
     for rec in logs["episodes"]:
         for key in ("task_success", "goal_reached", "final_latent_dist", "final_object_dist", "planning_seconds",
                     "goal_is_success", "start_is_success"):
             assert key in rec, key
         assert rec["goal_is_success"] and not rec["start_is_success"]
-        assert rec["n_env_steps"] == 25 and rec["n_replans"] == 5
+        assert rec["n_env_steps"] == 25 and rec["n_replans"] == 4
         frames = _read_mp4(cem_single / rec["video"])
         assert frames.shape[0] == rec["n_env_steps"] + 1
         assert frames.shape[2] == 2 * frames.shape[1]  # executed view | goal frame

@@ -234,3 +234,29 @@ def test_the_default_is_the_cpu_demo_on_lift_and_presets_pick_the_size():
     assert _size(cfg) == CPU and cfg["name"] == "demo_lift" and cfg["env"]["data_path"] == f"{DATA}/demo/lift/dino_wm"
     assert _size(_train_config("preset=gpu_full")) == GPU
     assert _size(_train_config("task=can", "env=robomimic", "preset=gpu_full", "predictor=vit_cpu_small"))["predictor"] == "vit_cpu_small"
+
+
+@pytest.mark.parametrize("replan_last, goal_H, schedule", [
+    (0, 9, 1),                # every step
+    (3, 9, (6, 1, 1, 1)),     # the first plan's first 6 steps open loop, then a re-plan before each of the last 3
+    (3, 20, (17, 1, 1, 1)),
+    (3, 3, (1, 1, 1)),        # no open-loop part left
+    (3, 2, (1, 1)),
+    (3, 1, 1),
+])
+def test_an_mpc_recipe_schedules_re_plans_before_the_last_steps(replan_last, goal_H, schedule):
+    from tasks.task import MPCRecipe
+
+    got = MPCRecipe(replan_last=replan_last).schedule(goal_H)
+    assert got == schedule
+    assert (got * goal_H if isinstance(got, int) else sum(got)) == goal_H  # every plan ends at the goal time
+
+
+def test_lift_plans_by_its_measured_recipe_and_can_every_step():
+    from tasks.task import MPCRecipe
+
+    assert get_task("lift").mpc.schedule(9) == (6, 1, 1, 1)
+    assert dict(get_task("lift").mpc.later_objective)["state_position"] == "eef"
+    assert get_task("can").mpc == MPCRecipe() and get_task("can").mpc.schedule(20) == 1
+    with pytest.raises(ValueError, match="replan_last"):
+        MPCRecipe(replan_last=-1)

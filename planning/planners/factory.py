@@ -18,6 +18,12 @@ def _import(target: str):
         raise ValueError(f"planner _target_ {target!r} cannot be imported: {exc}") from None
 
 
+def takes_objective(target: str) -> bool:
+    """True if the planner class ``target`` (a ``_target_``) scores candidates with an objective; ValueError (one
+    line) if it cannot be imported."""
+    return "objective" in inspect.signature(_import(target)).parameters
+
+
 def build_planner(spec: Mapping[str, Any], model=None, objective=None) -> Planner:
     """A planner from its config (``_target_``, ``name`` and the constructor's settings).
 

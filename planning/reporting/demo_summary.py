@@ -21,6 +21,7 @@ from utils.atomic_files import atomic_write_text
 _COLS = {  # row key: (header, format, summary.json key)
     "planner": ("planner", None, "planner"),
     "chosen_by": ("actions chosen by", None, "actions_chosen_by"),
+    "mpc": ("re-plans", None, None),  # from planner_settings (mpc_label)
     "success_rate": ("success rate", ".2f", "success_rate"),
     "success_ci95": ("95% interval", ".2f", "success_ci95"),
     "goal_reached_rate": ("goal reached", ".2f", "goal_reached_rate"),
@@ -45,10 +46,26 @@ def _one(values) -> Any:
     return found.pop() if len(found) == 1 else None
 
 
+def mpc_label(summary: dict[str, Any]) -> str | None:
+    """How the evaluation re-planned, in a few words: the steps executed per re-plan (``every step``, ``[2,1,1,1]``)
+    and a later state cost when there was one, e.g. ``[2,1,1,1], later eef cost (rollout readout)``."""
+    settings = summary.get("planner_settings") or {}
+    taken = settings.get("n_taken_actions")
+    if taken is None:
+        return None
+    label = "every step" if taken == 1 else f"{taken} steps" if isinstance(taken, int) else \
+        "[" + ",".join(str(n) for n in taken) + "]"
+    later = settings.get("later_objective") or {}
+    if later.get("state_weight"):
+        label += f", later {later.get('state_position', 'object')} cost ({later.get('state_readout', 'model')} readout)"
+    return label
+
+
 def collect(train_run: Path, plan_dirs: list[Path]) -> dict[str, Any]:
     """Gather the figures of one demo job into a JSON-able dict."""
     summaries = [(d, _load_json(d / SUMMARY_FILE)) for d in plan_dirs]
-    rows = [{**{k: s.get(src) for k, (_, _, src) in _COLS.items()}, "planner": s.get("planner", d.name),
+    rows = [{**{k: s.get(src) for k, (_, _, src) in _COLS.items() if src}, "mpc": mpc_label(s),
+             "planner": s.get("planner", d.name),
              "dir": str(d), "encoder_pretrained": s.get("encoder_pretrained")} for d, s in summaries]
     return {"train_run": str(train_run), "train_step": _one(s.get("model_step") for _, s in summaries),
             "checkpoint": _one(s.get("checkpoint") for _, s in summaries),

@@ -82,14 +82,14 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
 
 def apply_mpc_recipe(cfg: DictConfig, task, model) -> dict | None:
     """``mpc.n_taken_actions: auto`` made concrete, in ``cfg``: the task's measured schedule (``tasks.task.MPCRecipe``)
-    and, for a planner that scores with an objective, its ``mpc.later_objective`` settings under the ones given
+    and, for a planner that searches by cost (CEM, random shooting; not prior, replay or the baselines), its ``mpc.later_objective`` settings under the ones given
     (a key set on the command line wins). What was applied, for the summary; None when nothing was ``auto``.
 
     The recipe adapts to the run: a rollout readout it asks for is replaced by the run's own readout when the run has
     none (or plans as an ensemble), and its later state cost is left out when the model reads no state."""
     from models.rollout_readout import READOUT_DIR
     from planning.execution.mpc_budget import MPCBudget
-    from planning.planners.factory import takes_objective
+    from planning.planners.factory import searches_by_cost
     from tasks.task import MPCRecipe
 
     taken = cfg.mpc.n_taken_actions
@@ -99,12 +99,12 @@ def apply_mpc_recipe(cfg: DictConfig, task, model) -> dict | None:
     schedule = recipe.schedule(int(cfg.goal_H))
     later, notes = dict(recipe.later_objective), []
     try:
-        scores = takes_objective(str(cfg.planner.get("_target_", "")))
+        scores = searches_by_cost(str(cfg.planner.get("_target_", "")))
     except ValueError:  # refused in one line when the planner is built
         scores = False
     if later and (len(MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=schedule).schedule) < 2 or not scores
                   or not OmegaConf.is_dict(cfg.mpc.get("later_objective"))):
-        later = {}  # one re-plan only, a baseline that scores nothing, or mpc.later_objective=null (none wanted)
+        later = {}  # one re-plan only, a planner that does not search by cost, or mpc.later_objective=null
     if later.get("state_weight") and not getattr(model, "reads_state", False):
         later, notes = {}, [*notes, "the model reads no state: the later state cost is left out"]
     if later.get("state_readout") == "rollout" and (cfg.get("ensemble") or not (

@@ -70,10 +70,15 @@ def test_the_recipe_adapts_to_what_the_run_and_planner_have(tmp_path):
     cfg = _cfg(tmp_path / "n")
     info = apply_mpc_recipe(cfg, get_task("lift"), _Model(reads_state=False))
     assert cfg.mpc.later_objective.state_weight is None and "reads no state" in info["notes"][0]
-    # a baseline that scores nothing gets the schedule only
-    cfg = _cfg(tmp_path / "r", target=RANDOM)
+    # planners that do not search by cost (a baseline, the prior alone, replay) get the schedule only
+    for target in (RANDOM, "planning.planners.prior.PriorPlanner", "planning.planners.replay.ReplayPlanner"):
+        cfg = _cfg(tmp_path / target, target=target)
+        apply_mpc_recipe(cfg, get_task("lift"), _Model())
+        assert n_taken_actions(cfg) == (6, 1, 1, 1) and cfg.mpc.later_objective.state_weight is None, target
+    # the prior-seeded CEM searches by cost: it gets the later cost as well
+    cfg = _cfg(tmp_path / "cp", target="planning.planners.cem_prior.PriorSeededCEMPlanner")
     apply_mpc_recipe(cfg, get_task("lift"), _Model())
-    assert n_taken_actions(cfg) == (6, 1, 1, 1) and cfg.mpc.later_objective.state_weight is None
+    assert cfg.mpc.later_objective.state_position == "eef"
     # one re-plan only (goal_H 1): nothing after the first plan
     cfg = _cfg(tmp_path / "g", goal_H=1)
     apply_mpc_recipe(cfg, get_task("lift"), _Model())

@@ -69,6 +69,7 @@ class CEMPlanner:
     """
 
     uses_model = True
+    searches_by_cost = True
 
     def __init__(self, model, objective: LatentGoalObjective, name: str = "cem", horizon: int = 5,
                  num_samples: int = 300, topk: int = 30, opt_steps: int = 30, var_scale: float = 1.0,

@@ -18,10 +18,10 @@ def _import(target: str):
         raise ValueError(f"planner _target_ {target!r} cannot be imported: {exc}") from None
 
 
-def takes_objective(target: str) -> bool:
-    """True if the planner class ``target`` (a ``_target_``) scores candidates with an objective; ValueError (one
-    line) if it cannot be imported."""
-    return "objective" in inspect.signature(_import(target)).parameters
+def searches_by_cost(target: str) -> bool:
+    """True if the planner class ``target`` (a ``_target_``) chooses among candidates by their cost under its
+    objective (``searches_by_cost``, see :class:`Planner`); ValueError (one line) if it cannot be imported."""
+    return bool(getattr(_import(target), "searches_by_cost", False))
 
 
 def build_planner(spec: Mapping[str, Any], model=None, objective=None) -> Planner:

@@ -151,6 +151,9 @@ class Planner(Protocol):
         uses_model: whether the world model's rollouts choose the actions (model-based planners: CEM,
             random shooting); ``plan.py`` budgets rollout memory only for those.
         horizon: planning steps per plan (an MPC may ask for fewer near the end of its budget).
+        searches_by_cost (optional, False if absent): whether the planner chooses among candidates by their cost
+            under its ``objective`` (CEM, random shooting), not only reports that cost (prior, replay); an MPC
+            recipe's later objective (``mpc.n_taken_actions=auto``) is given only to those.
 
     A planner's constructor takes ``model`` and / or ``objective`` by those names when it needs them
     (``build_planner`` passes only what it declares), then its own settings; no ``**kwargs`` catch-all,

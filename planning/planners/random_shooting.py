@@ -47,6 +47,7 @@ class RandomShootingPlanner:
 
     name = "random_shooting"
     uses_model = True
+    searches_by_cost = True
 
     def __init__(self, model, objective: LatentGoalObjective, horizon: int = 5, num_samples: int = 300,
                  opt_steps: int = 30, chunk_size: int = 4096):

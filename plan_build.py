@@ -105,6 +105,8 @@ def apply_mpc_recipe(cfg: DictConfig, task, model) -> dict | None:
     if later and (len(MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=schedule).schedule) < 2 or not scores
                   or not OmegaConf.is_dict(cfg.mpc.get("later_objective"))):
         later = {}  # one re-plan only, a planner that does not search by cost, or mpc.later_objective=null
+    given = later_objective_settings(cfg)  # set on the command line: they win, and are the user's to check
+    later = {key: value for key, value in later.items() if key not in given}
     if later.get("state_weight") and not getattr(model, "reads_state", False):
         later, notes = {}, [*notes, "the model reads no state: the later state cost is left out"]
     if later.get("state_readout") == "rollout" and (cfg.get("ensemble") or not (
@@ -117,8 +119,7 @@ def apply_mpc_recipe(cfg: DictConfig, task, model) -> dict | None:
     with open_dict(cfg):
         cfg.mpc.n_taken_actions = list(schedule) if isinstance(schedule, tuple) else schedule
         for key, value in later.items():
-            if cfg.mpc.later_objective.get(key) is None:
-                cfg.mpc.later_objective[key] = value
+            cfg.mpc.later_objective[key] = value
     return {"task": getattr(task, "name", None), "n_taken_actions": OmegaConf.to_container(cfg.mpc, resolve=True)[
         "n_taken_actions"], "later_objective": later_objective_settings(cfg), "notes": notes}
 

@@ -42,6 +42,10 @@ def test_a_key_given_on_the_command_line_wins_over_the_recipe(tmp_path):
     cfg = _cfg(tmp_path, state_weight=0.5)
     apply_mpc_recipe(cfg, get_task("lift"), _Model())
     assert cfg.mpc.later_objective.state_weight == 0.5 and cfg.mpc.later_objective.state_tolerance == 0.01
+    # the run's own readout asked for: kept, and no note about a missing rollout readout
+    cfg = _cfg(tmp_path / "m", readout=False, state_readout="model")
+    info = apply_mpc_recipe(cfg, get_task("lift"), _Model())
+    assert cfg.mpc.later_objective.state_readout == "model" and info["notes"] == []
 
 
 def test_later_objective_null_keeps_the_schedule_only(tmp_path):

@@ -23,46 +23,14 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
     ``checkpoint``: the name of the checkpoint planned with (a rollout readout fitted on another is warned about).
     ``task``: the planned task (``tasks.Task``), whose MPC recipe ``mpc.n_taken_actions=auto`` applies: ``cfg`` is
     changed in place to the concrete settings, so the job's identity and outputs name what was planned."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
     from planning.execution.evaluator import EvalSettings
     from planning.execution.mpc import MPC
-    from planning.execution.mpc_budget import MPCBudget
-    from planning.planners.factory import build_planner
 
     if cfg.eval.success_metric not in ("task", "goal"):
         raise PlanError(f"eval.success_metric={cfg.eval.success_metric!r} is not one of task, goal")
     recipe = apply_mpc_recipe(cfg, task, model)
-    try:
-        ctg, ctg_info = (load_learned_cost(cfg, device) if float(cfg.objective.get("cost_to_go_weight", 0) or 0) > 0
-                         else (None, None))
-        extra = dict(cost_to_go=ctg, disagreement=getattr(model, "disagreement", None),
-                     state_std=normalizer.state_std, alignment_dim=cfg.objective.alignment_dim
-                     if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
-        later = later_objective_settings(cfg)
-        specs = [OmegaConf.to_container(cfg.objective, resolve=True)]
-        specs += [OmegaConf.to_container(OmegaConf.merge(cfg.objective, later), resolve=True)] if later else []
-        wanted = [spec.pop("state_readout", None) or "model" for spec in specs]  # each objective's state reader
-        readers = state_readers(cfg, model, wanted, device, checkpoint)
-        objective, *rest = [instantiate(spec, state_reader=readers[which][0], **extra)
-                            for spec, which in zip(specs, wanted)]
-        later_objective = rest[0] if rest else None
-    except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
-        raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
-    try:
-        taken = n_taken_actions(cfg)
-        budget = MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=taken,
-                           max_iter=None if cfg.mpc.max_iter is None else int(cfg.mpc.max_iter),
-                           horizon=int(cfg.planner.horizon) if cfg.planner.get("horizon") is not None else None)
-        spec = OmegaConf.to_container(cfg.planner, resolve=True)
-        prior_info = None
-        if "prior" in spec:
-            spec["prior"], prior_info = load_prior(spec["prior"], Path(str(cfg.ckpt_base_path)).resolve(), device,
-                                                   cfg.model_epoch)
-        planner = build_planner(spec, model, objective)
-    except (ValueError, TypeError) as exc:
-        raise PlanError(str(exc)) from exc
+    objective, later_objective, ctg_info, readers = build_objectives(cfg, model, normalizer, device, checkpoint)
+    planner, budget, prior_info = build_planner_and_budget(cfg, model, objective, device)
     if later_objective is not None and budget.iterations < 2:
         raise PlanError("mpc.later_objective needs re-plans after the first (mpc.n_taken_actions below goal_H, or a "
                         "schedule)")
@@ -80,6 +48,50 @@ def build_planning(cfg: DictConfig, model, normalizer, fs: int, t0: int, device:
                                     "rollout_readout": readers.get("rollout", (None, None))[1], "mpc_recipe": recipe}
 
 
+def build_objectives(cfg: DictConfig, model, normalizer, device: str, checkpoint: str | None):
+    """(the objective, the later re-plans' objective or None, the learned cost's identity or None, the state readers
+    used) from ``objective`` and ``mpc.later_objective``; a bad objective setting is refused in one line."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        ctg, ctg_info = (load_learned_cost(cfg, device) if float(cfg.objective.get("cost_to_go_weight", 0) or 0) > 0
+                         else (None, None))
+        extra = dict(cost_to_go=ctg, disagreement=getattr(model, "disagreement", None),
+                     state_std=normalizer.state_std, alignment_dim=cfg.objective.alignment_dim
+                     if cfg.objective.alignment_dim is not None else getattr(model, "alignment_dim", 0))
+        later = later_objective_settings(cfg)
+        specs = [OmegaConf.to_container(cfg.objective, resolve=True)]
+        specs += [OmegaConf.to_container(OmegaConf.merge(cfg.objective, later), resolve=True)] if later else []
+        wanted = [spec.pop("state_readout", None) or "model" for spec in specs]  # each objective's state reader
+        readers = state_readers(cfg, model, wanted, device, checkpoint)
+        objective, *rest = [instantiate(spec, state_reader=readers[which][0], **extra)
+                            for spec, which in zip(specs, wanted)]
+    except InstantiationException as exc:  # the objective's own check (e.g. an unknown mode), wrapped by Hydra
+        raise PlanError(f"objective: {first_line(exc.__cause__ or exc)}") from exc
+    return objective, (rest[0] if rest else None), ctg_info, readers
+
+
+def build_planner_and_budget(cfg: DictConfig, model, objective, device: str):
+    """(the planner, its ``MPCBudget``, the action prior's identity or None); a bad planner setting or a budget that
+    runs past the goal is refused in one line."""
+    from planning.execution.mpc_budget import MPCBudget
+    from planning.planners.factory import build_planner
+
+    try:
+        budget = MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=n_taken_actions(cfg),
+                           max_iter=None if cfg.mpc.max_iter is None else int(cfg.mpc.max_iter),
+                           horizon=int(cfg.planner.horizon) if cfg.planner.get("horizon") is not None else None)
+        spec = OmegaConf.to_container(cfg.planner, resolve=True)
+        prior_info = None
+        if "prior" in spec:
+            spec["prior"], prior_info = load_prior(spec["prior"], Path(str(cfg.ckpt_base_path)).resolve(), device,
+                                                   cfg.model_epoch)
+        return build_planner(spec, model, objective), budget, prior_info
+    except (ValueError, TypeError) as exc:
+        raise PlanError(str(exc)) from exc
+
+
 def apply_mpc_recipe(cfg: DictConfig, task, model) -> dict | None:
     """``mpc.n_taken_actions: auto`` made concrete, in ``cfg``: the task's measured schedule (``tasks.task.MPCRecipe``)
     and, for a planner that searches by cost (CEM, random shooting; not prior, replay or the baselines), its ``mpc.later_objective`` settings under the ones given
@@ -88,7 +100,6 @@ def apply_mpc_recipe(cfg: DictConfig, task, model) -> dict | None:
     The recipe adapts to the run: a rollout readout it asks for is replaced by the run's own readout when the run has
     none (or plans as an ensemble), and its later state cost is left out when the model reads no state."""
     from models.rollout_readout import READOUT_DIR
-    from planning.execution.mpc_budget import MPCBudget
     from planning.planners.factory import searches_by_cost
     from tasks.task import MPCRecipe
 
@@ -102,7 +113,8 @@ def apply_mpc_recipe(cfg: DictConfig, task, model) -> dict | None:
         scores = searches_by_cost(str(cfg.planner.get("_target_", "")))
     except ValueError:  # refused in one line when the planner is built
         scores = False
-    if later and (len(MPCBudget(goal_H=int(cfg.goal_H), n_taken_actions=schedule).schedule) < 2 or not scores
+    replans = len(schedule) if isinstance(schedule, tuple) else int(cfg.goal_H)  # an int schedule is 1: every step
+    if later and (replans < 2 or not scores
                   or not OmegaConf.is_dict(cfg.mpc.get("later_objective"))):
         later = {}  # one re-plan only, a planner that does not search by cost, or mpc.later_objective=null
     given = later_objective_settings(cfg)  # set on the command line: they win, and are the user's to check

@@ -113,6 +113,9 @@ def test_train_and_plan_on_square(square_dataset, tmp_path):
     assert rec["n_env_steps"] == 10 and np.isfinite(rec["final_object_dist"])
     np.testing.assert_allclose(rec["goal_object_pos"], _nut_position(square_dataset, rec["episode"], rec["goal"]),
                                atol=1e-4)  # the planner's "object" is the square nut
+    final = np.asarray(rec["final_object_pos"]) - np.asarray(rec["goal_object_pos"])
+    assert np.linalg.norm(final) == pytest.approx(rec["final_object_dist"], abs=1e-6)  # where it ended, not only how far
+    assert len(rec["final_eef_pos"]) == 3
 
 
 def _nut_position(dataset: Path, ep: int, t: int) -> np.ndarray:

@@ -9,6 +9,8 @@ Success fields per episode (all recorded; ``success`` is the one ``success_rate`
 * ``start_is_success`` / ``goal_is_success``: the task's check at the start and at the goal state
   (read in the simulator before planning), so a reader can see whether the goal was a success
   state and whether the start already was one.
+* ``final_object_pos`` / ``final_eef_pos``: where the object and the end effector ended (metres, world frame),
+  beside ``goal_object_pos`` / ``goal_eef_pos`` (e.g. a lift that ends a few mm under the success height).
 * ``start_frame_mae``: mean absolute pixel difference between the frame rendered after the reset and
   the dataset's frame (a check that the reset and the camera match the training frames).
 * ``first_plan_cost`` / ``first_reference_cost`` / ``model_prefers_plan``: the ranking diagnostic
@@ -187,6 +189,7 @@ def evaluate_batch(model, normalizer, data, envs: list, specs: list[EpisodeSpec]
                "final_latent_dist": float(lat[i]), "final_object_dist": obj_d, "final_eef_dist": eef_d,
                "start_object_dist": float(np.linalg.norm(tr.obj[0] - goal_obj)),
                "goal_object_pos": [float(x) for x in goal_obj], "goal_eef_pos": [float(x) for x in goal_eef],
+               "final_object_pos": [float(x) for x in tr.obj[-1]], "final_eef_pos": [float(x) for x in tr.eef[-1]],
                "final_plan_cost": tr.plan_costs[-1] if tr.plan_costs else None,
                **ranking(tr), **{f"mean_{k}": float(np.mean(v)) for k, v in tr.plan_info.items()},
                "planning_seconds": share, "n_replans": result.n_replans, "n_env_steps": len(tr.actions)}

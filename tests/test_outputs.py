@@ -61,3 +61,16 @@ def test_the_ranking_summary_puts_the_failed_plans_predicted_cost_beside_their_t
     assert s["failed_first_reference_cost"] == pytest.approx(0.05)
     assert s["failed_true_end_distance"] == pytest.approx(0.2)  # final_latent_dist 0.1, 0.2, 0.3
     assert "failed_true_end_distance" not in summarize([recs[0]], {})  # nothing failed: no medians of nothing
+
+
+def test_the_summary_says_where_the_failures_ended_against_their_goal():
+    """Per-axis medians of final minus goal position over the failed evaluations only (a lift that ends low shows as a
+    negative z); records without the positions (older jobs) give no such field rather than a wrong one."""
+    def rec(i, success, dz):
+        return _rec(i, success, 0.05) | {"goal_object_pos": [0.0, 0.0, 0.85], "final_object_pos": [0.01, 0.0, 0.85 + dz],
+                                         "goal_eef_pos": [0.0, 0.0, 0.84], "final_eef_pos": [0.0, 0.0, 0.84]}
+    s = summarize([rec(0, False, -0.02), rec(1, False, -0.01), rec(2, False, -0.03), rec(3, True, 0.05)], {})
+    assert s["failed_object_offset_median_m"] == pytest.approx([0.01, 0.0, -0.02])
+    assert s["failed_eef_offset_median_m"] == pytest.approx([0.0, 0.0, 0.0])
+    assert "failed_object_offset_median_m" not in summarize([_rec(0, False, 0.05)], {})
+    assert "failed_object_offset_median_m" not in summarize([rec(0, True, 0.0)], {})

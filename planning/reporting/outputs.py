@@ -77,6 +77,7 @@ def summarize(episodes: list[dict], info: dict) -> dict:
         out[f"{key}_rate_all"] = mean(key)
     out.update(_distinct(eps, rated, out))
     out.update(_ranking(eps))
+    out.update(_failed_end_offsets(eps))
     out.update({f"mean_{k}": mean(k) for k in _MEAN_KEYS})
     out.update({k: mean(k) for k in sorted({k for r in eps for k in r if k.startswith("mean_")})})
     out["planning_seconds_total"] = float(sum(r["planning_seconds"] for r in eps))
@@ -129,6 +130,20 @@ def _ranking(eps: list[dict]) -> dict:
         res |= {"failed_first_plan_cost": med(failed, "first_plan_cost"),
                 "failed_first_reference_cost": med(failed, "first_reference_cost"),
                 "failed_true_end_distance": med(failed, "final_latent_dist")}
+    return res
+
+
+def _failed_end_offsets(eps: list[dict]) -> dict:
+    """Where the failed evaluations ended against their goal: the per-axis median of ``final_X_pos - goal_X_pos``
+    (metres, world frame; z up) for the object and the end effector, e.g. ``[0.0, 0.0, -0.015]`` = the failures end
+    1.5 cm under the goal. Empty when no evaluation failed or the records predate these fields."""
+    failed = [r for r in eps if not r["success"]]
+    res = {}
+    for what in ("object", "eef"):
+        rows = [np.subtract(r[f"final_{what}_pos"], r[f"goal_{what}_pos"]) for r in failed
+                if r.get(f"final_{what}_pos") is not None and r.get(f"goal_{what}_pos") is not None]
+        if rows and len(rows) == len(failed):
+            res[f"failed_{what}_offset_median_m"] = [float(x) for x in np.median(np.stack(rows), axis=0)]
     return res
 
 

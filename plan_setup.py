@@ -104,11 +104,16 @@ def compile_rollouts(cfg: DictConfig, model, device: str) -> None:
         model.compile_for_rollouts(mode)
 
 
+def _file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes: the identity a plan's outputs give the learned parts it loaded."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def load_learned_cost(cfg: DictConfig, device: str):
     """The run's learned cost-to-go (``RUN/cost_to_go``) for ``objective.cost_to_go_weight`` > 0, and its identity
     (path, sha256 of its weights: a refit one is another job); PlanError when it has none or it is damaged."""
-    import hashlib
-
     from models.cost_to_go import CTG_DIR, WEIGHTS_FILE, load_cost_to_go
 
     path = Path(str(cfg.ckpt_base_path)).resolve() / CTG_DIR
@@ -116,7 +121,7 @@ def load_learned_cost(cfg: DictConfig, device: str):
         model = load_cost_to_go(path, device)
     except (FileNotFoundError, ValueError) as exc:
         raise PlanError(f"objective.cost_to_go_weight={cfg.objective.cost_to_go_weight}: {exc}") from exc
-    return model, {"path": str(path), "sha256": hashlib.sha256((path / WEIGHTS_FILE).read_bytes()).hexdigest()}
+    return model, {"path": str(path), "sha256": _file_sha256(path / WEIGHTS_FILE)}
 
 
 def load_state_readout(cfg: DictConfig, device: str, checkpoint: str | None = None):
@@ -124,7 +129,6 @@ def load_state_readout(cfg: DictConfig, device: str, checkpoint: str | None = No
     (path, sha256 of its weights, the checkpoint it was fitted on); PlanError when it has none or it is damaged. A
     readout fitted on another checkpoint than ``checkpoint`` (the one planned with) reads another model's rollouts:
     that is said in a warning (it still loads)."""
-    import hashlib
     import json
 
     from models.rollout_readout import CONFIG_FILE, READOUT_DIR, WEIGHTS_FILE, load_rollout_readout
@@ -141,7 +145,7 @@ def load_state_readout(cfg: DictConfig, device: str, checkpoint: str | None = No
     if checkpoint is not None and fitted_on is not None and fitted_on != checkpoint:
         log.warning("the rollout readout %s was fitted on %s, the plan uses %s: refit it (python -m "
                     "training.rollout_readout %s)", path, fitted_on, checkpoint, cfg.ckpt_base_path)
-    return reader, {"path": str(path), "sha256": hashlib.sha256((path / WEIGHTS_FILE).read_bytes()).hexdigest(),
+    return reader, {"path": str(path), "sha256": _file_sha256(path / WEIGHTS_FILE),
                     "world_model_checkpoint": fitted_on}
 
 
@@ -151,7 +155,6 @@ def load_prior(spec, run_dir: Path, device: str, model_epoch="latest"):
     Returns (the prior or None, its identity or None): path, sha256 of its weights, the checkpoint it was fitted
     on and its validation MSE. A prior fitted on another checkpoint than the one planned with (``model_epoch``)
     reads latents of another projection: that is said in a warning (it still loads)."""
-    import hashlib
     import json
 
     from models.action_prior import CONFIG_FILE, PRIOR_DIR, WEIGHTS_FILE, load_action_prior
@@ -174,7 +177,7 @@ def load_prior(spec, run_dir: Path, device: str, model_epoch="latest"):
         log.warning("action prior %s was fitted on checkpoint %s, planning uses %s: refit it with "
                     "python -m training.action_prior %s", path, fitted_on, planned_with, run_dir)
     log.info("action prior: %s", path)
-    identity = {"path": str(path), "sha256": hashlib.sha256((path / WEIGHTS_FILE).read_bytes()).hexdigest(),
+    identity = {"path": str(path), "sha256": _file_sha256(path / WEIGHTS_FILE),
                 "fitted_on_checkpoint": fitted_on, "val_mse": (saved.get("losses") or {}).get("val_mse"),
                 "steps": saved.get("steps")}
     return prior, identity
